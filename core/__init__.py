@@ -1,0 +1,1 @@
+"""Platform plumbing shared by every package: settings, database, Celery, crypto, logging."""

@@ -1,0 +1,79 @@
+"""The FastAPI application: health endpoints, metrics, and the routers of each package."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from core.crypto import validate_pii_key
+from core.health import readiness
+from core.logging import configure_logging
+from core.settings import get_settings
+
+REQUESTS = Counter("deme_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "deme_http_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging()
+    validate_pii_key()
+    app = FastAPI(
+        title="Deme",
+        version="0.1.0",
+        description="SMS/USSD feedback and hotline platform for humanitarian response.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
+
+    @app.middleware("http")
+    async def _metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        LATENCY.labels(path).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Ready: database, broker and bot reachable; names what is not."""
+        checks = readiness(settings)
+        failing = {name: reason for name, reason in checks.items() if reason}
+        body = {
+            "status": "ok" if not failing else "unavailable",
+            "checks": {name: reason or "ok" for name, reason in checks.items()},
+        }
+        return JSONResponse(body, status_code=200 if not failing else 503)
+
+    @app.get("/metrics", tags=["health"])
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in _package_routers():
+        app.include_router(router)
+    return app
+
+
+def _package_routers() -> list[APIRouter]:
+    from gateway.routes import router as gateway_router
+    from ops_console.routes import router as console_router
+
+    return [gateway_router, console_router]

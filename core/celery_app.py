@@ -1,0 +1,80 @@
+"""The Celery application.
+
+Redis is the broker when ``DEME_REDIS_URL`` is set. Without it (the embedded default of
+``make run``), Kombu's filesystem transport carries the same tasks through a folder under
+``var/``, so web, worker and beat run the same code on a bare machine with no server.
+Tasks receive ids and reload rows; they are published only after the transaction that
+created their rows committed (see ``core.outbox``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+# Every module that defines tasks; the worker imports them at start.
+TASK_MODULES = [
+    "core.tasks",
+]
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    if settings.redis_url:
+        return settings.redis_url, {
+            # Fail fast when Redis is down: the caller falls back to the outbox relay.
+            "socket_timeout": 2,
+            "socket_connect_timeout": 2,
+            "max_retries": 0,
+            # acks_late: a task taken by a worker that dies is redelivered after this.
+            "visibility_timeout": 600,
+        }
+    folder = settings.var_dir / "broker"
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The one place where periodic work is declared."""
+    return {
+        "relay-outbox": {
+            "task": "core.relay_outbox",
+            "schedule": timedelta(seconds=settings.outbox_relay_seconds),
+        },
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    broker_url, transport_options = broker_options(settings)
+    app = Celery("deme", broker=broker_url, include=TASK_MODULES)
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="deme",
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+        beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
+        task_always_eager=settings.celery_always_eager,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())

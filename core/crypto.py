@@ -1,0 +1,109 @@
+"""Encryption of personal data at rest and keyed hashes for looking it up.
+
+Phone numbers (and provider credentials) are stored as Fernet tokens (AES-128-CBC +
+HMAC-SHA256), so a leaked database dump does not reveal who wrote to the hotline. Equality
+lookups use an HMAC of the normalised value, because Fernet tokens are randomised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from core.settings import SettingsError, get_settings
+
+
+class DecryptionError(RuntimeError):
+    """A stored value could not be decrypted with any configured DEME_PII_KEY."""
+
+
+def _key_list(raw: str) -> list[bytes]:
+    return [part.strip().encode() for part in raw.split(",") if part.strip()]
+
+
+@lru_cache(maxsize=4)
+def _fernet_for(raw_keys: str) -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(key) for key in _key_list(raw_keys)])
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(
+            "DEME_PII_KEY: each key must be 32 url-safe base64-encoded bytes "
+            "(generate one with `deme generate-key`)"
+        ) from exc
+
+
+@lru_cache(maxsize=4)
+def _lookup_key_for(raw_keys: str) -> bytes:
+    # Derived from the first key: rotating keys means re-hashing (see README, "Key rotation").
+    first = _key_list(raw_keys)[0]
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"deme-lookup-hash", info=b"v1").derive(
+        first
+    )
+
+
+def _raw_keys() -> str:
+    return get_settings().pii_key.get_secret_value()
+
+
+def validate_pii_key() -> None:
+    """Raise SettingsError early (at start-up) when DEME_PII_KEY is malformed."""
+    _fernet_for(_raw_keys())
+
+
+def encrypt_text(plaintext: str) -> str:
+    return _fernet_for(_raw_keys()).encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+
+def decrypt_text(token: str) -> str:
+    try:
+        return _fernet_for(_raw_keys()).decrypt(token.encode("ascii")).decode("utf-8")
+    except InvalidToken as exc:
+        raise DecryptionError("stored value cannot be decrypted with DEME_PII_KEY") from exc
+
+
+def lookup_hash(value: str) -> str:
+    """Keyed, deterministic hash of an already-normalised value (e.g. an E.164 number)."""
+    return hmac.new(_lookup_key_for(_raw_keys()), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A string column stored encrypted; Python code only ever sees the clear text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else encrypt_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else decrypt_text(value)
+
+
+class EncryptedJSON(TypeDecorator[dict[str, Any]]):
+    """A JSON object stored encrypted (provider credentials, alert targets)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else encrypt_text(json.dumps(value, sort_keys=True))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        decoded: dict[str, Any] = json.loads(decrypt_text(value))
+        return decoded

@@ -1,0 +1,61 @@
+"""Readiness probes: database, broker, bot. Each returns None when fine, else a reason."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlparse
+
+import httpx
+
+from core.db import ping_database
+from core.settings import Settings
+
+
+def check_broker(settings: Settings) -> str | None:
+    if not settings.redis_url:
+        folder = settings.var_dir / "broker" / "queue"
+        return None if folder.is_dir() else f"broker folder {folder} missing"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+        )
+        client.ping()
+    except Exception as exc:
+        return f"redis unreachable: {type(exc).__name__}"
+    return None
+
+
+def check_bot(settings: Settings) -> str | None:
+    if settings.bot == "fallback":
+        return None
+    try:
+        response = httpx.get(f"{settings.rasa_url}/status", timeout=1.0)
+    except httpx.HTTPError as exc:
+        return f"rasa unreachable at {settings.rasa_url}: {type(exc).__name__}"
+    if response.status_code == 200:
+        return None
+    if response.status_code in (401, 403):
+        # Rasa with --auth-token protects /status; reachability is what we check here.
+        return None
+    return f"rasa answered {response.status_code} (model still loading?)"
+
+
+def tcp_reachable(url: str, timeout: float = 1.0) -> bool:
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return False
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 80), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def readiness(settings: Settings) -> dict[str, str | None]:
+    return {
+        "database": ping_database(),
+        "broker": check_broker(settings),
+        "bot": check_bot(settings),
+    }

@@ -1,0 +1,163 @@
+"""The one settings object of the platform.
+
+Every value comes from a ``DEME_*`` environment variable or an optional ``.env`` file.
+Settings are read once per process (``get_settings``) and are frozen afterwards, so a
+value seen at start-up is the value used everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+
+# Development defaults. They are fine on a laptop and refused outside development, because
+# anyone who has read this file could decrypt the phone numbers or forge sessions with them.
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+DEV_PII_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"deme-dev-pii-key").digest()).decode()
+DEV_BOT_SHARED_SECRET = "dev-bot-shared-secret"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEME_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    var_dir: Path = DEFAULT_VAR_DIR
+    database_url: str = ""
+    redis_url: str | None = None
+    public_url: str = "http://localhost:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
+    pii_key: SecretStr = SecretStr(DEV_PII_KEY)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str | None = None  # tests point the SDK at a local fake provider
+
+    africastalking_username: str | None = None
+    africastalking_api_key: SecretStr | None = None
+    africastalking_from: str | None = None
+    africastalking_ussd_code: str | None = None
+    africastalking_api_base_url: str | None = None
+
+    bot: Literal["rasa", "fallback"] = "rasa"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout_seconds: float = Field(default=8.0, gt=0)
+    bot_shared_secret: SecretStr = SecretStr(DEV_BOT_SHARED_SECRET)
+
+    default_country: str = "ML"
+    flood_limit_per_minute: int = Field(default=20, ge=1)
+    outbox_relay_seconds: float = Field(default=5.0, gt=0)
+    celery_always_eager: bool = False
+
+    @field_validator("public_url", "rasa_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value.startswith("postgresql://"):
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; we ship psycopg 3.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_outside_development(self) -> Settings:
+        if self.env == Environment.DEVELOPMENT or self.env == Environment.TEST:
+            return self
+        problems: list[str] = []
+        if self.secret_key.get_secret_value() in ("", DEV_SECRET_KEY):
+            problems.append("DEME_SECRET_KEY is missing or still the development default")
+        elif len(self.secret_key.get_secret_value()) < 32:
+            problems.append("DEME_SECRET_KEY must be at least 32 characters")
+        if self.pii_key.get_secret_value() in ("", DEV_PII_KEY):
+            problems.append("DEME_PII_KEY is missing or still the development default")
+        if self.bot_shared_secret.get_secret_value() in ("", DEV_BOT_SHARED_SECRET):
+            problems.append("DEME_BOT_SHARED_SECRET is missing or still the development default")
+        if not self.database_url:
+            problems.append("DEME_DATABASE_URL must be set in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'deme.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def africastalking_configured(self) -> bool:
+        return bool(self.africastalking_username and self.africastalking_api_key)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into a SettingsError
+    whose message names each offending DEME_* variable (no stack trace for the user)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = "".join(str(part) for part in error["loc"])
+            variable = f"DEME_{location.upper()}" if location else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{variable}: {message}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

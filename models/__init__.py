@@ -1,0 +1,74 @@
+"""SQLAlchemy 2 typed models, one module per aggregate. Importing this package registers all
+tables on ``Base.metadata`` (Alembic and the tests rely on that)."""
+
+from models.alerts import Alert, AlertAttempt, AlertChannel
+from models.audit import AuditLog
+from models.base import Base, utcnow
+from models.channels import Channel
+from models.contacts import Contact, Household
+from models.enums import (
+    AlertKind,
+    AlertStatus,
+    ChannelType,
+    IncidentStatus,
+    Language,
+    MessageDirection,
+    MessageEncoding,
+    MessageStatus,
+    PlaceKind,
+    TicketCategory,
+    TicketPriority,
+    TicketSource,
+    TicketStatus,
+    UserRole,
+)
+from models.messages import Call, Message
+from models.outbox import OutboxTask
+from models.places import Place, PlaceAlias
+from models.routing import RoutingDecision, RoutingRule, SlaTarget
+from models.teams import Team, TeamMember
+from models.tickets import Incident, Ticket, TicketEvent
+from models.users import ApiToken, User
+from models.ussd import UssdSession
+
+__all__ = [
+    "Alert",
+    "AlertAttempt",
+    "AlertChannel",
+    "AlertKind",
+    "AlertStatus",
+    "ApiToken",
+    "AuditLog",
+    "Base",
+    "Call",
+    "Channel",
+    "ChannelType",
+    "Contact",
+    "Household",
+    "Incident",
+    "IncidentStatus",
+    "Language",
+    "Message",
+    "MessageDirection",
+    "MessageEncoding",
+    "MessageStatus",
+    "OutboxTask",
+    "Place",
+    "PlaceAlias",
+    "PlaceKind",
+    "RoutingDecision",
+    "RoutingRule",
+    "SlaTarget",
+    "Team",
+    "TeamMember",
+    "Ticket",
+    "TicketCategory",
+    "TicketEvent",
+    "TicketPriority",
+    "TicketSource",
+    "TicketStatus",
+    "User",
+    "UserRole",
+    "UssdSession",
+    "utcnow",
+]

@@ -1,0 +1,26 @@
+"""The append-only audit log (UPDATE and DELETE are refused by a database trigger)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(80))  # username, "cli", "system", "retention"
+    action: Mapped[str] = mapped_column(String(60))  # e.g. phone.revealed, contact.erased
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(40))
+    # Never personal data here: counts, ids, field names.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

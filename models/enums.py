@@ -1,0 +1,126 @@
+"""Enumerations stored as short strings (portable across PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Language(StrEnum):
+    FRENCH = "fr"
+    BAMBARA = "bm"
+    ENGLISH = "en"
+
+
+class PlaceKind(StrEnum):
+    COUNTRY = "country"
+    REGION = "region"
+    CERCLE = "cercle"
+    COMMUNE = "commune"
+    SITE = "site"
+
+
+class ChannelType(StrEnum):
+    TWILIO = "twilio"
+    AFRICASTALKING = "africastalking"
+    HTTP = "http"  # a generic aggregator (Orange Mali / Moov Africa Malitel via local aggregators)
+    SIMULATOR = "simulator"  # the console's phone simulator, same code path as real traffic
+
+
+class MessageDirection(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class MessageStatus(StrEnum):
+    # inbound
+    RECEIVED = "received"
+    HANDLED = "handled"
+    IGNORED = "ignored"  # flood control, opted-out keyword traffic, etc.
+    # outbound, in the order a status may only move forward
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # ambiguous failure: may have gone out, never resent automatically
+
+
+class MessageEncoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+
+
+class TicketCategory(StrEnum):
+    HEALTH = "health"
+    WASH = "wash"
+    SHELTER_NFI = "shelter_nfi"
+    PROTECTION = "protection"
+    OTHER = "other"
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {
+    TicketPriority.LOW: 0,
+    TicketPriority.NORMAL: 1,
+    TicketPriority.HIGH: 2,
+    TicketPriority.URGENT: 3,
+}
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    TRIAGED = "triaged"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    WAITING = "waiting"  # waiting on the sender: the SLA clock pauses
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class TicketSource(StrEnum):
+    SMS = "sms"
+    USSD = "ussd"
+    CALL = "call"
+    MISSED_CALL = "missed_call"
+    CONSOLE = "console"
+    API = "api"
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    OPERATOR = "operator"
+    PROTECTION_OFFICER = "protection_officer"
+    TEAM_MEMBER = "team_member"
+    SERVICE = "service"  # machine users (the bot's action server, integrations)
+
+
+class AlertKind(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # retries exhausted, visible in the console
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"

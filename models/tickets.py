@@ -1,0 +1,118 @@
+"""Tickets (every report, whatever the channel), their timeline, and surge incidents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, str_enum, utcnow
+from models.enums import (
+    IncidentStatus,
+    Language,
+    TicketCategory,
+    TicketPriority,
+    TicketSource,
+    TicketStatus,
+)
+
+
+class Incident(Base):
+    """A surge: reports of the same category and place within a window, grouped."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_open_lookup", "category", "place_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    category: Mapped[TicketCategory] = mapped_column(str_enum(TicketCategory))
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    status: Mapped[IncidentStatus] = mapped_column(
+        str_enum(IncidentStatus), default=IncidentStatus.OPEN
+    )
+    report_count: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_report_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # The queue's common filters; keyset pagination walks (created_at, id).
+        Index("ix_tickets_queue", "status", "created_at", "id"),
+        Index("ix_tickets_team_status", "team_id", "status"),
+        Index("ix_tickets_category_place", "category", "place_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)  # e.g. T-7K2Q9
+    category: Mapped[TicketCategory] = mapped_column(str_enum(TicketCategory))
+    priority: Mapped[TicketPriority] = mapped_column(
+        str_enum(TicketPriority), default=TicketPriority.NORMAL
+    )
+    status: Mapped[TicketStatus] = mapped_column(str_enum(TicketStatus), default=TicketStatus.NEW)
+    sensitive: Mapped[bool] = mapped_column(default=False, index=True)
+    source: Mapped[TicketSource] = mapped_column(str_enum(TicketSource))
+    language: Mapped[Language | None] = mapped_column(str_enum(Language, 8))
+    summary: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)  # free text: erased with the contact
+    needs_review: Mapped[bool] = mapped_column(default=False)  # e.g. classified by the fallback
+    callback_ok: Mapped[bool | None]
+    callback_time: Mapped[str | None] = mapped_column(String(80))
+    satisfaction: Mapped[int | None]
+
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(
+        ForeignKey("households.id", ondelete="SET NULL")
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    # SLA: due times are computed from targets; the clock pauses while WAITING.
+    first_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    first_responded_at: Mapped[datetime | None]
+    sla_paused_at: Mapped[datetime | None]
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0)
+    first_response_escalated_at: Mapped[datetime | None]
+    resolution_escalated_at: Mapped[datetime | None]
+
+    # One timestamp per state.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    triaged_at: Mapped[datetime | None]
+    assigned_at: Mapped[datetime | None]
+    in_progress_at: Mapped[datetime | None]
+    waiting_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    personal_data_purged_at: Mapped[datetime | None]
+
+
+class TicketEvent(Base):
+    """The timeline: every change to a ticket, who made it, and why."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))  # created, routed, status_changed, note, ...
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str | None] = mapped_column(String(80))  # "bot", "sla", "system"
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[str | None] = mapped_column(Text)  # notes: free text, erased with the contact
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The operations console (server-rendered pages) and the JSON API under /api/v1."""

@@ -1,0 +1,7 @@
+"""Console pages and /api/v1 (mounted by core.app)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,152 @@
+"""Shared test fixtures: a real PostgreSQL database, real Redis, a real Celery worker.
+
+Each test session gets its own PostgreSQL database (``DEME_TEST_DB``, default ``deme_test``)
+and Redis database number (``DEME_TEST_REDIS_DB``, default 15) so parallel runs on one
+machine never clobber each other. The environment is set here, before any Deme module reads
+its settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEST_DB = os.environ.get("DEME_TEST_DB", "deme_test")
+PG_ADMIN_URL = os.environ.get(
+    "DEME_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+TEST_DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
+TEST_REDIS_URL = os.environ.get(
+    "DEME_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{os.environ.get('DEME_TEST_REDIS_DB', '15')}"
+)
+TEST_VAR_DIR = PROJECT_ROOT / "var" / f"test-{TEST_DB}"
+
+os.environ.update(
+    {
+        "DEME_ENV": "test",
+        "DEME_DATABASE_URL": TEST_DATABASE_URL,
+        "DEME_REDIS_URL": TEST_REDIS_URL,
+        "DEME_VAR_DIR": str(TEST_VAR_DIR),
+        "DEME_BOT": os.environ.get("DEME_TEST_BOT", "fallback"),
+        "DEME_PUBLIC_URL": "https://deme.test",
+    }
+)
+for _name in list(os.environ):
+    # A developer's own DEME_* settings must not leak into the tests.
+    if (
+        _name.startswith("DEME_")
+        and _name
+        not in {
+            "DEME_ENV",
+            "DEME_DATABASE_URL",
+            "DEME_REDIS_URL",
+            "DEME_VAR_DIR",
+            "DEME_BOT",
+            "DEME_PUBLIC_URL",
+        }
+        and not _name.startswith("DEME_TEST")
+    ):
+        del os.environ[_name]
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+from support import PROJECT_ROOT as _ROOT  # noqa: E402,F401
+from support.workers import WorkerProcess  # noqa: E402
+
+
+def _recreate_database() -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": TEST_DB},
+        )
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}"'))
+        connection.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    admin.dispose()
+
+
+def run_migrations(database_url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "models" / "migrations"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logging"] = False
+    if downgrade:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A freshly migrated PostgreSQL database for this test session."""
+    _recreate_database()
+    run_migrations(TEST_DATABASE_URL)
+    TEST_VAR_DIR.mkdir(parents=True, exist_ok=True)
+    yield TEST_DATABASE_URL
+    from core.db import reset_engine_cache
+
+    reset_engine_cache()
+
+
+def truncate_all() -> None:
+    import models
+    from core.db import get_engine
+
+    tables = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
+    with get_engine().begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture()
+def db(database: str) -> Iterator[Session]:
+    """A session on the test database; every table is emptied after the test."""
+    from core.db import get_sessionmaker
+
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+        truncate_all()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(database: str, redis_client: object) -> Iterator[WorkerProcess]:
+    """A real Celery worker on the real Redis broker, shared by the session's tests."""
+    worker = WorkerProcess()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture()
+def client(database: str) -> Iterator[object]:
+    """The real FastAPI app in-process (Starlette's TestClient over ASGI)."""
+    from fastapi.testclient import TestClient
+
+    from core.app import create_app
+
+    with TestClient(create_app(), base_url="https://deme.test") as test_client:
+        yield test_client
+    truncate_all()

@@ -1,0 +1,76 @@
+"""A real Celery worker process for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from support import PROJECT_ROOT, test_var_dir
+
+
+def _wait_for_worker(log_path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
+        if "ready." in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"celery worker not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+class WorkerProcess:
+    """A real Celery worker (and optionally beat) running the project's tasks."""
+
+    def __init__(self, *, concurrency: int = 2, beat: bool = False) -> None:
+        self.log_path = test_var_dir() / f"worker-{uuid.uuid4().hex[:8]}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "core.celery_app:celery_app",
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=test-{uuid.uuid4().hex[:6]}@%h",
+        ]
+        if beat:
+            command.append("--beat")
+            command.append(f"--schedule={test_var_dir() / 'beat-schedule'}")
+        test_var_dir().mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+        _wait_for_worker(self.log_path, self.process, timeout=60)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
