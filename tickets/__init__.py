@@ -1,0 +1,1 @@
+"""The domain: intake, triage, routing, SLA, alerts, surges, gazetteer, contacts."""
