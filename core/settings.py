@@ -81,6 +81,28 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     celery_always_eager: bool = False
 
+    # Outgoing email for team alerts (tickets.alerts). Unset host = email channels fail visibly.
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    # None: STARTTLS when the server offers it; True: required; False: never (local relays).
+    smtp_starttls: bool | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Team alerts: attempts before an alert is marked FAILED, first retry delay (doubles).
+    alert_max_attempts: int = Field(default=5, ge=1)
+    alert_retry_base_seconds: float = Field(default=30.0, gt=0)
+    # Team alerts are written for staff; the console's working language by default.
+    alert_language: Literal["fr", "bm", "en"] = "fr"
+
+    # Surges: this many reports of one category at one cercle/site within the window.
+    surge_window_hours: float = Field(default=24.0, gt=0)
+    surge_threshold: int = Field(default=3, ge=2)
+    # Personal data of tickets closed (or resolved) longer than this is purged.
+    retention_days: int = Field(default=365, ge=1)
+
     @field_validator("public_url", "rasa_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

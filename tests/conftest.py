@@ -54,7 +54,9 @@ for _name in list(os.environ):
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
+
 from support import PROJECT_ROOT as _ROOT  # noqa: E402,F401
+from support.db import run_migrations  # noqa: E402
 from support.workers import WorkerProcess  # noqa: E402
 
 
@@ -71,20 +73,6 @@ def _recreate_database() -> None:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}"'))
         connection.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
     admin.dispose()
-
-
-def run_migrations(database_url: str, revision: str = "head", *, downgrade: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "models" / "migrations"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logging"] = False
-    if downgrade:
-        command.downgrade(config, revision)
-    else:
-        command.upgrade(config, revision)
 
 
 @pytest.fixture(scope="session")
