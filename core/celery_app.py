@@ -33,12 +33,14 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
             "visibility_timeout": 600,
         }
     folder = settings.var_dir / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        # Kombu's default is ./control in the working directory; keep everything under var/.
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
 
