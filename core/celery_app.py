@@ -19,6 +19,7 @@ from core.settings import Settings, get_settings
 # Every module that defines tasks; the worker imports them at start.
 TASK_MODULES = [
     "core.tasks",
+    "bot.dispatch",
 ]
 
 

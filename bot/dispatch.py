@@ -1,0 +1,213 @@
+"""The conversation step of the message path (platform side): inbound SMS → bot → replies.
+
+Task ``conversation.handle_message(message_id)`` runs after the gateway has dealt with
+opt-out keywords and flood control. Messages of one sender are handed over in order and one
+at a time (a per-contact lock, then every earlier unhandled message first), because Rasa's
+open-source lock store is not atomic across instances.
+
+With ``DEME_BOT=rasa`` the text goes to the Rasa server (its actions create tickets through
+/api/v1). When Rasa is unreachable, too slow or broken — or with ``DEME_BOT=fallback`` — the
+keyword classifier in ``bot.fallback`` handles the message here, so the ticket is still
+created (flagged for review) and the sender still gets an answer. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.client import BotUnavailable, RasaClient
+from core.celery_app import celery_app
+from core.db import session_scope
+from core.i18n import Catalog, normalize_language
+from core.locks import exclusive
+from core.outbox import publish_committed
+from core.settings import get_settings
+from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
+from models.enums import TicketCategory, TicketSource
+
+log = logging.getLogger(__name__)
+
+CATALOG = Catalog(Path(__file__).resolve().parent / "catalogs")
+
+NEED_CATEGORIES = {
+    "request_health": TicketCategory.HEALTH,
+    "request_wash": TicketCategory.WASH,
+    "request_shelter_nfi": TicketCategory.SHELTER_NFI,
+    "protection_concern": TicketCategory.PROTECTION,
+}
+# Unclassified text at least this long becomes an "other" ticket for an operator to read:
+# with the bot down, a real request must not vanish because no keyword matched.
+MIN_UNCLASSIFIED_CHARS = 12
+
+
+def rasa_client() -> RasaClient:
+    settings = get_settings()
+    return RasaClient(
+        base_url=settings.rasa_url,
+        shared_secret=settings.bot_shared_secret.get_secret_value(),
+        timeout_seconds=settings.rasa_timeout_seconds,
+    )
+
+
+@celery_app.task(name="conversation.handle_message", ignore_result=True)
+def handle_message(message_id: int) -> None:
+    with session_scope() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.status != MessageStatus.RECEIVED:
+            return  # already handled (a redelivered task) or ignored by the gateway
+        contact_id = message.contact_id
+    if contact_id is None:
+        return
+    with exclusive(f"conversation:{contact_id}"):
+        handle_pending_for_contact(contact_id, up_to_message_id=message_id)
+
+
+def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> None:
+    """Handle this contact's unhandled inbound messages up to the given one, oldest first."""
+    with session_scope() as session:
+        pending_ids = list(
+            session.scalars(
+                select(Message.id)
+                .where(
+                    Message.contact_id == contact_id,
+                    Message.direction == MessageDirection.INBOUND,
+                    Message.status == MessageStatus.RECEIVED,
+                    Message.flood_limited.is_(False),
+                    Message.id <= up_to_message_id,
+                )
+                .order_by(Message.id)
+            )
+        )
+    for pending_id in pending_ids:
+        with session_scope() as session:
+            message = session.get(Message, pending_id, with_for_update=True)
+            if message is None or message.status != MessageStatus.RECEIVED:
+                continue
+            handle_one(session, message)
+            message.status = MessageStatus.HANDLED
+            session.commit()
+            publish_committed(session)
+
+
+def handle_one(session: Session, message: Message) -> None:
+    contact = session.get(Contact, message.contact_id)
+    if contact is None or contact.erased_at is not None:
+        return
+    text = message.body or ""
+    satisfaction = _record_satisfaction(session, contact, text)
+    if satisfaction:
+        _reply(session, contact, CATALOG.translate("satisfaction_thanks", contact.language))
+        return
+    if get_settings().bot == "rasa":
+        channel = session.get(Channel, message.channel_id)
+        try:
+            replies = rasa_client().send(
+                sender=contact.public_id,
+                text=text,
+                metadata={
+                    "channel": channel.type.value if channel else "sms",
+                    "language": contact.language.value if contact.language else None,
+                    "message_id": message.id,
+                },
+            )
+        except BotUnavailable as exc:
+            log.warning("bot unavailable for message %s, using the fallback: %s", message.id, exc)
+        else:
+            for reply in replies:
+                _reply(session, contact, reply)
+            return
+    handle_with_fallback(session, message, contact, text)
+
+
+def handle_with_fallback(session: Session, message: Message, contact: Contact, text: str) -> None:
+    from bot.fallback import classify
+
+    result = classify(text, language_hint=contact.language.value if contact.language else None)
+    language = Language(normalize_language(result.language or contact.language))
+    if contact.language is None:
+        contact.language = language
+    intent = result.intent
+    if intent in NEED_CATEGORIES or (
+        intent == "out_of_scope" and len(text.strip()) >= MIN_UNCLASSIFIED_CHARS
+    ):
+        category = NEED_CATEGORIES.get(intent, TicketCategory.OTHER)
+        ticket = _create_ticket(session, message, contact, category, language, result)
+        key = (
+            "fallback_protection_received"
+            if category == TicketCategory.PROTECTION
+            else "fallback_ticket_created"
+        )
+        _reply(session, contact, CATALOG.translate(key, language, reference=ticket.reference))
+        return
+    if intent == "register_household" and result.household_size and result.place_code:
+        from tickets.intake import register_household
+
+        register_household(
+            session,
+            contact=contact,
+            size=result.household_size,
+            place_code=result.place_code,
+        )
+        _reply(session, contact, CATALOG.translate("fallback_household_registered", language))
+        return
+    if intent == "ticket_status":
+        from tickets.notifications import status_reply
+
+        _reply(session, contact, status_reply(session, contact, language))
+        return
+    if intent == "erase_data":
+        from tickets.intake import erase_contact
+
+        _reply(session, contact, CATALOG.translate("fallback_erased", language))
+        session.flush()
+        erase_contact(session, contact, actor_label="sender")
+        return
+    key = "fallback_thanks" if intent == "thanks" else "fallback_help"
+    _reply(session, contact, CATALOG.translate(key, language))
+
+
+def _create_ticket(
+    session: Session,
+    message: Message,
+    contact: Contact,
+    category: TicketCategory,
+    language: Language,
+    result: Any,
+) -> Any:
+    from tickets.intake import create_ticket
+
+    ticket = create_ticket(
+        session,
+        category=category,
+        source=TicketSource.SMS,
+        contact=contact,
+        description=message.body,
+        place_code=result.place_code,
+        household_size=result.household_size,
+        language=language,
+        sensitive=category == TicketCategory.PROTECTION,
+        needs_review=True,
+        message_id=message.id,
+        actor_label="fallback",
+    )
+    message.ticket_id = ticket.id
+    return ticket
+
+
+def _record_satisfaction(session: Session, contact: Contact, text: str) -> bool:
+    try:
+        from tickets.notifications import record_satisfaction
+    except ImportError:
+        return False
+    return record_satisfaction(session, contact, text) is not None
+
+
+def _reply(session: Session, contact: Contact, body: str) -> None:
+    from gateway.outbound import queue_sms
+
+    queue_sms(session, contact=contact, body=body, kind="reply")
