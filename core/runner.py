@@ -84,6 +84,45 @@ def platform_commands(bot_mode: str) -> list[tuple[str, list[str]]]:
     return commands
 
 
+def bot_environment() -> dict[str, str]:
+    """What the Rasa server and action server need to talk to this platform: a fresh bearer
+    token for a ``bot`` service user (tokens are stored hashed, so a new one is issued per
+    start and the previous start's token is revoked), the API URL and the shared secret."""
+    from sqlalchemy import select, update
+
+    from core.db import session_scope
+    from models.base import utcnow
+    from models.enums import UserRole
+    from models.users import ApiToken, User
+    from ops_console.auth import issue_api_token
+
+    settings = get_settings()
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == "bot"))
+        if user is None:
+            user = User(username="bot", display_name="Rasa bot", role=UserRole.SERVICE)
+            session.add(user)
+            session.flush()
+        session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.user_id == user.id,
+                ApiToken.name == "deme-run",
+                ApiToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+        token = issue_api_token(session, user, "deme-run")
+    return {
+        "DEME_API_URL": f"http://127.0.0.1:{settings.port}",
+        "DEME_API_TOKEN": token,
+        "DEME_BOT_SHARED_SECRET": settings.bot_shared_secret.get_secret_value(),
+        "DEME_ACTION_ENDPOINT_URL": os.environ.get(
+            "DEME_ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook"
+        ),
+    }
+
+
 def _stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
     for child in children:
         if child.process.poll() is None:
@@ -107,6 +146,8 @@ def run_platform(bot_mode: str | None = None) -> int:
         print(f"error: --bot must be 'rasa' or 'fallback', not {mode!r}", file=sys.stderr)
         return 2
     env = {**os.environ, "DEME_BOT": mode, "PYTHONUNBUFFERED": "1"}
+    if mode == "rasa":
+        env.update(bot_environment())
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
 
