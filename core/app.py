@@ -74,6 +74,7 @@ def create_app() -> FastAPI:
 
 def _package_routers() -> list[APIRouter]:
     from gateway.routes import router as gateway_router
+    from gateway.ussd.routes import router as ussd_router
     from ops_console.routes import router as console_router
 
-    return [gateway_router, console_router]
+    return [gateway_router, ussd_router, console_router]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.crypto import EncryptedJSON
@@ -28,10 +28,20 @@ class AlertChannel(Base):
 
 class Alert(Base):
     __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(
+            "alert_channel_id IS NOT NULL OR recipient_user_id IS NOT NULL", name="has_recipient"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    alert_channel_id: Mapped[int] = mapped_column(
+    # A team channel, or a person: SLA escalations reach the team lead and the supervisors
+    # themselves (by email), not only the team's shared channels.
+    alert_channel_id: Mapped[int | None] = mapped_column(
         ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True
+    )
+    recipient_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(
