@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = os.environ.get("DEME_TEST_DB", "deme_test")
-PG_ADMIN_URL = os.environ.get(
-    "DEME_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from support.environment import (
+    PG_ADMIN_URL,
+    TEST_DATABASE_URL,
+    TEST_DB,
+    TEST_REDIS_URL,
+    TEST_VAR_DIR,
 )
-TEST_DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
-TEST_REDIS_URL = os.environ.get(
-    "DEME_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{os.environ.get('DEME_TEST_REDIS_DB', '15')}"
-)
-TEST_VAR_DIR = PROJECT_ROOT / "var" / f"test-{TEST_DB}"
 
 os.environ.update(
     {
@@ -55,7 +51,6 @@ for _name in list(os.environ):
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from support import PROJECT_ROOT as _ROOT  # noqa: E402,F401
 from support.db import run_migrations  # noqa: E402
 from support.workers import WorkerProcess  # noqa: E402
 

@@ -12,9 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 import models
-from conftest import PG_ADMIN_URL, TEST_DB
 from core.db import make_engine
 from support.db import run_migrations
+from support.environment import PG_ADMIN_URL, TEST_DB
 
 MIGRATION_DB = f"{TEST_DB}_migrations"
 

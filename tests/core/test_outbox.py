@@ -14,13 +14,13 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import TEST_REDIS_URL
 from models import OutboxTask
 from support import PROJECT_ROOT
+from support.environment import TEST_REDIS_URL
 
 # A Redis database no worker listens on, so the published task stays there to be inspected.
-INSPECT_REDIS_URL = TEST_REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get(
-    "DEME_TEST_OUTBOX_REDIS_DB", "10"
+INSPECT_REDIS_URL = (
+    TEST_REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("DEME_TEST_OUTBOX_REDIS_DB", "10")
 )
 
 ENQUEUE = textwrap.dedent(

@@ -1,0 +1,178 @@
+"""Surges: many reports of one category from one cercle or site within a window become one
+``Incident``, so the team gets one alert with a running count instead of one per report.
+
+The grouping place of a ticket is its nearest site-or-cercle ancestor (itself included): a
+report from an IDP site groups with that site, one from a commune or the cercle itself groups
+with the cercle. Reports placed only at region level are too vague to group.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from core.outbox import enqueue_after_commit
+from core.settings import get_settings
+from models.base import utcnow
+from models.enums import IncidentStatus, PlaceKind
+from models.places import Place
+from models.tickets import Incident, Ticket
+from tickets.alerts import upsert_surge_alerts
+from tickets.references import new_reference
+from tickets.timeline import record_event
+
+GROUPING_KINDS = (PlaceKind.SITE, PlaceKind.CERCLE)
+NOTIFY_CLOSED_TASK = "tickets.notify_incident_closed"
+
+
+def grouping_place_id(session: Session, place_id: int | None) -> int | None:
+    """The nearest site-or-cercle at or above ``place_id``, or None."""
+    seen: set[int] = set()
+    current = place_id
+    while current is not None and current not in seen:
+        seen.add(current)
+        place = session.get(Place, current)
+        if place is None:
+            return None
+        if place.kind in GROUPING_KINDS:
+            return place.id
+        current = place.parent_id
+    return None
+
+
+def _lock(session: Session, category: str, anchor_id: int) -> None:
+    """Serialise concurrent reports of one category at one place, so they cannot open two
+    incidents for the same surge (a transaction-scoped advisory lock; PostgreSQL only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"deme-surge:{category}:{anchor_id}"},
+        )
+
+
+def _new_incident_reference(session: Session) -> str:
+    for _ in range(10):
+        reference = new_reference("I")
+        if session.scalar(select(Incident.id).where(Incident.reference == reference)) is None:
+            return reference
+    raise RuntimeError("could not find a free incident reference")
+
+
+def attach_to_surge(
+    session: Session, ticket: Ticket, *, now: datetime | None = None
+) -> Incident | None:
+    """Group ``ticket`` with recent reports like it; returns its incident, if any. Flushes.
+
+    - An open incident for this category and place that had a report within the window:
+      the ticket joins it, the count goes up, the incident's alerts show the new count.
+    - Otherwise, when this report makes ``surge_threshold`` reports within the window, an
+      incident is opened with all of them and the team is alerted once.
+    """
+    if ticket.incident_id is not None:
+        return None
+    anchor_id = grouping_place_id(session, ticket.place_id)
+    if anchor_id is None:
+        return None
+    settings = get_settings()
+    moment = now or utcnow()
+    window_start = moment - timedelta(hours=settings.surge_window_hours)
+    _lock(session, ticket.category.value, anchor_id)
+
+    incident = session.scalar(
+        select(Incident)
+        .where(
+            Incident.category == ticket.category,
+            Incident.place_id == anchor_id,
+            Incident.status == IncidentStatus.OPEN,
+            Incident.last_report_at >= window_start,
+        )
+        .order_by(Incident.last_report_at.desc())
+        .limit(1)
+    )
+    if incident is not None:
+        _link(session, incident, [ticket], moment)
+        incident.report_count += 1
+        incident.last_report_at = max(incident.last_report_at, moment)
+        session.flush()
+        upsert_surge_alerts(session, incident, now=moment)
+        return incident
+
+    recent = session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.category == ticket.category,
+            Ticket.incident_id.is_(None),
+            Ticket.merged_into_id.is_(None),
+            Ticket.place_id.is_not(None),
+            Ticket.created_at >= window_start,
+            Ticket.id != ticket.id,
+        )
+        .order_by(Ticket.created_at, Ticket.id)
+    ).all()
+    group = [t for t in recent if grouping_place_id(session, t.place_id) == anchor_id]
+    group.append(ticket)
+    if len(group) < settings.surge_threshold:
+        return None
+    incident = Incident(
+        reference=_new_incident_reference(session),
+        category=ticket.category,
+        place_id=anchor_id,
+        team_id=ticket.team_id,
+        status=IncidentStatus.OPEN,
+        report_count=len(group),
+        opened_at=min(t.created_at for t in group),
+        last_report_at=moment,
+    )
+    session.add(incident)
+    session.flush()
+    _link(session, incident, group, moment)
+    upsert_surge_alerts(session, incident, now=moment)
+    return incident
+
+
+def _link(session: Session, incident: Incident, tickets: list[Ticket], now: datetime) -> None:
+    for member in tickets:
+        member.incident_id = incident.id
+        record_event(
+            session,
+            member,
+            "incident_linked",
+            actor_label="surge",
+            now=now,
+            incident_id=incident.id,
+            incident=incident.reference,
+        )
+
+
+def close_incident(
+    session: Session,
+    incident: Incident,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    notify_senders: bool = False,
+    now: datetime | None = None,
+) -> bool:
+    """Close ``incident``; with ``notify_senders`` every sender in it gets the catalog's
+    "dealt with" SMS (scheduled after commit). False if it was already closed."""
+    if incident.status == IncidentStatus.CLOSED:
+        return False
+    moment = now or utcnow()
+    incident.status = IncidentStatus.CLOSED
+    incident.closed_at = moment
+    for member in session.scalars(select(Ticket).where(Ticket.incident_id == incident.id)):
+        record_event(
+            session,
+            member,
+            "incident_closed",
+            actor_label=actor_label,
+            actor_user_id=actor_user_id,
+            now=moment,
+            incident_id=incident.id,
+            notify_senders=notify_senders,
+        )
+    if notify_senders:
+        enqueue_after_commit(session, NOTIFY_CLOSED_TASK, incident.id)
+    return True

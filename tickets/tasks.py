@@ -1,0 +1,47 @@
+"""Celery tasks of the tickets domain. Each receives ids, reloads rows, commits its own
+transaction, and is safe to run twice (acks_late redelivery, the outbox relay)."""
+
+from __future__ import annotations
+
+from core.celery_app import celery_app
+from core.db import get_sessionmaker
+from core.outbox import publish_committed
+from tickets import alerts, erasure, notifications, sla
+
+
+@celery_app.task(name="tickets.deliver_alert", ignore_result=True)
+def deliver_alert(alert_id: int) -> str | None:
+    status = alerts.deliver_alert(alert_id)
+    return None if status is None else status.value
+
+
+@celery_app.task(name="tickets.retry_alerts", ignore_result=True)
+def retry_alerts() -> int:
+    return alerts.retry_due_alerts()
+
+
+@celery_app.task(name="tickets.check_sla", ignore_result=True)
+def check_sla() -> int:
+    with get_sessionmaker()() as session:
+        breaches = sla.check_sla(session)
+        session.commit()
+        publish_committed(session)
+    return len(breaches)
+
+
+@celery_app.task(name="tickets.notify_sender", ignore_result=True)
+def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
+    return notifications.notify_sender(ticket_id, kind, event_id)
+
+
+@celery_app.task(name="tickets.notify_incident_closed", ignore_result=True)
+def notify_incident_closed(incident_id: int) -> int:
+    return notifications.notify_incident_closed(incident_id)
+
+
+@celery_app.task(name="tickets.purge_retention", ignore_result=True)
+def purge_retention() -> dict[str, int]:
+    with get_sessionmaker()() as session:
+        counts = erasure.purge_retention(session)
+        session.commit()
+    return counts

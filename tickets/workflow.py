@@ -1,0 +1,303 @@
+"""Changes people (and the SLA clock) make to a ticket after intake: status, priority,
+category, team, assignee, notes, replies. Each records a timeline event; status changes that
+matter to the sender schedule their SMS; priority and category changes recompute the SLA.
+
+Plain functions with keyword-only options; they flush, the caller commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.enums import TicketCategory, TicketPriority, TicketStatus
+from models.routing import RoutingDecision
+from models.teams import Team, TeamMember
+from models.tickets import Ticket, TicketEvent
+from tickets import sla
+from tickets.notifications import notify_for_status
+from tickets.routing import pick_assignee, record_reroute, route_ticket
+from tickets.timeline import record_event
+
+# The timestamp set when a ticket enters each status ("one timestamp per state").
+STATUS_STAMP = {
+    TicketStatus.TRIAGED: "triaged_at",
+    TicketStatus.ASSIGNED: "assigned_at",
+    TicketStatus.IN_PROGRESS: "in_progress_at",
+    TicketStatus.WAITING: "waiting_at",
+    TicketStatus.RESOLVED: "resolved_at",
+    TicketStatus.CLOSED: "closed_at",
+}
+# Entering these means the team has answered the sender (asking them something counts).
+RESPONDED_STATUSES = (
+    TicketStatus.IN_PROGRESS,
+    TicketStatus.WAITING,
+    TicketStatus.RESOLVED,
+    TicketStatus.CLOSED,
+)
+
+
+def change_status(
+    session: Session,
+    ticket: Ticket,
+    status: TicketStatus,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    notify: bool = True,
+    now: datetime | None = None,
+) -> TicketEvent | None:
+    """Move ``ticket`` to ``status``. Pauses the SLA clock while WAITING, resumes it after;
+    tells the sender about assigned / in progress / resolved. None if nothing changed."""
+    status = TicketStatus(status)
+    if ticket.status == status:
+        return None
+    moment = now or utcnow()
+    previous = ticket.status
+    if previous == TicketStatus.WAITING:
+        sla.resume(ticket, now=moment)
+    if status == TicketStatus.WAITING:
+        sla.pause(ticket, now=moment)
+    ticket.status = status
+    stamp = STATUS_STAMP.get(status)
+    if stamp is not None:
+        setattr(ticket, stamp, moment)
+    if status in RESPONDED_STATUSES:
+        sla.record_first_response(ticket, now=moment)
+    event = record_event(
+        session,
+        ticket,
+        "status_changed",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        old=previous.value,
+        new=status.value,
+    )
+    if notify:
+        notify_for_status(session, ticket, status, event.id)
+    return event
+
+
+def change_priority(
+    session: Session,
+    ticket: Ticket,
+    priority: TicketPriority,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent | None:
+    """An operator's override; the due times follow the new priority's targets."""
+    priority = TicketPriority(priority)
+    if ticket.priority == priority:
+        return None
+    previous = ticket.priority
+    ticket.priority = priority
+    sla.apply_targets(session, ticket)
+    return record_event(
+        session,
+        ticket,
+        "priority_changed",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=now,
+        old=previous.value,
+        new=priority.value,
+    )
+
+
+def change_category(
+    session: Session,
+    ticket: Ticket,
+    category: TicketCategory,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    reroute: bool = True,
+    now: datetime | None = None,
+) -> TicketEvent | None:
+    """Re-categorise. Protection makes it sensitive (never undone automatically: what was
+    said stays said). With ``reroute`` the routing rules run again for the new category."""
+    category = TicketCategory(category)
+    if ticket.category == category:
+        return None
+    moment = now or utcnow()
+    previous = ticket.category
+    ticket.category = category
+    if category == TicketCategory.PROTECTION:
+        ticket.sensitive = True
+        if ticket.priority.rank < TicketPriority.HIGH.rank:
+            ticket.priority = TicketPriority.HIGH
+    sla.apply_targets(session, ticket)
+    event = record_event(
+        session,
+        ticket,
+        "category_changed",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        old=previous.value,
+        new=category.value,
+    )
+    if reroute:
+        previous_team = ticket.team_id
+        route_ticket(session, ticket, actor_label=actor_label, now=moment)
+        if ticket.team_id != previous_team:
+            _after_team_change(session, ticket, actor_label, actor_user_id, moment)
+    return event
+
+
+def reroute(
+    session: Session,
+    ticket: Ticket,
+    team: Team,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> RoutingDecision | None:
+    """An operator sends the ticket to ``team``; recorded as a routing decision."""
+    if ticket.team_id == team.id:
+        return None
+    moment = now or utcnow()
+    decision = record_reroute(
+        session,
+        ticket,
+        team,
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        note=note,
+        now=moment,
+    )
+    _after_team_change(session, ticket, actor_label, actor_user_id, moment)
+    return decision
+
+
+def _after_team_change(
+    session: Session,
+    ticket: Ticket,
+    actor_label: str,
+    actor_user_id: int | None,
+    now: datetime,
+) -> None:
+    """A new team: drop an assignee who is not in it, auto-assign, alert the new team."""
+    from tickets.alerts import create_ticket_alerts
+
+    if ticket.assignee_id is not None and ticket.team_id is not None:
+        member = session.scalar(
+            select(TeamMember.id).where(
+                TeamMember.team_id == ticket.team_id, TeamMember.user_id == ticket.assignee_id
+            )
+        )
+        if member is None:
+            assign(
+                session, ticket, None, actor_label=actor_label, actor_user_id=actor_user_id, now=now
+            )
+    auto_assign(session, ticket, now=now)
+    create_ticket_alerts(session, ticket, now=now)
+
+
+def assign(
+    session: Session,
+    ticket: Ticket,
+    user_id: int | None,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent | None:
+    if ticket.assignee_id == user_id:
+        return None
+    moment = now or utcnow()
+    previous = ticket.assignee_id
+    ticket.assignee_id = user_id
+    event = record_event(
+        session,
+        ticket,
+        "assigned",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        old=previous,
+        new=user_id,
+    )
+    if user_id is not None and ticket.status in (TicketStatus.NEW, TicketStatus.TRIAGED):
+        change_status(
+            session,
+            ticket,
+            TicketStatus.ASSIGNED,
+            actor_label=actor_label,
+            actor_user_id=actor_user_id,
+            now=moment,
+        )
+    elif user_id is None and ticket.status == TicketStatus.ASSIGNED:
+        change_status(
+            session,
+            ticket,
+            TicketStatus.TRIAGED,
+            actor_label=actor_label,
+            actor_user_id=actor_user_id,
+            now=moment,
+        )
+    return event
+
+
+def auto_assign(session: Session, ticket: Ticket, *, now: datetime | None = None) -> int | None:
+    """Assign to the team member with the fewest open tickets when the team asks for it."""
+    if ticket.assignee_id is not None or ticket.team_id is None:
+        return None
+    team = session.get(Team, ticket.team_id)
+    if team is None or not team.auto_assign:
+        return None
+    user_id = pick_assignee(session, team)
+    if user_id is not None:
+        assign(session, ticket, user_id, actor_label="auto-assign", now=now)
+    return user_id
+
+
+def add_note(
+    session: Session,
+    ticket: Ticket,
+    body: str,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent:
+    return record_event(
+        session,
+        ticket,
+        "note",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        body=body,
+        now=now,
+    )
+
+
+def record_reply(
+    session: Session,
+    ticket: Ticket,
+    *,
+    message_id: int | None,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """An operator answered the sender by SMS: that is the first response, if none yet."""
+    moment = now or utcnow()
+    sla.record_first_response(ticket, now=moment)
+    return record_event(
+        session,
+        ticket,
+        "replied",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        message_id=message_id,
+    )
