@@ -46,7 +46,11 @@ class RasaClient:
             raise BotUnavailable(f"rasa answered HTTP {response.status_code}")
         try:
             body = response.json()
-            messages = body["messages"]
-            return [str(item["text"]) for item in messages if item.get("text")]
+            texts = [str(item["text"]) for item in body["messages"] if item.get("text")]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BotUnavailable("rasa answered an unexpected body") from exc
+        if not texts:
+            # Every path of the bot answers at least once; Rasa answers an empty list when an
+            # action failed (e.g. the action server is down), so this is a failure too.
+            raise BotUnavailable("rasa answered no message")
+        return texts

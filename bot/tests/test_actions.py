@@ -1,0 +1,409 @@
+"""Unit tests of the custom actions: real HTTP calls to a local fake platform (conftest.py),
+trackers built with Tracker.from_dict, replies collected with CollectingDispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from actions import actions as A
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+
+def tracker(
+    *,
+    text: str = "",
+    intent: str | None = None,
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    active_loop: str | None = None,
+    sender: str = "c0ffee-sender",
+) -> Tracker:
+    all_slots = {
+        "lang": "fr",
+        "place": None,
+        "place_code": None,
+        "household_size": None,
+        "callback_ok": None,
+        "ticket_ref": None,
+        "category": None,
+        "flow": None,
+        "fresh_ticket": False,
+        "place_attempts": 0,
+        "size_attempts": 0,
+        "requested_slot": None,
+    }
+    all_slots.update(slots or {})
+    return Tracker.from_dict(
+        {
+            "sender_id": sender,
+            "slots": all_slots,
+            "latest_message": {
+                "text": text,
+                "intent": {"name": intent, "confidence": 0.9} if intent else {},
+                "entities": entities or [],
+                "metadata": metadata or {},
+            },
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {"name": active_loop} if active_loop else {},
+            "latest_action_name": "action_listen",
+        }
+    )
+
+
+def run(action: Any, t: Tracker) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, t, {}))
+    return events, dispatcher
+
+
+def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [m.get("response") for m in dispatcher.messages]
+
+
+def ent(name: str, value: str) -> dict[str, Any]:
+    return {"entity": name, "value": value, "start": 0, "end": len(value)}
+
+
+# --- ticket creation ------------------------------------------------------------------------
+
+
+def test_need_creates_ticket_at_once_with_what_is_known(platform):
+    t = tracker(
+        text="ji te yen sevare",
+        intent="request_wash",
+        entities=[ent("place", "Sévaré")],
+        slots={"lang": "bm", "place": "Sévaré"},
+        metadata={"raw_text": "ji tɛ yen Sevare"},
+    )
+    events, dispatcher = run(A.ActionCreateTicket(), t)
+    body = platform.last("POST", "/api/v1/tickets")["body"]
+    assert body == {
+        "sender": "c0ffee-sender",
+        "category": "wash",
+        "description": "ji tɛ yen Sevare",
+        "place": "Sévaré",
+        "household_size": None,
+        "language": "bm",
+        "sensitive": False,
+        "callback_ok": None,
+    }
+    slots = slot_events(events)
+    assert slots["ticket_ref"] == "T-TEST1"
+    assert slots["flow"] == "need" and slots["category"] == "wash" and slots["fresh_ticket"] is True
+    assert platform.requests_auth == "Bearer test-service-token"
+    assert dispatcher.messages == []  # the first form question carries the reference
+
+
+def test_household_size_words_are_parsed_for_the_ticket(platform):
+    t = tracker(
+        text="an mago be fura la an ye mogo wolonwula ye",
+        intent="request_health",
+        entities=[ent("household_size", "wolonwula")],
+        slots={"household_size": "wolonwula"},
+    )
+    events, _ = run(A.ActionCreateTicket(), t)
+    assert platform.last("POST", "/api/v1/tickets")["body"]["household_size"] == 7
+    assert slot_events(events)["household_size"] == "7"
+
+
+def test_protection_ticket_is_sensitive_and_reply_never_repeats_content(platform):
+    t = tracker(text="mon mari me frappe", intent="protection_concern")
+    events, dispatcher = run(A.ActionCreateTicket(), t)
+    body = platform.last("POST", "/api/v1/tickets")["body"]
+    assert body["category"] == "protection" and body["sensitive"] is True
+    assert body["callback_ok"] is None
+    slots = slot_events(events)
+    assert slots["flow"] == "protection" and slots["callback_ok"] is None
+    assert all("frappe" not in str(m) for m in dispatcher.messages)
+
+
+def test_platform_down_still_answers_politely(platform):
+    platform.fail_with = 503
+    t = tracker(text="pas d eau", intent="request_wash")
+    events, _ = run(A.ActionCreateTicket(), t)
+    assert slot_events(events)["ticket_ref"] is None
+    t2 = tracker(slots={"fresh_ticket": True, "flow": "need", "ticket_ref": None})
+    events, dispatcher = run(A.ActionAskPlace(), t2)
+    assert responses(dispatcher) == ["utter_received_ask_place"]
+
+
+def test_unreachable_platform_does_not_crash(monkeypatch):
+    monkeypatch.setenv("DEME_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    events, _ = run(A.ActionCreateTicket(), tracker(text="malade", intent="request_health"))
+    assert slot_events(events)["ticket_ref"] is None
+
+
+# --- form questions and validation ------------------------------------------------------------
+
+
+def test_first_question_carries_the_reference_then_plain_questions(platform):
+    t = tracker(slots={"fresh_ticket": True, "flow": "need", "ticket_ref": "T-7K2Q9"})
+    events, dispatcher = run(A.ActionAskPlace(), t)
+    assert dispatcher.messages[0]["response"] == "utter_ticket_ask_place"
+    assert dispatcher.messages[0]["ref"] == "T-7K2Q9"
+    assert slot_events(events) == {"fresh_ticket": False}
+    _, dispatcher = run(A.ActionAskHouseholdSize(), tracker(slots={"flow": "need"}))
+    assert responses(dispatcher) == ["utter_ask_household_size"]
+
+
+def validate(method: str, value: Any, t: Tracker):
+    dispatcher = CollectingDispatcher()
+    form = A.ValidateNeedForm()
+    result = asyncio.run(getattr(form, method)(value, dispatcher, t, {}))
+    return result, dispatcher
+
+
+def test_place_is_resolved_by_the_platform_and_patches_the_ticket(platform):
+    t = tracker(slots={"flow": "need", "ticket_ref": "T-7K2Q9", "requested_slot": "place"})
+    result, dispatcher = validate("validate_place", "sevare", t)
+    assert result["place"] == "Sévaré" and result["place_code"] == "ML05-SEV"
+    assert platform.last("GET", "/api/v1/places/resolve")["query"] == {"q": ["sevare"]}
+    patch = platform.last("PATCH", "/api/v1/tickets/T-7K2Q9")
+    assert patch["body"] == {"place": "ML05-SEV"}
+    assert dispatcher.messages == []
+
+
+def test_unknown_place_is_asked_again_once_then_kept_as_written(platform):
+    t = tracker(slots={"flow": "need", "ticket_ref": "T-1", "requested_slot": "place"})
+    result, dispatcher = validate("validate_place", "derriere le marche", t)
+    assert result == {"place": None, "place_attempts": 1}
+    assert responses(dispatcher) == ["utter_place_unknown"]
+    t = tracker(slots={"flow": "need", "ticket_ref": "T-1", "place_attempts": 1})
+    result, dispatcher = validate("validate_place", "derriere le marche", t)
+    assert result["place"] == "derriere le marche"
+    assert platform.last("PATCH", "/api/v1/tickets/T-1")["body"] == {"place": "derriere le marche"}
+
+
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("7", "7"),
+        ("sept", "7"),
+        ("wolonwula", "7"),
+        ("twenty one", "21"),
+        ("an ye mogo mugan ni duuru ye", "25"),
+        ("nous sommes 12", "12"),
+    ],
+)
+def test_household_size_in_three_languages(platform, answer, expected):
+    t = tracker(slots={"flow": "need", "ticket_ref": "T-2"})
+    result, _ = validate("validate_household_size", answer, t)
+    assert result["household_size"] == expected
+    assert platform.last("PATCH", "/api/v1/tickets/T-2")["body"] == {
+        "household_size": int(expected)
+    }
+
+
+@pytest.mark.parametrize("answer", ["0", "150", "beaucoup"])
+def test_invalid_household_size_is_asked_again(platform, answer):
+    result, dispatcher = validate(
+        "validate_household_size", answer, tracker(slots={"flow": "need"})
+    )
+    assert result["household_size"] is None
+    assert responses(dispatcher) == ["utter_household_size_invalid"]
+
+
+def test_free_text_answer_is_extracted_only_for_the_requested_slot():
+    form = A.ValidateNeedForm()
+    t = tracker(text="derriere le marche", intent="inform", slots={"requested_slot": "place"})
+    out = asyncio.run(form.extract_place(CollectingDispatcher(), t, {}))
+    assert out == {"place": "derriere le marche"}
+    out = asyncio.run(form.extract_household_size(CollectingDispatcher(), t, {}))
+    assert out == {}
+    t = tracker(text="stop", intent="opt_out", slots={"requested_slot": "place"})
+    assert asyncio.run(form.extract_place(CollectingDispatcher(), t, {})) == {}
+    t = tracker(text="je ne sais pas", intent="deny", slots={"requested_slot": "place"})
+    assert asyncio.run(form.extract_place(CollectingDispatcher(), t, {})) == {"place": A.SKIPPED}
+
+
+# --- completion ------------------------------------------------------------------------------
+
+
+def test_form_completion_confirms_with_reference(platform):
+    t = tracker(slots={"flow": "need", "ticket_ref": "T-9", "place": "Gao", "household_size": "5"})
+    _, dispatcher = run(A.ActionUpdateTicket(), t)
+    assert dispatcher.messages[0]["response"] == "utter_ticket_done"
+    assert dispatcher.messages[0]["ref"] == "T-9"
+
+
+def test_completion_retries_ticket_creation_when_it_failed_before(platform):
+    t = tracker(
+        slots={
+            "flow": "need",
+            "ticket_ref": None,
+            "category": "health",
+            "place": "Gao",
+            "place_code": "ML07",
+            "household_size": "5",
+        }
+    )
+    events, dispatcher = run(A.ActionUpdateTicket(), t)
+    body = platform.last("POST", "/api/v1/tickets")["body"]
+    assert body["place"] == "ML07" and body["household_size"] == 5 and body["category"] == "health"
+    assert slot_events(events)["ticket_ref"] == "T-TEST1"
+    assert responses(dispatcher) == ["utter_ticket_done"]
+
+
+def test_household_report_registers_the_household(platform):
+    t = tracker(
+        slots={
+            "flow": "register",
+            "place": "Sévaré",
+            "place_code": "ML05-SEV",
+            "household_size": "7",
+            "lang": "en",
+        }
+    )
+    _, dispatcher = run(A.ActionUpdateTicket(), t)
+    body = platform.last("POST", "/api/v1/households")["body"]
+    assert body == {
+        "sender": "c0ffee-sender",
+        "size": 7,
+        "place": "ML05-SEV",
+        "origin": None,
+        "language": "en",
+    }
+    assert dispatcher.messages[0]["response"] == "utter_household_registered"
+    assert not [r for r in platform.requests if r["path"] == "/api/v1/tickets"]
+
+
+# --- protection call-back --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,intent,expected",
+    [
+        ("oui", "affirm", "yes"),
+        ("owo", "inform", "yes"),
+        ("ayi", "deny", "no"),
+        ("no he will hear", "deny", "no"),
+    ],
+)
+def test_callback_answer(platform, text, intent, expected):
+    form = A.ValidateCallbackForm()
+    t = tracker(
+        text=text, intent=intent, slots={"requested_slot": "callback_ok", "ticket_ref": "T-P"}
+    )
+    out = asyncio.run(form.extract_callback_ok(CollectingDispatcher(), t, {}))
+    assert out == {"callback_ok": expected}
+
+
+def test_other_text_during_callback_question_becomes_a_note(platform):
+    form = A.ValidateCallbackForm()
+    t = tracker(
+        text="il revient ce soir",
+        intent="protection_concern",
+        slots={"requested_slot": "callback_ok", "ticket_ref": "T-P"},
+        metadata={"raw_text": "il revient ce soir"},
+    )
+    out = asyncio.run(form.extract_callback_ok(CollectingDispatcher(), t, {}))
+    assert out == {"callback_ok": "unknown"}
+    assert platform.last("PATCH", "/api/v1/tickets/T-P")["body"] == {"note": "il revient ce soir"}
+
+
+@pytest.mark.parametrize(
+    "answer,flag,response",
+    [("yes", True, "utter_callback_yes"), ("no", False, "utter_callback_no")],
+)
+def test_callback_answer_is_recorded(platform, answer, flag, response):
+    t = tracker(slots={"callback_ok": answer, "ticket_ref": "T-P", "flow": "protection"})
+    events, dispatcher = run(A.ActionRecordCallback(), t)
+    assert platform.last("PATCH", "/api/v1/tickets/T-P")["body"] == {"callback_ok": flag}
+    assert responses(dispatcher) == [response]
+    assert slot_events(events)["callback_ok"] is None
+
+
+# --- status, opt-out, erase, language ---------------------------------------------------------
+
+
+def test_ticket_status_lists_tickets_in_the_sender_language(platform):
+    platform.tickets = [
+        {
+            "reference": "T-AAAAA",
+            "category": "wash",
+            "status": "in_progress",
+            "updated_at": "2026-01-02T10:00:00Z",
+        },
+        {
+            "reference": "T-BBBBB",
+            "category": "health",
+            "status": "resolved",
+            "updated_at": "2026-01-01T10:00:00Z",
+        },
+    ]
+    _, dispatcher = run(A.ActionTicketStatus(), tracker(slots={"lang": "fr"}, sender="s/1"))
+    assert platform.requests[-1]["path"] == "/api/v1/contacts/s%2F1/tickets"
+    msg = dispatcher.messages[0]
+    assert msg["response"] == "utter_status_list"
+    assert msg["tickets"] == "T-AAAAA eau: en cours; T-BBBBB santé: traitée"
+
+
+def test_ticket_status_none_and_unavailable(platform):
+    _, dispatcher = run(A.ActionTicketStatus(), tracker())
+    assert responses(dispatcher) == ["utter_status_none"]
+    platform.fail_with = 500
+    _, dispatcher = run(A.ActionTicketStatus(), tracker())
+    assert responses(dispatcher) == ["utter_status_unavailable"]
+
+
+def test_opt_out_and_erase(platform):
+    events, dispatcher = run(A.ActionOptOut(), tracker(active_loop="need_form"))
+    assert platform.last("POST", "/api/v1/contacts/c0ffee-sender/opt-out")
+    assert responses(dispatcher) == ["utter_opted_out"]
+    assert any(e["event"] == "active_loop" and e["name"] is None for e in events)
+    events, dispatcher = run(A.ActionEraseData(), tracker(slots={"lang": "bm"}))
+    assert platform.last("POST", "/api/v1/contacts/c0ffee-sender/erase")
+    assert responses(dispatcher) == ["utter_erase_done"]
+    assert any(e["event"] == "reset_slots" for e in events)
+    assert slot_events(events)["lang"] == "bm"
+    platform.fail_with = 500
+    _, dispatcher = run(A.ActionOptOut(), tracker())
+    assert responses(dispatcher) == ["utter_request_noted"]
+
+
+@pytest.mark.parametrize(
+    "text,metadata,current,expected",
+    [
+        ("ji te yen an be gao", {"language": "fr"}, "fr", "bm"),  # clear message wins
+        ("7", {"language": "bm"}, "fr", "bm"),  # neutral message: the contact's language
+        ("Gao", {}, "en", "en"),  # nothing known: keep the language in use
+        ("we need water please", {}, "fr", "en"),
+    ],
+)
+def test_language_slot(text, metadata, current, expected):
+    action = A.ValidatePredefinedSlots()
+    t = tracker(text=text, metadata=metadata, slots={"lang": current})
+    out = asyncio.run(action.extract_lang(CollectingDispatcher(), t, {}))
+    assert out.get("lang", current) == expected
+
+
+def test_slots_reset_to_none_are_not_validated_as_answers(platform):
+    result, dispatcher = validate("validate_household_size", None, tracker(slots={"flow": "need"}))
+    assert result == {"household_size": None} and dispatcher.messages == []
+    result, dispatcher = validate("validate_place", None, tracker(slots={"flow": "need"}))
+    assert result == {"place": None} and dispatcher.messages == []
+    form = A.ValidateCallbackForm()
+    out = asyncio.run(form.validate_callback_ok(None, CollectingDispatcher(), tracker(), {}))
+    assert out == {"callback_ok": None}
+    assert platform.requests == []
+
+
+def test_number_answer_is_not_taken_as_a_place():
+    form = A.ValidateNeedForm()
+    t = tracker(
+        text="sept",
+        intent="inform",
+        entities=[ent("household_size", "sept")],
+        slots={"requested_slot": "place"},
+    )
+    assert asyncio.run(form.extract_place(CollectingDispatcher(), t, {})) == {}
