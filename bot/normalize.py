@@ -145,7 +145,7 @@ def normalize(text: str | None) -> str:
     out = _APOSTROPHE_RE.sub(" ", out)
     out = _PUNCT_RE.sub(" ", out)
     out = _REPEAT_RE.sub(r"\1\1", out)
-    words = []
+    words: list[str] = []
     for word in _SPACE_RE.split(out.strip()):
         if not word:
             continue
@@ -841,7 +841,7 @@ def parse_household_size(text: str | int | None) -> int | None:
     if match:
         value = int(match.group(1))
         return value if 1 <= value <= 99 else None
-    value = _words_to_number(tokens(norm))
-    if value is not None and 1 <= value <= 99:
-        return value
+    spelled = _words_to_number(tokens(norm))
+    if spelled is not None and 1 <= spelled <= 99:
+        return spelled
     return None
