@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
 from core.settings import Settings, get_settings
 
@@ -20,6 +21,8 @@ from core.settings import Settings, get_settings
 TASK_MODULES = [
     "core.tasks",
     "bot.dispatch",
+    "tickets.tasks",
+    "gateway.tasks",
 ]
 
 
@@ -52,6 +55,26 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "relay-outbox": {
             "task": "core.relay_outbox",
             "schedule": timedelta(seconds=settings.outbox_relay_seconds),
+        },
+        # Gateway: inbound messages the broker never got, the disk spool written while the
+        # database was down, and outbound messages whose worker vanished mid-send.
+        "gateway-relay-inbound": {
+            "task": "gateway.relay_inbound",
+            "schedule": timedelta(seconds=settings.outbox_relay_seconds),
+        },
+        "gateway-replay-spool": {"task": "gateway.replay_spool", "schedule": timedelta(seconds=10)},
+        "gateway-sweep-outbound": {
+            "task": "gateway.sweep_outbound",
+            "schedule": timedelta(minutes=1),
+        },
+        # SLA breaches are escalated within a minute of the deadline.
+        "tickets-check-sla": {"task": "tickets.check_sla", "schedule": timedelta(minutes=1)},
+        # Alerts whose retry is due (or whose worker died mid-attempt) are sent again.
+        "tickets-retry-alerts": {"task": "tickets.retry_alerts", "schedule": timedelta(minutes=1)},
+        # Retention runs at night (UTC = Mali time), away from the daytime hotline load.
+        "tickets-purge-retention": {
+            "task": "tickets.purge_retention",
+            "schedule": crontab(hour=2, minute=30),
         },
     }
 

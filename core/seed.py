@@ -148,49 +148,14 @@ def _upsert_channel(
 
 def seed_channels(session: Session, settings: Settings, progress: Progress) -> list[str]:
     """Turn provider credentials found in the settings into channels (and the simulator)."""
-    names: list[str] = []
-    if settings.twilio_configured:
-        assert settings.twilio_auth_token is not None
-        _upsert_channel(
-            session,
-            name="twilio",
-            type_=ChannelType.TWILIO,
-            address=settings.twilio_from,
-            credentials={
-                "account_sid": settings.twilio_account_sid,
-                "auth_token": settings.twilio_auth_token.get_secret_value(),
-            },
-            config={
-                key: value
-                for key, value in {
-                    "messaging_service_sid": settings.twilio_messaging_service_sid,
-                    "api_base_url": settings.twilio_api_base_url,
-                }.items()
-                if value
-            },
-        )
-        names.append("twilio")
-    if settings.africastalking_configured:
-        assert settings.africastalking_api_key is not None
-        _upsert_channel(
-            session,
-            name="africastalking",
-            type_=ChannelType.AFRICASTALKING,
-            address=settings.africastalking_from,
-            credentials={
-                "username": settings.africastalking_username,
-                "api_key": settings.africastalking_api_key.get_secret_value(),
-            },
-            config={
-                key: value
-                for key, value in {
-                    "ussd_code": settings.africastalking_ussd_code,
-                    "api_base_url": settings.africastalking_api_base_url,
-                }.items()
-                if value
-            },
-        )
-        names.append("africastalking")
+    from gateway.channels import ensure_settings_channels
+
+    channels = ensure_settings_channels(session, settings)
+    for channel in channels:
+        if channel.type == ChannelType.AFRICASTALKING and settings.africastalking_ussd_code:
+            # The USSD menu answers only its own service code on this channel.
+            channel.config = {**channel.config, "ussd_code": settings.africastalking_ussd_code}
+    names = [channel.name for channel in channels]
     _upsert_channel(
         session,
         name="simulator",

@@ -1,7 +1,216 @@
-"""Provider webhooks (mounted by core.app)."""
+"""Provider webhooks (mounted by core.app). Paths are registered in providers' consoles:
+keep them stable (gateway/README.md lists them).
+
+Each handler: read (≤64 KiB) → find the channel → verify → normalise → record idempotently
+→ commit → publish → answer at once. Handlers are ``async`` and run the two or three
+database statements inline rather than in a thread pool: a hop to a worker thread would cost
+about as much as the statements, and uvicorn runs several processes. Bad input is a 4xx
+(``WebhookError``), never a 500; an unreachable database makes the request go to the disk
+spool and still answers success.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+import time
+from collections.abc import Awaitable, Callable
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from core.phones import InvalidPhoneNumber
+from gateway import spool
+from gateway.calls import InboundCall, record_call
+from gateway.channels import ChannelInfo, twilio
+from gateway.channels import africastalking as at
+from gateway.channels import http_generic as http
+from gateway.errors import DatabaseUnavailable, MissingFields, WebhookError
+from gateway.inbound import InboundSms, normalize_sender, publish_inbound, record_inbound
+from gateway.status import StatusUpdate, apply_status_update
+from gateway.webhook_io import FormFields, parse_body, parse_form, read_body
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+DB_DOWN_ERRORS = (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable)
+XML = "application/xml"
+
+
+class _DatabaseBreaker:
+    """After a database failure, spool directly for a second instead of waiting on a
+    connect timeout per request (the webhook must answer within the provider's timeout)."""
+
+    pause_seconds = 1.0
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+
+    def down(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        self.open_until = time.monotonic() + self.pause_seconds
+
+
+db_breaker = _DatabaseBreaker()
+
+
+def _error_response(exc: WebhookError) -> Response:
+    return PlainTextResponse(exc.detail, status_code=exc.status_code)
+
+
+def _accept_sms(sms: InboundSms) -> str:
+    """Record and publish; spool when the database is down. Returns what happened."""
+    if not db_breaker.down():
+        try:
+            message_id = record_inbound(sms)
+        except DB_DOWN_ERRORS as exc:
+            db_breaker.trip()
+            log.warning("database unavailable, spooling inbound SMS: %s", type(exc).__name__)
+        else:
+            if message_id is None:
+                return "duplicate"
+            publish_inbound(message_id)
+            return "stored"
+    spool.write(spool.KIND_SMS, sms.to_json())
+    return "spooled"
+
+
+def _accept_status(update: StatusUpdate) -> None:
+    if not db_breaker.down():
+        try:
+            apply_status_update(update)
+            return
+        except DB_DOWN_ERRORS as exc:
+            db_breaker.trip()
+            log.warning("database unavailable, spooling status: %s", type(exc).__name__)
+    spool.write(spool.KIND_STATUS, update.to_json())
+
+
+async def _guarded(handler: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await handler()
+    except WebhookError as exc:
+        return _error_response(exc)
+    except DB_DOWN_ERRORS:
+        # Nothing cached to verify with (cold start while the database is down): the
+        # provider retries later, which is better than accepting unverified traffic.
+        return PlainTextResponse("temporarily unavailable", status_code=503)
+
+
+# --- Twilio -------------------------------------------------------------------------------
+
+
+async def _twilio_fields(request: Request, *our_numbers: str) -> tuple[FormFields, ChannelInfo]:
+    fields = parse_form(await read_body(request))
+    channel = twilio.channel_for(fields, *our_numbers)
+    twilio.verify(request, fields, channel)
+    return fields, channel
+
+
+@router.post("/twilio/sms")
+async def twilio_sms(request: Request) -> Response:
+    async def handle() -> Response:
+        fields, channel = await _twilio_fields(request, "To")
+        _accept_sms(twilio.parse_sms(fields, channel))
+        return Response(twilio.TWIML_EMPTY, media_type=XML)
+
+    return await _guarded(handle)
+
+
+@router.post("/twilio/status")
+async def twilio_status(request: Request) -> Response:
+    async def handle() -> Response:
+        fields, channel = await _twilio_fields(request, "From", "To")
+        _accept_status(twilio.parse_status(fields, channel))
+        return Response(status_code=204)
+
+    return await _guarded(handle)
+
+
+@router.post("/twilio/voice")
+async def twilio_voice(request: Request) -> Response:
+    async def handle() -> Response:
+        fields, channel = await _twilio_fields(request, "To", "Called")
+        call_sid = fields.values.get("CallSid")
+        if not call_sid:
+            raise MissingFields(["CallSid"])
+        try:
+            caller: str | None = normalize_sender(fields.values.get("From", ""))
+        except InvalidPhoneNumber:
+            caller = None  # withheld or not a phone number: the call is still logged
+        call = InboundCall(channel.id, call_sid[:80], caller)
+        try:
+            if db_breaker.down():
+                raise DatabaseUnavailable("breaker open")
+            record_call(call)
+        except DB_DOWN_ERRORS:
+            db_breaker.trip()
+            spool.write(spool.KIND_CALL, call.to_json())
+        # Rejecting "busy" ends the call unanswered: the caller is not charged.
+        return Response(twilio.TWIML_REJECT_BUSY, media_type=XML)
+
+    return await _guarded(handle)
+
+
+# --- Africa's Talking ------------------------------------------------------------------------
+
+
+@router.post("/africastalking/sms")
+async def africastalking_sms(request: Request) -> Response:
+    async def handle() -> Response:
+        body = await read_body(request)
+        channel = at.channel_for(request)
+        fields = parse_body(body, request.headers.get("content-type"))
+        _accept_sms(at.parse_sms(fields, channel))
+        return PlainTextResponse("OK")
+
+    return await _guarded(handle)
+
+
+@router.post("/africastalking/delivery")
+async def africastalking_delivery(request: Request) -> Response:
+    async def handle() -> Response:
+        body = await read_body(request)
+        channel = at.channel_for(request)
+        fields = parse_body(body, request.headers.get("content-type"))
+        _accept_status(at.parse_status(fields, channel))
+        return PlainTextResponse("OK")
+
+    return await _guarded(handle)
+
+
+# --- generic HTTP aggregator ---------------------------------------------------------------
+
+
+@router.post("/http/{channel_id}/receive")
+async def http_receive(channel_id: str, request: Request) -> Response:
+    async def handle() -> Response:
+        body = await read_body(request)
+        if not channel_id.isdigit():
+            raise WebhookError("unknown channel", 404)
+        channel = http.channel_for(int(channel_id))
+        http.verify(request, channel)
+        fields = parse_body(body, request.headers.get("content-type"))
+        outcome = _accept_sms(http.parse_sms(fields, channel))
+        return PlainTextResponse(outcome)
+
+    return await _guarded(handle)
+
+
+@router.post("/http/{channel_id}/status")
+async def http_status(channel_id: str, request: Request) -> Response:
+    async def handle() -> Response:
+        body = await read_body(request)
+        if not channel_id.isdigit():
+            raise WebhookError("unknown channel", 404)
+        channel = http.channel_for(int(channel_id))
+        http.verify(request, channel)
+        fields = parse_body(body, request.headers.get("content-type"))
+        _accept_status(http.parse_status(fields, channel))
+        return PlainTextResponse("OK")
+
+    return await _guarded(handle)

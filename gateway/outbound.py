@@ -1,0 +1,154 @@
+"""Queueing outgoing SMS: measure, transliterate, refuse what is too long, write the row,
+enqueue ``gateway.send_outbound`` after commit.
+
+Contract (docs/architecture.md)::
+
+    queue_sms(session, *, contact, body, channel=None, ticket_id=None, kind="reply")
+        -> Message | None
+    measure(body) -> SegmentInfo(encoding, segments, length)
+    to_gsm7(body) -> str
+
+Too long is refused, not split: ``queue_sms`` raises ``BodyTooLong`` (a ValueError naming the
+channel's limit) when the body needs more than the channel's ``max_segments`` (default 6).
+Twilio and Africa's Talking already send a multi-part body as one concatenated SMS that
+phones show as one message, so "splitting" would only mean several separate texts arriving
+in any order; a caller that writes a longer reply has a bug to see, not to hide.
+
+Opted-out or erased contacts get nothing (None), except ``kind="opt_out_confirmation"``:
+the single message confirming the opt-out itself.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.outbox import enqueue_after_commit
+from gateway.gsm7 import SegmentInfo, measure, to_gsm7
+from models.base import utcnow
+from models.channels import Channel
+from models.contacts import Contact
+from models.enums import ChannelType, MessageDirection, MessageStatus
+from models.messages import Message
+
+__all__ = [
+    "BodyTooLong",
+    "SegmentInfo",
+    "measure",
+    "prepare_body",
+    "queue_sms",
+    "to_gsm7",
+]
+
+SEND_OUTBOUND = "gateway.send_outbound"
+DEFAULT_MAX_SEGMENTS = 6
+KIND_OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+SENDABLE_TYPES = (
+    ChannelType.TWILIO,
+    ChannelType.AFRICASTALKING,
+    ChannelType.HTTP,
+    ChannelType.SIMULATOR,
+)
+
+
+class BodyTooLong(ValueError):
+    def __init__(self, segments: int, limit: int, channel_name: str) -> None:
+        super().__init__(
+            f"SMS body needs {segments} segments; channel {channel_name!r} allows at most "
+            f"{limit} (config max_segments)"
+        )
+        self.segments = segments
+        self.limit = limit
+
+
+class NoChannel(LookupError):
+    """No active channel can carry an SMS to this contact."""
+
+
+def prepare_body(body: str, channel: Channel) -> tuple[str, SegmentInfo, bool]:
+    """The body as it will be sent, its cost, and whether it was transliterated.
+
+    Raises BodyTooLong when it exceeds the channel's ``max_segments``.
+    """
+    config = channel.config or {}
+    text = body
+    if config.get("transliterate", True):
+        text = to_gsm7(body)
+    info = measure(text)
+    limit = int(config.get("max_segments", DEFAULT_MAX_SEGMENTS))
+    if info.segments > limit:
+        raise BodyTooLong(info.segments, limit, channel.name)
+    return text, info, text != body
+
+
+def pick_channel(session: Session, contact: Contact) -> Channel:
+    """The channel the contact last wrote on (their operator reaches them there), else the
+    first active SMS channel."""
+    last = session.scalar(
+        select(Channel)
+        .join(Message, Message.channel_id == Channel.id)
+        .where(
+            Message.contact_id == contact.id,
+            Message.direction == MessageDirection.INBOUND,
+            Channel.active.is_(True),
+            Channel.type.in_(SENDABLE_TYPES),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if last is not None:
+        return last
+    first = session.scalar(
+        select(Channel)
+        .where(Channel.active.is_(True), Channel.type.in_(SENDABLE_TYPES[:3]))
+        .order_by(Channel.id)
+        .limit(1)
+    )
+    if first is None:
+        raise NoChannel("no active SMS channel")
+    return first
+
+
+def queue_sms(
+    session: Session,
+    *,
+    contact: Contact,
+    body: str,
+    channel: Channel | None = None,
+    ticket_id: int | None = None,
+    kind: str = "reply",
+) -> Message | None:
+    """Write a PENDING outbound message and enqueue its sending after commit (flushes only).
+
+    Returns None when the contact opted out or was erased (nothing is written). Raises
+    BodyTooLong (ValueError) for a body over the channel's segment limit, NoChannel when
+    there is no channel at all.
+    """
+    if contact.erased_at is not None or not contact.phone:
+        return None
+    if contact.opted_out_at is not None and kind != KIND_OPT_OUT_CONFIRMATION:
+        return None
+    if channel is None:
+        channel = pick_channel(session, contact)
+    text, info, transliterated = prepare_body(body, channel)
+    now = utcnow()
+    message = Message(
+        channel_id=channel.id,
+        contact_id=contact.id,
+        ticket_id=ticket_id,
+        direction=MessageDirection.OUTBOUND,
+        body=text,
+        status=MessageStatus.PENDING,
+        segments=info.segments,
+        encoding=info.encoding,
+        transliterated=transliterated,
+        sanitized=False,
+        flood_limited=False,
+        send_attempts=0,
+        created_at=now,
+        status_updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    enqueue_after_commit(session, SEND_OUTBOUND, message.id, kind)
+    return message

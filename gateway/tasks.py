@@ -1,0 +1,431 @@
+"""Celery tasks of the gateway (explicit names; each receives ids and reloads rows).
+
+``gateway.process_inbound(message_id)``
+    opt-out/opt-in keywords → flood control → hand-off to ``conversation.handle_message``.
+    Runs under a row lock. Keyword and flood decisions move the message to IGNORED (final);
+    a hand-off leaves it RECEIVED for the conversation task, which marks it HANDLED. A
+    repeated run (redelivery, relay) is harmless: opt-out/in only confirm a *change*, the
+    flood counter counts message ids, and the conversation task skips handled messages.
+``gateway.send_outbound(message_id, kind="reply")``
+    one provider call at most per message: ``send_started_at`` is committed *before* the
+    call; a run that finds it set without a provider id (the worker died mid-send, acks_late
+    redelivered the task) records UNKNOWN instead of sending again.
+``gateway.relay_inbound``, ``gateway.replay_spool``, ``gateway.sweep_outbound``
+    beat: re-publish inbound messages the broker never got, replay the disk spool, and
+    settle outbound messages whose worker vanished.
+``gateway.request_callback(call_id)``
+    open the "call back" ticket for a missed call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.celery_app import celery_app
+from core.db import get_sessionmaker
+from core.outbox import enqueue_after_commit, publish, publish_committed
+from core.settings import get_settings
+from gateway.channels import ChannelInfo, load_channel
+from gateway.i18n import translate
+from gateway.keywords import KeywordAction, match_keyword
+from gateway.limits import acquire_send_slot, is_flooding, max_per_second
+from gateway.outbound import KIND_OPT_OUT_CONFIRMATION, SEND_OUTBOUND, queue_sms
+from gateway.sending import Delivery, FailureKind, SendFailure
+from gateway.status import RANK, advance_status
+from models.base import utcnow
+from models.channels import Channel
+from models.contacts import Contact
+from models.enums import ChannelType, MessageDirection, MessageStatus
+from models.messages import Message
+from tickets.contacts import opt_in, opt_out
+
+log = logging.getLogger(__name__)
+
+HANDLE_MESSAGE = "conversation.handle_message"
+MAX_SEND_RETRIES = 8
+STUCK_SENDING_AFTER = timedelta(minutes=10)
+STUCK_PENDING_AFTER = timedelta(minutes=15)
+
+
+# --- inbound ----------------------------------------------------------------------------
+
+
+def _confirm(
+    session: Session, contact: Contact, channel_id: int, key: str, language: str, kind: str
+) -> None:
+    channel = session.get(Channel, channel_id)
+    body = translate(key, contact.language or language)
+    queue_sms(session, contact=contact, body=body, channel=channel, kind=kind)
+
+
+def handle_inbound(session: Session, message_id: int) -> str:
+    """The decision for one inbound message; flushes, the caller commits. Returns what
+    happened (for logs and tests)."""
+    message = session.scalar(
+        select(Message)
+        .where(Message.id == message_id, Message.direction == MessageDirection.INBOUND)
+        .with_for_update()
+    )
+    if message is None:
+        return "missing"
+    if message.status != MessageStatus.RECEIVED:
+        return "already-processed"
+    contact = None if message.contact_id is None else session.get(Contact, message.contact_id)
+    now = utcnow()
+    message.status_updated_at = now
+    if contact is not None:
+        contact.last_inbound_at = max(
+            contact.last_inbound_at or message.created_at, message.created_at
+        )
+
+    match = match_keyword(message.body)
+    if match is not None and contact is not None:
+        if match.action == KeywordAction.OPT_OUT:
+            message.status = MessageStatus.IGNORED
+            if opt_out(contact):
+                _confirm(
+                    session,
+                    contact,
+                    message.channel_id,
+                    "opt_out.confirmation",
+                    match.language,
+                    KIND_OPT_OUT_CONFIRMATION,
+                )
+                return "opted-out"
+            return "already-opted-out"
+        if opt_in(contact):
+            message.status = MessageStatus.IGNORED
+            _confirm(
+                session,
+                contact,
+                message.channel_id,
+                "opt_in.confirmation",
+                match.language,
+                "opt_in_confirmation",
+            )
+            return "opted-in"
+        # "START" from someone who never opted out is just a message: the bot answers it.
+
+    if contact is not None and is_flooding(
+        session, contact_id=contact.id, message_id=message.id, at=message.created_at.timestamp()
+    ):
+        message.flood_limited = True
+        message.status = MessageStatus.IGNORED
+        return "flood-limited"
+
+    # The message stays RECEIVED: conversation.handle_message moves it to HANDLED once the
+    # bot has answered (it skips anything no longer RECEIVED, which is how it respects
+    # opt-out keywords and flood control decided here).
+    enqueue_after_commit(session, HANDLE_MESSAGE, message.id)
+    return "handed-off"
+
+
+@celery_app.task(name="gateway.process_inbound", ignore_result=True, acks_late=True)
+def process_inbound(message_id: int) -> str:
+    with get_sessionmaker()() as session:
+        outcome = handle_inbound(session, message_id)
+        session.commit()
+        publish_committed(session)
+    log.info("inbound message=%s outcome=%s", message_id, outcome)
+    return outcome
+
+
+# --- outbound ---------------------------------------------------------------------------
+
+
+def _sender(channel: ChannelInfo) -> Any:
+    if channel.type == ChannelType.TWILIO:
+        from gateway.channels import twilio
+
+        return twilio.send
+    if channel.type == ChannelType.AFRICASTALKING:
+        from gateway.channels import africastalking
+
+        return africastalking.send
+    if channel.type == ChannelType.HTTP:
+        from gateway.channels import http_generic
+
+        return http_generic.send
+    return None
+
+
+def _status_callback(channel: ChannelInfo) -> str | None:
+    base = get_settings().public_url
+    if channel.type == ChannelType.TWILIO:
+        return f"{base}/webhooks/twilio/status"
+    if channel.type == ChannelType.HTTP:
+        return f"{base}/webhooks/http/{channel.id}/status"
+    return None
+
+
+def _finish(
+    message_id: int,
+    status: MessageStatus,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    provider_id: str | None = None,
+    opt_out_contact: bool = False,
+) -> None:
+    with get_sessionmaker()() as session:
+        advance_status(
+            session,
+            message_id=message_id,
+            status=status,
+            error_code=error_code,
+            error_message=error_message,
+            provider_id_to_set=provider_id,
+        )
+        if opt_out_contact:
+            contact = session.scalar(
+                select(Contact)
+                .join(Message, Message.contact_id == Contact.id)
+                .where(Message.id == message_id)
+            )
+            if contact is not None:
+                opt_out(contact)
+        session.commit()
+
+
+def _release_claim(message_id: int, error_code: str, error_message: str) -> None:
+    """The provider certainly did not take the message: make it sendable again."""
+    with get_sessionmaker()() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.SENDING)
+            .values(
+                status=MessageStatus.QUEUED,
+                send_started_at=None,
+                error_code=error_code[:40],
+                error_message=error_message[:500],
+                status_updated_at=utcnow(),
+            )
+        )
+        session.commit()
+
+
+def _claim(message_id: int) -> bool:
+    """Commit the "sending started" marker; False when another run already has it."""
+    now = utcnow()
+    with get_sessionmaker()() as session:
+        result = session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status.in_([MessageStatus.PENDING, MessageStatus.QUEUED]),
+                Message.send_started_at.is_(None),
+            )
+            .values(
+                status=MessageStatus.SENDING,
+                send_started_at=now,
+                send_attempts=Message.send_attempts + 1,
+                status_updated_at=now,
+            )
+        )
+        session.commit()
+        return bool(getattr(result, "rowcount", 0))
+
+
+def backoff_seconds(retries: int) -> float:
+    """Exponential backoff with full jitter, capped at five minutes."""
+    return random.uniform(0.5, min(300.0, 2.0 * (2**retries)))
+
+
+@celery_app.task(
+    bind=True,
+    name="gateway.send_outbound",
+    ignore_result=True,
+    acks_late=True,
+    max_retries=None,
+)
+def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
+    with get_sessionmaker()() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.direction != MessageDirection.OUTBOUND:
+            return "missing"
+        if (
+            message.send_started_at is not None
+            and message.provider_id is None
+            and (message.status == MessageStatus.SENDING)
+        ):
+            # Redelivered after the worker died mid-send: it may have gone out. Never resend.
+            session.commit()
+            _finish(
+                message_id,
+                MessageStatus.UNKNOWN,
+                error_code="interrupted",
+                error_message="worker stopped during the provider call; not resent",
+            )
+            return "unknown-interrupted"
+        if message.status not in (MessageStatus.PENDING, MessageStatus.QUEUED):
+            return "already-" + message.status.value
+        contact = None if message.contact_id is None else session.get(Contact, message.contact_id)
+        channel = load_channel(session, message.channel_id)
+        body = message.body or ""
+        to = None if contact is None else contact.phone
+        opted_out = contact is not None and contact.is_opted_out
+        erased = contact is not None and contact.erased_at is not None
+    if contact is None or not to or erased:
+        _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
+        return "failed-no-recipient"
+    if opted_out and kind != KIND_OPT_OUT_CONFIRMATION:
+        _finish(
+            message_id,
+            MessageStatus.FAILED,
+            error_code="opted_out",
+            error_message="contact opted out before sending",
+        )
+        return "failed-opted-out"
+    if channel is None:
+        _finish(message_id, MessageStatus.FAILED, error_code="channel", error_message="no channel")
+        return "failed-no-channel"
+
+    if channel.type == ChannelType.SIMULATOR:
+        if _claim(message_id):
+            _finish(message_id, MessageStatus.SENT, provider_id=f"sim-{message_id}")
+        return "simulated"
+    sender = _sender(channel)
+    if sender is None:
+        _finish(
+            message_id,
+            MessageStatus.FAILED,
+            error_code="channel",
+            error_message=f"channel type {channel.type} cannot send SMS",
+        )
+        return "failed-channel-type"
+
+    if not acquire_send_slot(channel.id, max_per_second(channel.config)):
+        # Channel saturated: come back shortly instead of holding a worker.
+        raise self.retry(countdown=1.0 + random.uniform(0, 2.0))
+    if not _claim(message_id):
+        return "claimed-elsewhere"
+
+    started = time.monotonic()
+    try:
+        delivery: Delivery = sender(
+            channel, to=to, body=body, status_callback=_status_callback(channel)
+        )
+    except SendFailure as failure:
+        log.info("send message=%s failed kind=%s code=%s", message_id, failure.kind, failure.code)
+        if failure.kind == FailureKind.RETRY:
+            if self.request.retries >= MAX_SEND_RETRIES:
+                _finish(
+                    message_id,
+                    MessageStatus.FAILED,
+                    error_code=failure.code,
+                    error_message="gave up after retries: " + failure.message,
+                )
+                return "failed-retries"
+            _release_claim(message_id, failure.code, failure.message)
+            raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
+        if failure.kind == FailureKind.AMBIGUOUS:
+            _finish(
+                message_id,
+                MessageStatus.UNKNOWN,
+                error_code=failure.code,
+                error_message=failure.message,
+            )
+            return "unknown"
+        _finish(
+            message_id,
+            MessageStatus.FAILED,
+            error_code=failure.code,
+            error_message=failure.message,
+            opt_out_contact=failure.kind == FailureKind.OPTED_OUT,
+        )
+        return "failed"
+    status = (
+        delivery.status
+        if delivery.status and RANK[delivery.status] > RANK[MessageStatus.SENT]
+        else MessageStatus.SENT
+    )
+    _finish(message_id, status, provider_id=delivery.provider_id)
+    log.info("sent message=%s in %.0f ms", message_id, (time.monotonic() - started) * 1000)
+    return "sent"
+
+
+# --- periodic -----------------------------------------------------------------------------
+
+
+@celery_app.task(name="gateway.relay_inbound", ignore_result=True)
+def relay_inbound() -> int:
+    from gateway.inbound import relay_stuck_inbound
+
+    return relay_stuck_inbound()
+
+
+@celery_app.task(name="gateway.replay_spool", ignore_result=True)
+def replay_spool() -> int:
+    from gateway.spool import replay_spool as replay
+
+    return replay()
+
+
+def sweep_outbound(
+    *,
+    stuck_sending: timedelta = STUCK_SENDING_AFTER,
+    stuck_pending: timedelta = STUCK_PENDING_AFTER,
+) -> tuple[int, int]:
+    """Settle messages whose sending task vanished. Returns (marked unknown, re-published).
+
+    SENDING with a marker long past any provider timeout: the worker died mid-call and the
+    broker has not redelivered yet — record UNKNOWN (never resend). PENDING/QUEUED long
+    after creation: the task was lost (broker flushed) — publish it again; the claim makes a
+    duplicate harmless.
+    """
+    now = utcnow()
+    with get_sessionmaker()() as session:
+        unknown = session.execute(
+            update(Message)
+            .where(
+                Message.direction == MessageDirection.OUTBOUND,
+                Message.status == MessageStatus.SENDING,
+                Message.provider_id.is_(None),
+                Message.send_started_at < now - stuck_sending,
+            )
+            .values(status=MessageStatus.UNKNOWN, error_code="interrupted", status_updated_at=now)
+        )
+        stuck = list(
+            session.scalars(
+                select(Message.id)
+                .where(
+                    Message.direction == MessageDirection.OUTBOUND,
+                    Message.status.in_([MessageStatus.PENDING, MessageStatus.QUEUED]),
+                    Message.status_updated_at < now - stuck_pending,
+                )
+                .order_by(Message.id)
+                .limit(500)
+            )
+        )
+        if stuck:
+            session.execute(
+                update(Message).where(Message.id.in_(stuck)).values(status_updated_at=now)
+            )
+        session.commit()
+    republished = 0
+    for message_id in stuck:
+        try:
+            publish(SEND_OUTBOUND, [message_id])
+        except Exception:
+            break
+        republished += 1
+    return int(getattr(unknown, "rowcount", 0) or 0), republished
+
+
+@celery_app.task(name="gateway.sweep_outbound", ignore_result=True)
+def sweep_outbound_task() -> list[int]:
+    return list(sweep_outbound())
+
+
+@celery_app.task(name="gateway.request_callback", ignore_result=True, acks_late=True)
+def request_callback_task(call_id: int) -> int | None:
+    from gateway.calls import process_callback_request
+
+    return process_callback_request(call_id)

@@ -1,0 +1,281 @@
+"""The database work of the menu: who is calling, and what a completed path records.
+
+Navigation hops never come here. A walk touches the database at most three times: the contact
+look-up on the first hop of a session, saving the language the first time it is chosen, and
+the final write. Everything a path records goes through ``tickets.intake`` — the same code the
+SMS bot uses — so triage, routing, SLA and notifications are identical whatever the channel.
+
+These functions are synchronous (SQLAlchemy sessions); the async service runs them in the
+thread pool. Each owns its transaction: it commits, then publishes the outbox.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db import get_engine, get_sessionmaker
+from gateway.ussd.engine import Action, Flow, MenuEngine, MenuState
+from gateway.ussd.store import CallerKey
+from models.base import utcnow
+from models.contacts import Contact
+from models.enums import Language, TicketCategory, TicketSource
+from models.ussd import UssdSession
+
+log = logging.getLogger(__name__)
+
+ACTOR_LABEL = "ussd"
+# Actions that record something about the caller, and so need a Contact row to exist.
+_CREATES_CONTACT = frozenset({Action.REGISTER, Action.HELP, Action.PROTECTION, Action.OPT_OUT})
+
+
+_CONTACT_LOOKUP = select(Contact.id, Contact.language).where(
+    Contact.phone_hash == bindparam("digest")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    contact_id: int
+    language: Language | None
+
+
+def lookup_contact(phone_hash: str) -> ContactInfo | None:
+    """The first hop's only query: id and language of the caller, if we know them.
+
+    A Core statement on a pooled connection, not an ORM session: this runs on every new
+    session and the ORM's unit-of-work machinery would triple its CPU cost for nothing."""
+    with get_engine().connect() as connection:
+        row = connection.execute(_CONTACT_LOOKUP, {"digest": phone_hash}).first()
+    return None if row is None else ContactInfo(row[0], row[1])
+
+
+def ensure_contact(phone_e164: str, language: Language | None) -> ContactInfo:
+    """The caller's contact, created if new, with ``language`` remembered when given.
+
+    Safe to run concurrently with a final write for the same caller: get_or_create_contact
+    resolves the race on the unique phone hash."""
+    from tickets.contacts import get_or_create_contact, set_contact_language
+
+    with get_sessionmaker()() as session:
+        contact = get_or_create_contact(session, phone_e164, language=language)
+        if language is not None and contact.language != language:
+            set_contact_language(contact, language)
+        session.commit()
+        return ContactInfo(contact.id, contact.language)
+
+
+def _caller(session: Session, phone_e164: str, state: MenuState, *, create: bool) -> Contact | None:
+    contact = session.get(Contact, state.contact_id) if state.contact_id else None
+    if contact is not None and contact.erased_at is not None:
+        contact = None  # erased since this walk began: never write to an erased record
+    if contact is None:
+        from tickets.contacts import find_contact_by_phone, get_or_create_contact
+
+        if create:
+            contact = get_or_create_contact(session, phone_e164, language=state.language)
+        else:
+            contact = find_contact_by_phone(session, phone_e164)
+    if contact is not None and contact.language is None and state.language is not None:
+        contact.language = state.language
+    return contact
+
+
+After = Callable[[], object]
+
+
+def _nothing() -> None:
+    return None
+
+
+def complete(
+    engine: MenuEngine,
+    action: Action,
+    key: CallerKey,
+    phone_e164: str,
+    state: MenuState,
+) -> tuple[str, After]:
+    """Perform ``action`` for a finished path; return the END screen and what to run once the
+    caller has it: publishing the outbox (team alerts, the SMS receipt). The rows are committed
+    with the ticket, so a crash before publishing only delays them until the outbox relay; the
+    caller does not wait for the broker.
+
+    Idempotent per aggregator session: the session's ``ussd_sessions`` row is written in the
+    same transaction, marked completed, with the answer; a retried final hop (even after the
+    Redis state was lost) finds it and replays the answer instead of recording twice. Two
+    racing retries collide on the row's unique (channel, session) key and the loser replays.
+    """
+    try:
+        return _complete(engine, action, key, phone_e164, state)
+    except IntegrityError:
+        replay = completed_answer(key)
+        if replay is None:
+            raise
+        return replay, _nothing
+
+
+def completed_answer(key: CallerKey) -> str | None:
+    """The END answer already given to this aggregator session, if it completed."""
+    with get_sessionmaker()() as session:
+        row = session.scalar(
+            select(UssdSession).where(
+                UssdSession.channel_id == key.channel_id,
+                UssdSession.session_id == key.session_id,
+            )
+        )
+        if row is None or not row.completed:
+            return None
+        answer = (row.state or {}).get("out")
+        return str(answer) if answer else None
+
+
+def _complete(
+    engine: MenuEngine,
+    action: Action,
+    key: CallerKey,
+    phone_e164: str,
+    state: MenuState,
+) -> tuple[str, After]:
+    from core.outbox import publish_committed
+
+    language = state.language
+    with get_sessionmaker()() as session:
+        row = session.scalar(
+            select(UssdSession)
+            .where(
+                UssdSession.channel_id == key.channel_id,
+                UssdSession.session_id == key.session_id,
+            )
+            .with_for_update()
+        )
+        if row is not None and row.completed and (row.state or {}).get("out"):
+            return str(row.state["out"]), _nothing
+
+        contact = _caller(session, phone_e164, state, create=action in _CREATES_CONTACT)
+        if action is Action.ERASE:
+            answer = _erase(session, engine, contact, language)
+            session.commit()
+            return answer, functools.partial(publish_committed, session)
+
+        answer = _perform(session, engine, action, contact, state)
+        if row is None:
+            row = UssdSession(
+                channel_id=key.channel_id,
+                session_id=key.session_id,
+                service_code=key.service_code,
+                state={},
+                hops=0,
+                completed=False,
+            )
+            session.add(row)
+        row.contact_id = contact.id if contact is not None else None
+        row.language = language
+        row.hops = state.hops
+        # Ids and the answer only: the walk's choices live on the ticket or household.
+        row.state = {"action": action.value, "out": answer}
+        row.completed = True
+        row.ended_at = utcnow()
+        session.commit()
+        # The closed session keeps what publish_committed needs (its info and loaded rows).
+        return answer, functools.partial(publish_committed, session)
+
+
+def _perform(
+    session: Session,
+    engine: MenuEngine,
+    action: Action,
+    contact: Contact | None,
+    state: MenuState,
+) -> str:
+    import tickets.intake as intake
+
+    language, data = state.language, state.data
+    if action is Action.STATUS:
+        # open_tickets_for gives them newest first: the screen shows as many as fit.
+        found = intake.open_tickets_for(session, contact) if contact is not None else []
+        return engine.end_status(
+            language,
+            [
+                (
+                    t.reference,
+                    # A sensitive request is never named on a screen someone may look over.
+                    "cat.protection" if t.sensitive else f"cat.{t.category.value}",
+                    t.status.value,
+                )
+                for t in found
+            ],
+        )
+    if action is Action.OPT_IN:
+        if contact is not None:
+            from tickets.contacts import opt_in
+
+            opt_in(contact)
+        return engine.end(language, "end.opt_in")
+    assert contact is not None  # _CREATES_CONTACT guarantees it for the remaining actions
+    if action is Action.OPT_OUT:
+        from tickets.contacts import opt_out
+
+        opt_out(contact)
+        return engine.end(language, "end.opt_out")
+    if action is Action.REGISTER:
+        size, place = int(data["size"]), str(data["place"])
+        intake.register_household(session, contact=contact, size=size, place_code=place)
+        return engine.end(language, "end.household", size=size, place=engine.places.label(place))
+    if action is Action.PROTECTION:
+        callback_ok = bool(data.get("callback"))
+        when = str(data["when"]) if callback_ok and data.get("when") else None
+        ticket = intake.create_ticket(
+            session,
+            category=TicketCategory.PROTECTION,
+            source=TicketSource.USSD,
+            contact=contact,
+            language=language,
+            sensitive=True,
+            callback_ok=callback_ok,
+            callback_time=when,
+            actor_label=ACTOR_LABEL,
+        )
+        if when is not None:
+            from gateway.ussd.i18n import translate
+
+            return engine.end(
+                language,
+                "end.protection.callback",
+                ref=ticket.reference,
+                when=translate(f"when.{when}", language),
+            )
+        return engine.end(language, "end.protection.nocall", ref=ticket.reference)
+    # Action.HELP
+    if data.get("flow") != Flow.HELP.value:
+        raise ValueError(f"help action on a {data.get('flow')!r} walk")
+    ticket = intake.create_ticket(
+        session,
+        category=TicketCategory(str(data["cat"])),
+        source=TicketSource.USSD,
+        contact=contact,
+        place_code=str(data["place"]),
+        household_size=int(data["size"]),
+        language=language,
+        actor_label=ACTOR_LABEL,
+    )
+    return engine.end(language, "end.ticket", ref=ticket.reference)
+
+
+def _erase(
+    session: Session, engine: MenuEngine, contact: Contact | None, language: Language | None
+) -> str:
+    if contact is not None:
+        import tickets.intake as intake
+
+        # The walk history goes too; no ussd_sessions row is written for this session.
+        session.execute(delete(UssdSession).where(UssdSession.contact_id == contact.id))
+        counts: dict[str, Any] = intake.erase_contact(session, contact, actor_label=ACTOR_LABEL)
+        log.info("ussd erase contact_id=%s counts=%s", contact.id, counts)
+    return engine.end(language, "end.erased")

@@ -1,0 +1,179 @@
+"""A local fake SMS provider for tests: speaks Twilio's Messages.json and Africa's Talking's
+/version1/messaging well enough for the real SDKs, records every request, and fails on
+command (HTTP 429, 500, a hang past the client's timeout, Twilio 21610 / 21211).
+
+It runs in a thread of the test process and listens on 127.0.0.1 only; worker processes
+reach it over HTTP like they would reach the real provider.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+# Commands: what the next matching request gets instead of a success.
+OK = "ok"
+THROTTLE = "429"
+SERVER_ERROR = "500"
+HANG = "hang"
+OPTED_OUT = "21610"
+INVALID_NUMBER = "21211"
+
+
+@dataclass
+class Recorded:
+    provider: str  # "twilio" | "africastalking"
+    path: str
+    form: dict[str, str]
+    headers: dict[str, str]
+    outcome: str
+    at: float = field(default_factory=time.time)
+
+
+class FakeProvider:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._commands: deque[str] = deque()
+        self._lock = threading.Lock()
+        self.release = threading.Event()  # ends every hang
+        self.hang_seconds = 60.0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                form = dict(parse_qsl(raw, keep_blank_values=True))
+                provider = "twilio" if "/Messages.json" in self.path else "africastalking"
+                outcome = fake._next()
+                fake._record(Recorded(provider, self.path, form, dict(self.headers), outcome))
+                if outcome == HANG:
+                    fake.release.wait(fake.hang_seconds)
+                    self.close_connection = True
+                    return
+                status, body = fake._answer(provider, outcome, form)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                # Exactly this value: the africastalking SDK compares the header literally.
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # --- control ---------------------------------------------------------------------
+    def start(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, *outcomes: str) -> None:
+        with self._lock:
+            self._commands.extend(outcomes)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._commands.clear()
+            self.requests.clear()
+        self.release.set()
+        self.release = threading.Event()
+
+    def sent(self, provider: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if provider is None or r.provider == provider]
+
+    # --- internals --------------------------------------------------------------------
+    def _next(self) -> str:
+        with self._lock:
+            return self._commands.popleft() if self._commands else OK
+
+    def _record(self, item: Recorded) -> None:
+        with self._lock:
+            self.requests.append(item)
+
+    def _answer(self, provider: str, outcome: str, form: dict[str, str]) -> tuple[int, Any]:
+        if provider == "twilio":
+            return self._twilio(outcome, form)
+        return self._africastalking(outcome, form)
+
+    @staticmethod
+    def _twilio(outcome: str, form: dict[str, str]) -> tuple[int, Any]:
+        def error(status: int, code: int, message: str) -> tuple[int, Any]:
+            return status, {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            }
+
+        if outcome == THROTTLE:
+            return error(429, 20429, "Too Many Requests")
+        if outcome == SERVER_ERROR:
+            return error(500, 20500, "Internal Server Error")
+        if outcome == OPTED_OUT:
+            return error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if outcome == INVALID_NUMBER:
+            return error(400, 21211, "The 'To' number is not a valid phone number.")
+        sid = "SM" + uuid.uuid4().hex
+        return 201, {
+            "sid": sid,
+            "status": "queued",
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+            "num_segments": "1",
+            "account_sid": "AC" + "0" * 32,
+            "direction": "outbound-api",
+            "date_created": "Thu, 28 Nov 2026 10:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/AC/Messages/{sid}.json",
+        }
+
+    @staticmethod
+    def _africastalking(outcome: str, form: dict[str, str]) -> tuple[int, Any]:
+        if outcome == THROTTLE:
+            return 429, {"error": "Too many requests"}
+        if outcome == SERVER_ERROR:
+            return 500, {"error": "Internal server error"}
+
+        def recipient(code: int, status: str, message_id: str) -> tuple[int, Any]:
+            return 201, {
+                "SMSMessageData": {
+                    "Message": "Sent to 1/1 Total Cost: XOF 20",
+                    "Recipients": [
+                        {
+                            "statusCode": code,
+                            "number": form.get("to"),
+                            "status": status,
+                            "cost": "XOF 20",
+                            "messageId": message_id,
+                        }
+                    ],
+                }
+            }
+
+        if outcome == OPTED_OUT:
+            return recipient(406, "UserInBlacklist", "None")
+        if outcome == INVALID_NUMBER:
+            return recipient(403, "InvalidPhoneNumber", "None")
+        return recipient(101, "Success", "ATXid_" + uuid.uuid4().hex)

@@ -1,0 +1,246 @@
+"""Never lose a message, never send one twice — with real processes: uvicorn with several
+workers, a redis-server killed mid-traffic, a database cut off behind a TCP proxy, and a
+Celery worker SIGKILLed during a provider call."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import Message, MessageDirection, MessageStatus
+from support import PROJECT_ROOT, wait_until
+from support.workers import WorkerProcess
+from tests.gateway import fake_provider as fp
+from tests.gateway.gateway_helpers import (
+    RedisServer,
+    TcpProxy,
+    UvicornServer,
+    environ,
+    signed,
+    twilio_sms_form,
+)
+
+SENDERS = [f"+2237612{n:04d}" for n in range(10)]
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.kill()
+
+
+def _queued_tasks(redis: Any, queue: str = "deme") -> list[tuple[str, list[Any]]]:
+    """(task name, args) of every message waiting in a Celery/kombu Redis queue."""
+    tasks = []
+    for raw in redis.lrange(queue, 0, -1):
+        envelope = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        tasks.append((envelope["headers"]["task"], args))
+    return tasks
+
+
+def _post(client: httpx.Client, form: dict[str, str]) -> tuple[int, float]:
+    body, headers = signed("/webhooks/twilio/sms", form)
+    started = time.monotonic()
+    response = client.post("/webhooks/twilio/sms", content=body, headers=headers)
+    return response.status_code, time.monotonic() - started
+
+
+def _inbound_count(db: Session) -> int:
+    db.expire_all()
+    return int(
+        db.scalar(
+            select(func.count(Message.id)).where(Message.direction == MessageDirection.INBOUND)
+        )
+        or 0
+    )
+
+
+def test_duplicate_storm_makes_one_message_and_one_task_per_sid(
+    db: Session, twilio_channel: Any, private_redis: RedisServer
+) -> None:
+    server = UvicornServer({"DEME_REDIS_URL": private_redis.url}, workers=2)
+    try:
+        forms = [twilio_sms_form(SENDERS[n % 10], f"storm {n}") for n in range(100)]
+        posts = [form for form in forms for _ in range(10)]
+        random.Random(7).shuffle(posts)
+
+        def run(chunk: list[dict[str, str]]) -> list[int]:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                return [_post(client, form)[0] for form in chunk]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = [
+                s for chunk in pool.map(run, [posts[i::16] for i in range(16)]) for s in chunk
+            ]
+    finally:
+        server.stop()
+    assert statuses == [200] * 1000, server.log()
+    assert _inbound_count(db) == 100
+    ids = set(db.scalars(select(Message.id).where(Message.direction == MessageDirection.INBOUND)))
+    tasks = _queued_tasks(private_redis.client())
+    assert len(tasks) == 100
+    assert {name for name, _ in tasks} == {"gateway.process_inbound"}
+    assert {args[0] for _, args in tasks} == ids
+
+
+def test_redis_killed_during_traffic_loses_nothing(
+    db: Session, twilio_channel: Any, private_redis: RedisServer
+) -> None:
+    server = UvicornServer({"DEME_REDIS_URL": private_redis.url}, workers=2)
+    results: list[tuple[int, float]] = []
+    try:
+        forms = [twilio_sms_form(SENDERS[n % 10], f"msg {n}") for n in range(300)]
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            results += [_post(client, form) for form in forms[:100]]
+
+        def run(chunk: list[dict[str, str]]) -> list[tuple[int, float]]:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                return [_post(client, form) for form in chunk]
+
+        private_redis.kill()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for chunk in pool.map(run, [forms[100:][i::8] for i in range(8)]):
+                results += chunk
+    finally:
+        server.stop()
+    assert [status for status, _ in results] == [200] * 300, server.log()
+    assert max(elapsed for _, elapsed in results) < 5.0
+    assert _inbound_count(db) == 300
+
+    # Redis is back (empty: what it held died with it); the relay publishes what is missing.
+    restarted = RedisServer(private_redis.port).start()
+    try:
+        relay = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from datetime import timedelta\n"
+                "from gateway.inbound import relay_stuck_inbound\n"
+                "print(relay_stuck_inbound(older_than=timedelta(0)))",
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**__import__("os").environ, "DEME_REDIS_URL": restarted.url},
+        )
+        assert relay.returncode == 0, relay.stderr
+        assert relay.stdout.strip() == "300"
+        tasks = _queued_tasks(restarted.client())
+        ids = set(
+            db.scalars(select(Message.id).where(Message.direction == MessageDirection.INBOUND))
+        )
+        assert {args[0] for _, args in tasks} == ids
+    finally:
+        restarted.kill()
+
+
+def test_database_unreachable_spools_then_replays(
+    db: Session, twilio_channel: Any, private_redis: RedisServer
+) -> None:
+    from core.settings import get_settings
+    from gateway import spool
+
+    for leftover in spool.pending_files():
+        leftover.unlink()
+    database_url = get_settings().effective_database_url
+    proxy = TcpProxy(5432)
+    proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert proxied != database_url
+    server = UvicornServer(
+        {"DEME_DATABASE_URL": proxied, "DEME_REDIS_URL": private_redis.url}, workers=1
+    )
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            warm = twilio_sms_form(SENDERS[0], "before the outage")
+            assert _post(client, warm)[0] == 200  # stored; the channel is now cached
+            proxy.close()
+            forms = [twilio_sms_form(SENDERS[n % 10], f"during {n} 😀") for n in range(20)]
+            sent = [*forms, forms[0], warm]  # a provider retry, and a message already stored
+            results = [_post(client, form) for form in sent]
+            status_form = {
+                "AccountSid": warm["AccountSid"],
+                "MessageSid": "SMunknown",
+                "MessageStatus": "delivered",
+            }
+            body, headers = signed("/webhooks/twilio/status", status_form)
+            status = client.post("/webhooks/twilio/status", content=body, headers=headers)
+    finally:
+        server.stop()
+        proxy.close()
+    assert [code for code, _ in results] == [200] * 22, server.log()
+    assert status.status_code == 204
+    assert max(elapsed for _, elapsed in results) < 5.0
+    assert len(spool.pending_files()) == 23
+    assert _inbound_count(db) == 1
+
+    replayed = spool.replay_spool()
+    assert replayed == 23
+    assert spool.pending_files() == []
+    assert _inbound_count(db) == 21
+    bodies = set(db.scalars(select(Message.body)))
+    assert {f"during {n} 😀" for n in range(20)} <= bodies
+
+
+def test_worker_killed_mid_send_never_sends_twice(
+    db: Session, twilio_channel: Any, fake: fp.FakeProvider, private_redis: RedisServer
+) -> None:
+    from core.celery_app import make_celery
+    from core.settings import Settings
+    from gateway.outbound import queue_sms
+    from tickets.contacts import get_or_create_contact
+
+    contact = get_or_create_contact(db, SENDERS[0])
+    message = queue_sms(db, contact=contact, body="Bonjour", channel=twilio_channel)
+    assert message is not None
+    db.commit()
+    from core.outbox import discard_pending
+
+    discard_pending(db)  # published by hand below, to the private broker
+    fake.hang_seconds = 120
+    fake.fail_next(fp.HANG)
+    broker = make_celery(Settings(redis_url=private_redis.url))
+    redis = private_redis.client()
+    with environ(DEME_REDIS_URL=private_redis.url):
+        first = WorkerProcess(concurrency=1)
+    try:
+        broker.send_task("gateway.send_outbound", args=[message.id, "reply"])
+        wait_until(lambda: len(fake.sent()) == 1)
+        db.refresh(message)
+        assert message.status == MessageStatus.SENDING and message.send_started_at is not None
+        first.kill()  # SIGKILL to the whole process group, mid provider call
+    finally:
+        first.stop()
+    # acks_late: the task was never acknowledged, so the broker still holds it.
+    unacked = redis.hgetall("unacked")
+    assert len(unacked) == 1
+    # Redeliver it now, exactly as kombu does once the visibility timeout has passed.
+    tag, raw = next(iter(unacked.items()))
+    payload, _exchange, routing_key = json.loads(raw)
+    redis.lpush(routing_key or "deme", json.dumps(payload))
+    redis.hdel("unacked", tag)
+    redis.zrem("unacked_index", tag)
+    with environ(DEME_REDIS_URL=private_redis.url):
+        second = WorkerProcess(concurrency=1)
+    try:
+        wait_until(lambda: (db.refresh(message), message.status)[1] == MessageStatus.UNKNOWN)
+        time.sleep(1.0)
+        assert len(fake.sent()) == 1
+        assert message.error_code == "interrupted" and message.provider_id is None
+    finally:
+        fake.release.set()
+        second.stop()
