@@ -1,0 +1,626 @@
+"""/api/v1: the JSON API used by the bot's action server and by integrators.
+
+Bearer tokens (``deme create-token``); the same role rules as the pages (ops_console.permissions);
+errors are ``{"detail": "..."}`` naming the field or record at fault. A record the caller may
+not know exists answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.audit import record_audit
+from models.contacts import Contact, Household
+from models.enums import (
+    Language,
+    PlaceKind,
+    TicketCategory,
+    TicketPriority,
+    TicketSource,
+    TicketStatus,
+    UserRole,
+)
+from models.messages import Message
+from models.places import Place
+from models.teams import Team
+from models.tickets import Ticket
+from models.users import User
+from ops_console import actions
+from ops_console.deps import ApiViewer, DbSession, require
+from ops_console.permissions import Capability, Viewer
+from ops_console.queries import (
+    FilterError,
+    TicketFilter,
+    place_by_code,
+    queue_page,
+)
+from ops_console.serializers import (
+    ContactTicketOut,
+    ContactTicketsOut,
+    ErrorOut,
+    HouseholdListOut,
+    HouseholdOut,
+    MessageListOut,
+    OkOut,
+    PlaceMatchOut,
+    PlaceOut,
+    PlaceRef,
+    PlaceResolveOut,
+    TicketCreatedOut,
+    TicketListOut,
+    TicketLoader,
+    TicketOut,
+    message_out,
+)
+from tickets.references import normalize_reference
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or invalid bearer token"},
+    403: {"model": ErrorOut, "description": "the token's role may not do this"},
+    404: {"model": ErrorOut, "description": "no such record (or not visible to this role)"},
+    422: {"model": ErrorOut, "description": "a field is missing or invalid (named in detail)"},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS)
+
+
+# --- request bodies ----------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TicketCreateIn(_Strict):
+    sender: str | None = Field(
+        None, max_length=40, description="Contact.public_id of the person reporting"
+    )
+    phone: str | None = Field(
+        None,
+        max_length=40,
+        description="integrators without a sender id may give the phone number instead",
+    )
+    category: TicketCategory
+    description: str | None = Field(None, max_length=5000)
+    place: str | None = Field(
+        None, max_length=120, description="a place code, or what the person typed"
+    )
+    household_size: int | None = Field(None, ge=1, le=200)
+    language: Language | None = None
+    sensitive: bool | None = None
+    callback_ok: bool | None = None
+    callback_time: str | None = Field(None, max_length=80)
+    source: TicketSource | None = None
+    message_id: int | None = Field(None, description="the inbound message that started it")
+
+
+class TicketUpdateIn(_Strict):
+    place: str | None = Field(None, max_length=120)
+    household_size: int | None = Field(None, ge=1, le=200)
+    callback_ok: bool | None = None
+    note: str | None = Field(None, max_length=5000)
+    # People (not the bot) may also work the ticket:
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    category: TicketCategory | None = None
+    team: str | None = Field(None, description="team slug; empty string to clear")
+    assignee: str | None = Field(None, description="username; empty string to unassign")
+
+
+class HouseholdIn(_Strict):
+    sender: str = Field(max_length=40)
+    size: int = Field(ge=1, le=200)
+    place: str = Field(max_length=120)
+    origin: str | None = Field(None, max_length=120)
+    language: Language | None = None
+    displaced_since: date | None = None
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(404, what)
+
+
+def resolve_place_code(session: Session, text: str | None) -> str | None:
+    """A place code for what the bot or a person gave: an exact code, else the gazetteer's
+    best match, else None."""
+    if not text:
+        return None
+    cleaned = text.strip()
+    if place_by_code(session, cleaned) is not None:
+        return cleaned
+    from tickets.gazetteer import Gazetteer
+
+    match = Gazetteer.default().resolve(cleaned)
+    return None if match is None else match.place.code
+
+
+def _contact(session: Session, sender: str) -> Contact:
+    from tickets.contacts import find_contact_by_public_id
+
+    contact = find_contact_by_public_id(session, sender)
+    if contact is None:
+        raise _not_found(f"unknown sender {sender!r}")
+    return contact
+
+
+def _ticket_by_reference(session: Session, viewer: Viewer, reference: str) -> Ticket:
+    normalized = normalize_reference(reference)
+    ticket = (
+        None
+        if normalized is None
+        else session.scalar(select(Ticket).where(Ticket.reference == normalized))
+    )
+    if ticket is None or not viewer.may_see(ticket):
+        raise _not_found(f"no ticket {reference!r}")
+    return ticket
+
+
+def _actor(viewer: Viewer) -> str:
+    return "bot" if viewer.role == UserRole.SERVICE else viewer.user.username
+
+
+def _action_error(exc: actions.ActionError) -> HTTPException:
+    return HTTPException(422, f"{exc.field}: {exc.detail}")
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+@router.post("/tickets", status_code=201, response_model=TicketCreatedOut)
+def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -> Any:
+    """Create a ticket (the bot, once it knows the category). ``place`` may be free text:
+    it is resolved with the gazetteer; when nothing matches the ticket is created without a
+    place and flagged for review rather than lost."""
+    require(viewer, Capability.TICKETS_CREATE)
+    from tickets.intake import create_ticket as intake_create
+
+    if body.sender and body.phone:
+        raise HTTPException(422, "give either sender or phone, not both")
+    contact: Contact | None = None
+    if body.sender:
+        contact = _contact(session, body.sender)
+    elif body.phone:
+        from core.phones import InvalidPhoneNumber
+        from tickets.contacts import get_or_create_contact
+
+        try:
+            contact = get_or_create_contact(session, body.phone, language=body.language)
+        except InvalidPhoneNumber as exc:
+            raise HTTPException(422, f"phone: {exc}") from exc
+    place_code = resolve_place_code(session, body.place)
+    unresolved_place = bool(body.place) and place_code is None
+    source = body.source or (
+        TicketSource.SMS if viewer.role == UserRole.SERVICE else TicketSource.API
+    )
+    ticket = intake_create(
+        session,
+        category=body.category,
+        source=source,
+        contact=contact,
+        description=body.description,
+        place_code=place_code,
+        household_size=body.household_size,
+        language=body.language,
+        sensitive=body.sensitive,
+        callback_ok=body.callback_ok,
+        callback_time=body.callback_time,
+        needs_review=unresolved_place,
+        message_id=body.message_id,
+        actor_label=_actor(viewer),
+        actor_user_id=None if viewer.role == UserRole.SERVICE else viewer.user.id,
+    )
+    session.flush()
+    out = TicketLoader(session).load([ticket]).created_out(ticket)
+    if out.household_size is None:
+        out.household_size = body.household_size
+    session.commit()
+    _publish(session)
+    return out
+
+
+def _publish(session: Session) -> None:
+    from core.outbox import publish_committed
+
+    publish_committed(session)
+
+
+@router.get("/tickets", response_model=TicketListOut)
+def list_tickets(
+    viewer: ApiViewer,
+    session: DbSession,
+    status: Annotated[list[TicketStatus] | None, Query()] = None,
+    category: Annotated[list[TicketCategory] | None, Query()] = None,
+    priority: Annotated[list[TicketPriority] | None, Query()] = None,
+    source: Annotated[list[TicketSource] | None, Query()] = None,
+    place: Annotated[str | None, Query(description="place code; includes places under it")] = None,
+    team: Annotated[str | None, Query(description="team slug")] = None,
+    assignee: Annotated[str | None, Query(description="username, 'me' or 'none'")] = None,
+    sla: Annotated[str | None, Query(description="breached, due_soon or on_time")] = None,
+    created_from: date | None = None,
+    created_to: date | None = None,
+    q: Annotated[str | None, Query(description="a reference, or text of the report")] = None,
+    phone: Annotated[str | None, Query(description="the sender's phone number")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """The queue, with the console's filters; newest first; keyset pagination."""
+    require(viewer, Capability.TICKETS_READ)
+    filters = TicketFilter(
+        statuses=status or [],
+        categories=category or [],
+        priorities=priority or [],
+        sources=source or [],
+        place=place,
+        sla=sla,
+        created_from=created_from,
+        created_to=created_to,
+        q=q,
+        phone=phone,
+    )
+    if team:
+        team_id = session.scalar(select(Team.id).where(Team.slug == team))
+        if team_id is None:
+            raise HTTPException(422, f"team: unknown team {team!r}")
+        filters.team_id = team_id
+    if assignee:
+        if assignee in ("me", "none"):
+            filters.assignee = assignee
+        else:
+            user_id = session.scalar(select(User.id).where(User.username == assignee))
+            if user_id is None:
+                raise HTTPException(422, f"assignee: unknown user {assignee!r}")
+            filters.assignee = str(user_id)
+    try:
+        page = queue_page(session, filters, viewer, cursor=cursor, limit=limit)
+    except FilterError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    loader = TicketLoader(session).load(page.tickets)
+    return TicketListOut(
+        tickets=[loader.ticket_out(t) for t in page.tickets], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/tickets/{reference}", response_model=TicketOut)
+def get_ticket(reference: str, viewer: ApiViewer, session: DbSession) -> Any:
+    require(viewer, Capability.TICKETS_READ)
+    ticket = _ticket_by_reference(session, viewer, reference)
+    return TicketLoader(session).load([ticket]).ticket_out(ticket)
+
+
+_BOT_FIELDS = {"place", "household_size", "callback_ok", "note"}
+
+
+@router.patch("/tickets/{reference}", response_model=TicketCreatedOut)
+def update_ticket(
+    reference: str, body: TicketUpdateIn, viewer: ApiViewer, session: DbSession
+) -> Any:
+    """Complete a ticket (the bot: place, household size, callback, note) or work it (people:
+    also status, priority, category, team, assignee)."""
+    require(viewer, Capability.TICKETS_UPDATE)
+    given = body.model_fields_set
+    if viewer.role == UserRole.SERVICE and given - _BOT_FIELDS:
+        extra = ", ".join(sorted(given - _BOT_FIELDS))
+        raise HTTPException(403, f"service tokens may not change: {extra}")
+    normalized = normalize_reference(reference)
+    ticket = (
+        None
+        if normalized is None
+        else session.scalar(select(Ticket).where(Ticket.reference == normalized))
+    )
+    if ticket is None or not viewer.may_act_by_reference(ticket):
+        raise _not_found(f"no ticket {reference!r}")
+    kwargs: dict[str, Any] = {}
+    if "place" in given and body.place:
+        place_code = resolve_place_code(session, body.place)
+        if place_code is None:
+            raise HTTPException(422, f"place: no place matches {body.place!r}")
+        kwargs["place_code"] = place_code
+    if "household_size" in given and body.household_size is not None:
+        kwargs["household_size"] = body.household_size
+    if "callback_ok" in given and body.callback_ok is not None:
+        kwargs["callback_ok"] = body.callback_ok
+    if "note" in given and body.note:
+        kwargs["note"] = body.note
+    if kwargs:
+        from tickets.intake import update_ticket as intake_update
+
+        intake_update(session, ticket, actor_label=_actor(viewer), **kwargs)
+    try:
+        if body.status is not None:
+            actions.change_status(session, ticket, viewer, body.status)
+        if body.priority is not None:
+            actions.change_priority(session, ticket, viewer, body.priority)
+        if body.category is not None:
+            actions.change_category(session, ticket, viewer, body.category)
+        if "team" in given and body.team is not None:
+            team = None
+            if body.team:
+                team = session.scalar(select(Team).where(Team.slug == body.team))
+                if team is None:
+                    raise HTTPException(422, f"team: unknown team {body.team!r}")
+            actions.change_team(session, ticket, viewer, team)
+        if "assignee" in given and body.assignee is not None:
+            user = None
+            if body.assignee:
+                user = session.scalar(select(User).where(User.username == body.assignee))
+                if user is None:
+                    raise HTTPException(422, f"assignee: unknown user {body.assignee!r}")
+            actions.assign(session, ticket, viewer, user)
+    except actions.ActionError as exc:
+        raise _action_error(exc) from exc
+    session.flush()
+    out = TicketLoader(session).load([ticket]).created_out(ticket)
+    session.commit()
+    _publish(session)
+    return out
+
+
+@router.get("/tickets/{reference}/messages", response_model=MessageListOut)
+def ticket_messages(reference: str, viewer: ApiViewer, session: DbSession) -> Any:
+    require(viewer, Capability.MESSAGES_READ)
+    ticket = _ticket_by_reference(session, viewer, reference)
+    rows = session.scalars(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at)
+    )
+    return MessageListOut(messages=[message_out(m, {ticket.id: ticket.reference}) for m in rows])
+
+
+# --- contacts (the bot's per-sender calls) -------------------------------------------------
+
+
+@router.get("/contacts/{sender}/tickets", response_model=ContactTicketsOut)
+def contact_tickets(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
+    """The sender's open tickets (the bot answers "what happened to my report?"). The bot
+    sees all of them — they are the sender's own; people see those their role allows."""
+    if not (viewer.can(Capability.CONTACTS_BOT) or viewer.can(Capability.TICKETS_READ)):
+        raise HTTPException(403, f"your role ({viewer.role.value}) may not do this")
+    contact = _contact(session, sender)
+    from tickets.intake import open_tickets_for
+
+    found = open_tickets_for(session, contact)
+    if not viewer.can(Capability.CONTACTS_BOT):
+        found = [t for t in found if viewer.may_see(t)]
+    return ContactTicketsOut(
+        tickets=[
+            ContactTicketOut(
+                reference=t.reference, category=t.category, status=t.status, updated_at=t.updated_at
+            )
+            for t in found
+        ]
+    )
+
+
+@router.get("/contacts/{sender}/messages", response_model=MessageListOut)
+def contact_messages(
+    sender: str,
+    viewer: ApiViewer,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
+    """The sender's messages, newest last; those of tickets the role cannot see are left out."""
+    require(viewer, Capability.MESSAGES_READ)
+    contact = _contact(session, sender)
+    visible = select(Ticket.id).where(viewer.ticket_clause(), Ticket.contact_id == contact.id)
+    condition: ColumnElement[bool] = Message.ticket_id.in_(visible.scalar_subquery())
+    if viewer.role != UserRole.TEAM_MEMBER:
+        condition = or_(condition, Message.ticket_id.is_(None))
+    rows = list(
+        session.scalars(
+            select(Message)
+            .where(Message.contact_id == contact.id, condition)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(limit)
+        )
+    )
+    ticket_ids = {m.ticket_id for m in rows if m.ticket_id}
+    references: dict[int, str] = dict(
+        session.execute(select(Ticket.id, Ticket.reference).where(Ticket.id.in_(ticket_ids)))
+        .tuples()
+        .all()
+    )
+    return MessageListOut(messages=[message_out(m, references) for m in reversed(rows)])
+
+
+@router.post("/contacts/{sender}/opt-out", response_model=OkOut)
+def contact_opt_out(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
+    if not (viewer.can(Capability.CONTACTS_BOT) or viewer.can(Capability.ADMIN)):
+        raise HTTPException(403, f"your role ({viewer.role.value}) may not do this")
+    contact = _contact(session, sender)
+    from tickets.contacts import opt_out
+
+    if opt_out(contact):
+        record_audit(
+            session,
+            action="contact.opted_out",
+            actor_label=_actor(viewer),
+            actor_user_id=viewer.user.id,
+            object_type="contact",
+            object_id=contact.id,
+        )
+    session.commit()
+    return OkOut()
+
+
+@router.post("/contacts/{sender}/erase", status_code=202, response_model=OkOut)
+def contact_erase(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
+    """Erase the sender's personal data (number, message bodies, free text) on their request."""
+    require(viewer, Capability.CONTACTS_ERASE)
+    contact = _contact(session, sender)
+    from tickets.intake import erase_contact
+
+    erase_contact(session, contact, actor_label=_actor(viewer), actor_user_id=viewer.user.id)
+    session.commit()
+    _publish(session)
+    return OkOut()
+
+
+# --- households ----------------------------------------------------------------------------
+
+
+def _household_out(
+    household: Household, places: dict[int, Place], senders: dict[int, str]
+) -> HouseholdOut:
+    def ref(place_id: int | None) -> PlaceRef | None:
+        place = places.get(place_id or 0)
+        return None if place is None else PlaceRef(code=place.code, name=place.name)
+
+    return HouseholdOut(
+        id=household.id,
+        sender=senders.get(household.contact_id or 0),
+        size=household.size,
+        place=ref(household.current_place_id),
+        origin=ref(household.origin_place_id),
+        displaced_since=household.displaced_since,
+        created_at=household.created_at,
+    )
+
+
+def _households_out(session: Session, rows: list[Household]) -> list[HouseholdOut]:
+    place_ids = {p for h in rows for p in (h.current_place_id, h.origin_place_id) if p}
+    places = {p.id: p for p in session.scalars(select(Place).where(Place.id.in_(place_ids)))}
+    contact_ids = {h.contact_id for h in rows if h.contact_id}
+    senders: dict[int, str] = dict(
+        session.execute(select(Contact.id, Contact.public_id).where(Contact.id.in_(contact_ids)))
+        .tuples()
+        .all()
+    )
+    return [_household_out(h, places, senders) for h in rows]
+
+
+@router.post("/households", status_code=201, response_model=HouseholdOut)
+def create_household(body: HouseholdIn, viewer: ApiViewer, session: DbSession) -> Any:
+    """Register a displaced household (the bot's registration flow)."""
+    require(viewer, Capability.HOUSEHOLDS_WRITE)
+    contact = _contact(session, body.sender)
+    place_code = resolve_place_code(session, body.place)
+    if place_code is None:
+        raise HTTPException(422, f"place: no place matches {body.place!r}")
+    origin_code = resolve_place_code(session, body.origin) if body.origin else None
+    if body.origin and origin_code is None:
+        raise HTTPException(422, f"origin: no place matches {body.origin!r}")
+    if body.language is not None and contact.language is None:
+        contact.language = body.language
+    from tickets.intake import register_household
+
+    household = register_household(
+        session,
+        contact=contact,
+        size=body.size,
+        place_code=place_code,
+        origin_code=origin_code,
+        displaced_since=body.displaced_since,
+    )
+    session.flush()
+    out = _households_out(session, [household])[0]
+    session.commit()
+    _publish(session)
+    return out
+
+
+@router.get("/households", response_model=HouseholdListOut)
+def list_households(
+    viewer: ApiViewer,
+    session: DbSession,
+    place: Annotated[str | None, Query(description="place code; includes places under it")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    require(viewer, Capability.HOUSEHOLDS_READ)
+    statement = select(Household)
+    totals = select(func.coalesce(func.sum(Household.size), 0))
+    if place:
+        from ops_console.queries import descendant_place_ids
+
+        try:
+            ids = descendant_place_ids(session, place)
+        except FilterError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        statement = statement.where(Household.current_place_id.in_(ids))
+        totals = totals.where(Household.current_place_id.in_(ids))
+    rows = list(
+        session.scalars(statement.order_by(Household.id.desc()).offset(offset).limit(limit))
+    )
+    return HouseholdListOut(
+        households=_households_out(session, rows), total_people=int(session.scalar(totals) or 0)
+    )
+
+
+# --- places ----------------------------------------------------------------------------------
+
+
+def _place_out(place: Place, codes: dict[int, str]) -> PlaceOut:
+    return PlaceOut(
+        code=place.code,
+        name=place.name,
+        kind=place.kind,
+        parent=codes.get(place.parent_id or 0),
+        latitude=place.latitude,
+        longitude=place.longitude,
+    )
+
+
+@router.get("/places", response_model=list[PlaceOut])
+def list_places(
+    viewer: ApiViewer,
+    session: DbSession,
+    kind: PlaceKind | None = None,
+    parent: Annotated[str | None, Query(description="code of the parent place")] = None,
+) -> Any:
+    require(viewer, Capability.PLACES_READ)
+    statement = select(Place)
+    if kind is not None:
+        statement = statement.where(Place.kind == kind)
+    if parent:
+        parent_place = place_by_code(session, parent)
+        if parent_place is None:
+            raise HTTPException(422, f"parent: unknown place code {parent!r}")
+        statement = statement.where(Place.parent_id == parent_place.id)
+    rows = list(session.scalars(statement.order_by(Place.code)))
+    codes: dict[int, str] = dict(session.execute(select(Place.id, Place.code)).tuples().all())
+    return [_place_out(p, codes) for p in rows]
+
+
+@router.get("/places/resolve", response_model=PlaceResolveOut)
+def resolve_place(
+    viewer: ApiViewer,
+    q: Annotated[str, Query(min_length=1, max_length=120, description="what the person typed")],
+    kind: Annotated[list[PlaceKind] | None, Query()] = None,
+    within: Annotated[str | None, Query(description="only places under this code")] = None,
+) -> Any:
+    """The place a short answer names ("tbk", "sevare", "commune 6"), with a confidence."""
+    require(viewer, Capability.PLACES_READ)
+    from tickets.gazetteer import Gazetteer
+
+    try:
+        match = Gazetteer.default().resolve(q, kinds=kind or None, within=within)
+    except ValueError as exc:
+        raise HTTPException(422, f"within: {exc}") from exc
+    if match is None:
+        return PlaceResolveOut(match=None)
+    return PlaceResolveOut(
+        match=PlaceMatchOut(
+            code=match.place.code,
+            name=match.place.name,
+            kind=match.place.kind,
+            confidence=round(match.confidence, 3),
+        )
+    )
+
+
+@router.get("/places/{code}", response_model=PlaceOut)
+def get_place(code: str, viewer: ApiViewer, session: DbSession) -> Any:
+    require(viewer, Capability.PLACES_READ)
+    place = place_by_code(session, code)
+    if place is None:
+        raise _not_found(f"unknown place code {code!r}")
+    codes: dict[int, str] = dict(session.execute(select(Place.id, Place.code)).tuples().all())
+    return _place_out(place, codes)

@@ -1,0 +1,58 @@
+"""FastAPI dependencies shared by the pages and the API: the database session and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from core.db import get_sessionmaker
+from ops_console.auth import user_for_bearer_token
+from ops_console.permissions import Capability, Viewer
+
+
+def get_db() -> Iterator[Session]:
+    """One session per request. Handlers commit (they own the transaction); anything not
+    committed when the request ends is rolled back, so a failed request saves nothing."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+
+
+def api_viewer(request: Request, session: DbSession) -> Viewer:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = user_for_bearer_token(session, token.strip())
+    if user is None:
+        raise HTTPException(
+            401,
+            "invalid, expired or revoked token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    viewer = Viewer.load(session, user)
+    # last_used_at may have been refreshed: make it stick even for read-only requests.
+    session.commit()
+    return viewer
+
+
+ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+
+
+def require(viewer: Viewer, capability: Capability) -> None:
+    """403 for a whole kind of action the role never has (the endpoint itself is no secret)."""
+    if not viewer.can(capability):
+        raise HTTPException(403, f"your role ({viewer.role.value}) may not do this")

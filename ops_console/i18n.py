@@ -1,0 +1,89 @@
+"""The console's languages: Babel catalogs under ops_console/translations (msgids in English,
+French is the default language of the console, English switchable).
+
+``.po`` files are the source; ``.mo`` files are compiled from them (``make translations``,
+or lazily here when a ``.mo`` is missing or older than its ``.po``), so a fresh checkout works.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel.support import NullTranslations, Translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+CONSOLE_LANGUAGES = ("fr", "en")
+DEFAULT_LANGUAGE = "fr"
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction without translating it (it is translated when shown)."""
+    return message
+
+
+def _compile_if_needed(language: str) -> None:
+    po_path = TRANSLATIONS_DIR / language / "LC_MESSAGES" / "messages.po"
+    mo_path = po_path.with_suffix(".mo")
+    if not po_path.exists():
+        return
+    if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+        return
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with po_path.open("rb") as source:
+        catalog = read_po(source, locale=language)
+    try:
+        with mo_path.open("wb") as target:
+            write_mo(target, catalog)
+    except OSError:  # read-only install: the shipped .mo is used as is
+        pass
+
+
+@lru_cache(maxsize=8)
+def translations_for(language: str) -> NullTranslations:
+    if language not in CONSOLE_LANGUAGES:
+        language = DEFAULT_LANGUAGE
+    _compile_if_needed(language)
+    loaded = Translations.load(str(TRANSLATIONS_DIR), [language], domain="messages")
+    return loaded
+
+
+def pick_language(*candidates: str | None) -> str:
+    for candidate in candidates:
+        if candidate and candidate in CONSOLE_LANGUAGES:
+            return candidate
+    return DEFAULT_LANGUAGE
+
+
+def make_gettext(translations: NullTranslations) -> tuple[Any, Any]:
+    """``gettext``/``ngettext`` for Jinja2's newstyle i18n: placeholders are filled here, and
+    in autoescaped templates the values are escaped (a name typed by a sender stays text)."""
+
+    @pass_context
+    def gettext(context: Context, message: str, **variables: Any) -> str:
+        text = translations.gettext(message)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables if variables else text
+
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        text = translations.ngettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return gettext, ngettext
+
+
+def translate(language: str, message: str, **variables: Any) -> str:
+    """Translate outside a template (flash messages, form errors)."""
+    text = translations_for(language).gettext(message)
+    return text % variables if variables else text

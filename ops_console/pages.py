@@ -1,0 +1,498 @@
+"""The console's pages: login, queue, ticket work. Other pages live in pages_*.py; this module
+assembles them into one router."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from core.audit import record_audit
+from models.contacts import Contact, Household
+from models.enums import (
+    Language,
+    TicketCategory,
+    TicketPriority,
+    TicketStatus,
+    UserRole,
+)
+from models.messages import Call, Message
+from models.places import Place
+from models.teams import Team, TeamMember
+from models.tickets import Incident, Ticket, TicketEvent
+from models.users import User
+from ops_console import actions, auth
+from ops_console.canned import canned_replies
+from ops_console.forms import filter_query, form_text, parse_filters
+from ops_console.i18n import CONSOLE_LANGUAGES, N_
+from ops_console.permissions import Capability, Viewer, is_protection
+from ops_console.queries import (
+    FilterError,
+    count_newer,
+    hidden_protection_total,
+    place_choices,
+    queue_page,
+    sla_state,
+)
+from ops_console.serializers import TicketLoader
+from ops_console.web import (
+    LANGUAGE_COOKIE,
+    AnonPage,
+    AnonPostPage,
+    Page,
+    PageCtx,
+    PostPage,
+    is_htmx,
+    redirect,
+    render,
+)
+from tickets.references import normalize_reference
+
+router = APIRouter(include_in_schema=False)
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: an attacker's link must not bounce a fresh login to their site."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/queue"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc:
+        return "/queue"
+    return target
+
+
+# --- login -------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(page: AnonPage) -> Response:
+    return redirect("/queue" if page.viewer else "/login")
+
+
+@router.get("/login")
+def login_form(page: AnonPage, next: str | None = None) -> Response:
+    if page.viewer is not None:
+        return redirect(_safe_next(next))
+    return render(page, "login.html", {"next": _safe_next(next), "error": None, "username": ""})
+
+
+_LOGIN_ERRORS = {
+    "invalid": N_("Wrong username or password."),
+    "locked": N_("Too many failed attempts: this account is locked for 15 minutes."),
+    "throttled": N_("Too many failed attempts from this address: try again later."),
+}
+
+
+@router.post("/login")
+async def login(request: Request, page: AnonPostPage) -> Response:
+    form = await request.form()
+    username = form_text(form, "username", 80)
+    password = form.get("password")
+    target = _safe_next(form_text(form, "next", 500))
+    if not isinstance(password, str) or not username or not password:
+        return render(
+            page,
+            "login.html",
+            {"next": target, "error": _LOGIN_ERRORS["invalid"], "username": username},
+            status_code=400,
+        )
+    session = page.session
+    try:
+        user = auth.authenticate(
+            session, username=username, password=password, address=_client_address(request)
+        )
+    except auth.LoginRefused as refused:
+        session.commit()  # the failure counters
+        return render(
+            page,
+            "login.html",
+            {"next": target, "error": _LOGIN_ERRORS[refused.reason], "username": username},
+            status_code=429 if refused.reason != "invalid" else 401,
+        )
+    token = auth.open_session(session, user)
+    record_audit(session, action="user.login", actor_label=user.username, actor_user_id=user.id)
+    session.commit()
+    response = redirect(target)
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        token,
+        max_age=int(auth.SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=auth.cookie_secure(),
+    )
+    response.delete_cookie(auth.CSRF_SEED_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, page: PostPage) -> Response:
+    auth.close_session(page.session, request.cookies.get(auth.SESSION_COOKIE))
+    viewer = page.user_viewer
+    record_audit(
+        page.session,
+        action="user.logout",
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+    )
+    page.session.commit()
+    response = redirect("/login")
+    response.delete_cookie(auth.SESSION_COOKIE)
+    return response
+
+
+@router.post("/language")
+async def set_language(request: Request, page: AnonPostPage) -> Response:
+    form = await request.form()
+    language = form_text(form, "language", 4)
+    if language not in CONSOLE_LANGUAGES:
+        raise HTTPException(422)
+    if page.viewer is not None:
+        page.viewer.user.language = Language(language)
+        page.session.commit()
+    back = _safe_next(form_text(form, "next", 500))
+    response = redirect(back if page.viewer else "/login")
+    response.set_cookie(
+        LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="lax", secure=auth.cookie_secure()
+    )
+    return response
+
+
+# --- queue -------------------------------------------------------------------------------
+
+
+def _queue_choices(page: Page) -> dict[str, Any]:
+    session = page.session
+    viewer = page.user_viewer
+    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    if viewer.role == UserRole.TEAM_MEMBER:
+        teams = [t for t in teams if t.id in viewer.team_ids]
+    users = list(
+        session.scalars(
+            select(User)
+            .where(User.active.is_(True), User.role != UserRole.SERVICE)
+            .order_by(User.display_name)
+        )
+    )
+    from models.enums import PlaceKind
+
+    places = place_choices(session, (PlaceKind.REGION, PlaceKind.CERCLE))
+    categories = [
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+    ]
+    return {"teams": teams, "users": users, "places": places, "categories": categories}
+
+
+@router.get("/queue")
+def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Response:
+    viewer = page.require(Capability.TICKETS_READ)
+    filters, errors = parse_filters(request.query_params)
+    session = page.session
+    try:
+        result = queue_page(session, filters, viewer, cursor=cursor)
+    except FilterError as exc:
+        errors[exc.field] = N_("Unknown value.")
+        filters.place = None if exc.field == "place" else filters.place
+        filters.phone = None if exc.field == "phone" else filters.phone
+        result = queue_page(
+            session, filters, viewer, cursor=None if exc.field == "cursor" else cursor
+        )
+    loader = TicketLoader(session).load(result.tickets)
+    newest_id = session.scalar(select(func.max(Ticket.id)).where(viewer.ticket_clause())) or 0
+    context = {
+        "tickets": result.tickets,
+        "loader": loader,
+        "sla_state": sla_state,
+        "next_cursor": result.next_cursor,
+        "filters": filters,
+        "params": request.query_params,
+        "errors": errors,
+        "query": filter_query(request.query_params),
+        "newest_id": newest_id,
+        "hidden_total": hidden_protection_total(session, viewer),
+        "first_page": cursor is None,
+        **_queue_choices(page),
+    }
+    # htmx names the element it will swap: the filters replace #results, "older tickets"
+    # replaces its own row (#more) with the next rows.
+    target = request.headers.get("hx-target") if is_htmx(request) else None
+    block = {"results": "results", "more": "rows"}.get(target or "")
+    return render(page, "queue.html", context, block=block)
+
+
+@router.get("/queue/new")
+def queue_new(request: Request, page: PageCtx, since: int = 0) -> Response:
+    """The live indicator, polled by htmx every 20 s: one COUNT on an index, a tiny answer."""
+    viewer = page.require(Capability.TICKETS_READ)
+    filters, _errors = parse_filters(request.query_params)
+    try:
+        newer = count_newer(page.session, filters, viewer, since)
+    except FilterError:
+        newer = 0
+    return render(
+        page,
+        "queue.html",
+        {"newer": newer, "newest_id": since, "query": filter_query(request.query_params)},
+        block="new_indicator",
+    )
+
+
+# --- ticket ------------------------------------------------------------------------------
+
+
+def _load_ticket(page: Page, reference: str) -> tuple[Viewer, Ticket]:
+    viewer = page.require(Capability.TICKETS_READ)
+    normalized = normalize_reference(reference)
+    ticket = (
+        None
+        if normalized is None
+        else page.session.scalar(select(Ticket).where(Ticket.reference == normalized))
+    )
+    if ticket is None or not viewer.may_see(ticket):
+        raise HTTPException(404)
+    return viewer, ticket
+
+
+def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    session = page.session
+    viewer = page.user_viewer
+    loader = TicketLoader(session).load([ticket])
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    household = session.get(Household, ticket.household_id) if ticket.household_id else None
+    messages = list(
+        session.scalars(
+            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at)
+        )
+    )
+    calls = list(
+        session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.created_at))
+    )
+    conversation: list[tuple[Any, str, Any]] = [(m.created_at, "sms", m) for m in messages]
+    conversation += [(c.created_at, "call", c) for c in calls]
+    conversation.sort(key=lambda item: item[0])
+    events = list(
+        session.scalars(
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket.id)
+            .order_by(TicketEvent.created_at, TicketEvent.id)
+        )
+    )
+    actor_ids = {e.actor_user_id for e in events if e.actor_user_id}
+    actors = {u.id: u for u in session.scalars(select(User).where(User.id.in_(actor_ids)))}
+    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    if is_protection(ticket):
+        teams = [t for t in teams if t.handles_protection]
+    assignable = select(User).where(User.active.is_(True), User.role != UserRole.SERVICE)
+    if is_protection(ticket):
+        assignable = assignable.where(User.role == UserRole.PROTECTION_OFFICER)
+    if viewer.role == UserRole.TEAM_MEMBER:
+        members = select(TeamMember.user_id).where(TeamMember.team_id.in_(viewer.team_ids))
+        assignable = assignable.where(User.id.in_(members))
+    users = list(session.scalars(assignable.order_by(User.display_name)))
+    categories = [
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+    ]
+    incidents = list(
+        session.scalars(
+            select(Incident)
+            .where(Incident.category == ticket.category, Incident.status == "open")
+            .order_by(Incident.last_report_at.desc())
+            .limit(20)
+        )
+    )
+    household_place = loader.place(household.current_place_id) if household is not None else None
+    household_origin = loader.place(household.origin_place_id) if household is not None else None
+    return {
+        "ticket": ticket,
+        "loader": loader,
+        "out": loader.ticket_out(ticket),
+        "contact": contact,
+        "household": household,
+        "household_place": household_place,
+        "household_origin": household_origin,
+        "conversation": conversation,
+        "events": events,
+        "actors": actors,
+        "teams": teams,
+        "users": users,
+        "categories": categories,
+        "incidents": incidents,
+        "canned": canned_replies(),
+        "reply_languages": [language.value for language in Language],
+        "protection": is_protection(ticket),
+        "errors": extra.pop("errors", {}),
+        "notice": extra.pop("notice", None),
+        **extra,
+    }
+
+
+@router.get("/tickets/{reference}")
+def ticket_page(reference: str, page: PageCtx) -> Response:
+    _viewer, ticket = _load_ticket(page, reference)
+    return render(page, "ticket.html", _ticket_context(page, ticket))
+
+
+def _after_action(
+    page: Page, ticket: Ticket, errors: dict[str, str], notice: str | None
+) -> Response:
+    """Commit on success, roll back everything on error (nothing half-saved), re-render."""
+    if errors:
+        page.session.rollback()
+        page.session.refresh(ticket)
+        status = 422
+    else:
+        page.session.commit()
+        from core.outbox import publish_committed
+
+        publish_committed(page.session)
+        status = 200
+    context = _ticket_context(page, ticket, errors=errors, notice=None if errors else notice)
+    if is_htmx(page.request):
+        return render(page, "ticket.html", context, block="main", status_code=status)
+    return render(page, "ticket.html", context, status_code=status)
+
+
+@router.post("/tickets/{reference}/work")
+async def ticket_work(request: Request, reference: str, page: PostPage) -> Response:
+    """Status, priority, category, team and assignee in one form: saved together or not at all."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    session = page.session
+    errors: dict[str, str] = {}
+    try:
+        status = form_text(form, "status", 20)
+        if status:
+            actions.change_status(session, ticket, viewer, TicketStatus(status))
+        priority = form_text(form, "priority", 20)
+        if priority:
+            actions.change_priority(session, ticket, viewer, TicketPriority(priority))
+        category = form_text(form, "category", 20)
+        if category:
+            actions.change_category(session, ticket, viewer, TicketCategory(category))
+        if "team" in form:
+            team_value = form_text(form, "team", 12)
+            team = session.get(Team, int(team_value)) if team_value.isdigit() else None
+            if team_value and team is None:
+                errors["team"] = N_("Unknown value.")
+            elif viewer.role != UserRole.TEAM_MEMBER:
+                actions.change_team(session, ticket, viewer, team)
+        if "assignee" in form:
+            value = form_text(form, "assignee", 12)
+            if value == "me":
+                value = str(viewer.user.id)
+            assignee = session.get(User, int(value)) if value.isdigit() else None
+            if value and assignee is None:
+                errors["assignee"] = N_("Unknown value.")
+            else:
+                actions.assign(session, ticket, viewer, assignee)
+    except ValueError as exc:
+        if isinstance(exc, actions.ActionError):
+            errors[exc.field] = exc.detail
+        else:
+            errors["form"] = N_("Unknown value.")
+    session.flush()
+    return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/note")
+async def ticket_note(request: Request, reference: str, page: PostPage) -> Response:
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    errors: dict[str, str] = {}
+    try:
+        actions.add_note(page.session, ticket, viewer, form_text(form, "note", 6000))
+    except actions.ActionError as exc:
+        errors[exc.field] = exc.detail
+    return _after_action(page, ticket, errors, N_("Note added."))
+
+
+@router.post("/tickets/{reference}/reply")
+async def ticket_reply(request: Request, reference: str, page: PostPage) -> Response:
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_REPLY):
+        raise HTTPException(403)
+    form = await request.form()
+    errors: dict[str, str] = {}
+    body = form_text(form, "body", 2000)
+    try:
+        actions.reply_by_sms(page.session, ticket, viewer, body)
+    except actions.ActionError as exc:
+        errors[exc.field] = exc.detail
+    return _after_action(page, ticket, errors, N_("Reply queued for sending."))
+
+
+@router.post("/tickets/{reference}/merge")
+async def ticket_merge(request: Request, reference: str, page: PostPage) -> Response:
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_MERGE):
+        raise HTTPException(403)
+    form = await request.form()
+    errors: dict[str, str] = {}
+    target_ref = normalize_reference(form_text(form, "target", 20))
+    target = (
+        page.session.scalar(select(Ticket).where(Ticket.reference == target_ref))
+        if target_ref
+        else None
+    )
+    if target is None or not viewer.may_see(target):
+        errors["target"] = N_("No ticket with this reference.")
+    else:
+        try:
+            actions.merge_into(page.session, ticket, target, viewer)
+        except actions.ActionError as exc:
+            errors[exc.field] = exc.detail
+    return _after_action(page, ticket, errors, N_("Merged."))
+
+
+@router.post("/tickets/{reference}/incident")
+async def ticket_incident(request: Request, reference: str, page: PostPage) -> Response:
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    errors: dict[str, str] = {}
+    value = form_text(form, "incident", 12)
+    incident = page.session.get(Incident, int(value)) if value.isdigit() else None
+    if value and incident is None:
+        errors["incident"] = N_("Unknown value.")
+    else:
+        actions.link_incident(page.session, ticket, viewer, incident)
+    return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/reveal")
+def ticket_reveal(reference: str, page: PostPage) -> Response:
+    """Show the clear number (to call back): an audited action, answered as a fragment."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.PHONE_REVEAL):
+        raise HTTPException(403)
+    contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    if contact is None or contact.phone is None:
+        raise HTTPException(404)
+    phone = actions.reveal_phone(page.session, contact, viewer, reason=ticket.reference)
+    page.session.commit()
+    return render(page, "ticket.html", {"phone": phone}, block="revealed_phone")
+
+
+def _register_subrouters() -> None:
+    from ops_console import pages_admin, pages_calls, pages_reports
+
+    router.include_router(pages_calls.router)
+    router.include_router(pages_reports.router)
+    router.include_router(pages_admin.router)
+
+
+_register_subrouters()
+
+__all__ = ["Place", "router"]

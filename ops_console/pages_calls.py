@@ -1,0 +1,335 @@
+"""Log a hotline call (creates a ticket), the callback list, and the phone simulator."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from core.phones import InvalidPhoneNumber, normalize_phone
+from models.channels import Channel
+from models.enums import (
+    ChannelType,
+    Language,
+    MessageDirection,
+    PlaceKind,
+    TicketCategory,
+    TicketSource,
+)
+from models.messages import Call, Message
+from models.tickets import Ticket
+from ops_console.forms import form_text
+from ops_console.i18n import N_
+from ops_console.permissions import Capability
+from ops_console.queries import place_by_code, place_choices
+from ops_console.web import Page, PageCtx, PostPage, is_htmx, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+CALLBACK_STATUSES = ("missed", "callback_requested")
+
+
+def _calls_context(page: Page, **extra: Any) -> dict[str, Any]:
+    session = page.session
+    viewer = page.user_viewer
+    callbacks = list(
+        session.scalars(
+            select(Call)
+            .where(Call.status.in_(CALLBACK_STATUSES))
+            .order_by(Call.created_at)
+            .limit(100)
+        )
+    )
+    # A callback attached to a protection ticket is listed only for those who see it.
+    ticket_ids = {c.ticket_id for c in callbacks if c.ticket_id}
+    visible = set(
+        session.scalars(select(Ticket.id).where(Ticket.id.in_(ticket_ids), viewer.ticket_clause()))
+    )
+    callbacks = [c for c in callbacks if c.ticket_id is None or c.ticket_id in visible]
+    references: dict[int, str] = dict(
+        session.execute(select(Ticket.id, Ticket.reference).where(Ticket.id.in_(visible)))
+        .tuples()
+        .all()
+    )
+    from models.contacts import Contact
+
+    contact_ids = {c.contact_id for c in callbacks if c.contact_id}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    categories = [
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+    ]
+    return {
+        "callbacks": callbacks,
+        "references": references,
+        "contacts": contacts,
+        "categories": categories,
+        "places": place_choices(
+            session, (PlaceKind.REGION, PlaceKind.CERCLE, PlaceKind.COMMUNE, PlaceKind.SITE)
+        ),
+        "languages": [language.value for language in Language],
+        "errors": extra.pop("errors", {}),
+        "values": extra.pop("values", {}),
+        **extra,
+    }
+
+
+@router.get("/calls")
+def calls_page(page: PageCtx) -> Response:
+    page.require(Capability.CALLS_LOG)
+    return render(page, "calls.html", _calls_context(page))
+
+
+@router.post("/calls")
+async def log_call(request: Request, page: PostPage) -> Response:
+    """A call becomes a ticket (source "call") with the call attached; all or nothing."""
+    viewer = page.require(Capability.CALLS_LOG)
+    form = await request.form()
+    values = {key: form_text(form, key, 5000) for key in form}
+    errors: dict[str, str] = {}
+    session = page.session
+    phone = values.get("phone", "")
+    e164 = None
+    if phone:
+        try:
+            e164 = normalize_phone(phone)
+        except InvalidPhoneNumber:
+            errors["phone"] = N_("Not a valid phone number.")
+    try:
+        category = TicketCategory(values.get("category", ""))
+        if category == TicketCategory.PROTECTION and not viewer.sees_protection:
+            # Anyone may *report* a protection case; it is then hidden from them.
+            pass
+    except ValueError:
+        errors["category"] = N_("Choose a category.")
+        category = TicketCategory.OTHER
+    language = values.get("language") or None
+    if language and language not in {lang.value for lang in Language}:
+        errors["language"] = N_("Unknown value.")
+    place_code = values.get("place") or None
+    if place_code and place_by_code(session, place_code) is None:
+        errors["place"] = N_("Unknown value.")
+    size_raw = values.get("household_size", "")
+    household_size = None
+    if size_raw:
+        if size_raw.isdigit() and 1 <= int(size_raw) <= 200:
+            household_size = int(size_raw)
+        else:
+            errors["household_size"] = N_("A number between 1 and 200.")
+    notes = values.get("notes", "")
+    if not notes:
+        errors["notes"] = N_("Write what the caller said.")
+    callback_id = values.get("callback_id", "")
+    if errors:
+        return render(
+            page,
+            "calls.html",
+            _calls_context(page, errors=errors, values=values),
+            status_code=422,
+        )
+    from tickets.contacts import get_or_create_contact
+    from tickets.intake import create_ticket
+
+    contact = get_or_create_contact(session, e164) if e164 else None
+    ticket = create_ticket(
+        session,
+        category=category,
+        source=TicketSource.CALL,
+        contact=contact,
+        description=notes,
+        place_code=place_code,
+        household_size=household_size,
+        language=Language(language) if language else None,
+        sensitive=True if category == TicketCategory.PROTECTION else None,
+        callback_ok=True if e164 else None,
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+    )
+    session.flush()
+    call = session.get(Call, int(callback_id)) if callback_id.isdigit() else None
+    if call is not None and call.status in CALLBACK_STATUSES:
+        call.status = "called_back"
+        call.ticket_id = ticket.id
+        call.operator_id = viewer.user.id
+        call.notes = notes
+    else:
+        session.add(
+            Call(
+                contact_id=contact.id if contact else None,
+                ticket_id=ticket.id,
+                operator_id=viewer.user.id,
+                direction=MessageDirection.INBOUND,
+                status="completed",
+                notes=notes,
+            )
+        )
+    reference = ticket.reference
+    visible = viewer.may_see(ticket)
+    session.commit()
+    from core.outbox import publish_committed
+
+    publish_committed(session)
+    # A protection report logged by someone who may not see it: confirm without opening it.
+    return redirect(f"/tickets/{reference}" if visible else f"/calls?logged={reference}", request)
+
+
+@router.post("/calls/{call_id}/done")
+def callback_done(call_id: int, request: Request, page: PostPage) -> Response:
+    """Mark a missed call as called back without creating a ticket (nobody answered, or the
+    person only had a question)."""
+    viewer = page.require(Capability.CALLS_LOG)
+    call = page.session.get(Call, call_id)
+    if call is None or call.status not in CALLBACK_STATUSES:
+        raise HTTPException(404)
+    if call.ticket_id is not None:
+        ticket = page.session.get(Ticket, call.ticket_id)
+        if ticket is not None and not viewer.may_see(ticket):
+            raise HTTPException(404)
+    call.status = "called_back"
+    call.operator_id = viewer.user.id
+    page.session.commit()
+    return redirect("/calls", request)
+
+
+# --- phone simulator -----------------------------------------------------------------------
+
+
+def simulator_channel(page: Page) -> Channel:
+    channel = page.session.scalar(
+        select(Channel).where(Channel.type == ChannelType.SIMULATOR).order_by(Channel.id).limit(1)
+    )
+    if channel is None:
+        # `deme seed` creates it; a console without it still works for demos.
+        channel = Channel(name="simulator", type=ChannelType.SIMULATOR, config={})
+        page.session.add(channel)
+        page.session.flush()
+    return channel
+
+
+def _thread(page: Page, phone: str | None) -> list[Message]:
+    if not phone:
+        return []
+    from tickets.contacts import find_contact_by_phone
+
+    try:
+        contact = find_contact_by_phone(page.session, phone)
+    except InvalidPhoneNumber:
+        return []
+    if contact is None:
+        return []
+    channel = simulator_channel(page)
+    return list(
+        page.session.scalars(
+            select(Message)
+            .where(Message.contact_id == contact.id, Message.channel_id == channel.id)
+            .order_by(Message.created_at, Message.id)
+            .limit(200)
+        )
+    )
+
+
+@router.get("/simulator")
+def simulator_page(request: Request, page: PageCtx, phone: str | None = None) -> Response:
+    page.require(Capability.SIMULATOR)
+    phone = phone or "+22370000001"
+    context: dict[str, Any] = {
+        "phone": phone,
+        "thread": _thread(page, phone),
+        "errors": {},
+        "ussd": None,
+    }
+    page.session.commit()
+    block = "thread" if is_htmx(request) else None
+    return render(page, "simulator.html", context, block=block)
+
+
+@router.post("/simulator/sms")
+async def simulator_sms(request: Request, page: PostPage) -> Response:
+    """An SMS "from a phone": recorded and handed to the workers exactly as a provider's
+    webhook would (gateway.inbound), so the bot, triage and routing all run for real."""
+    page.require(Capability.SIMULATOR)
+    form = await request.form()
+    phone = form_text(form, "phone", 40)
+    text = form_text(form, "text", 1600)
+    errors: dict[str, str] = {}
+    e164 = None
+    try:
+        e164 = normalize_phone(phone)
+    except InvalidPhoneNumber:
+        errors["phone"] = N_("Not a valid phone number.")
+    if not text:
+        errors["text"] = N_("Write a message.")
+    channel = simulator_channel(page)
+    page.session.commit()
+    if not errors and e164 is not None:
+        from gateway.inbound import InboundSms, publish_inbound, record_inbound
+
+        message_id = record_inbound(
+            InboundSms(
+                channel_id=channel.id,
+                provider_id=f"sim-{uuid.uuid4().hex}",
+                sender=e164,
+                text=text,
+            )
+        )
+        if message_id is not None:
+            publish_inbound(message_id)
+    context = {"phone": phone, "thread": _thread(page, phone), "errors": errors, "ussd": None}
+    return render(
+        page,
+        "simulator.html",
+        context,
+        block="sms" if is_htmx(request) else None,
+        status_code=422 if errors else 200,
+    )
+
+
+@router.post("/simulator/ussd")
+async def simulator_ussd(request: Request, page: PostPage) -> Response:
+    """One USSD hop through the gateway's USSD handler, on the simulator channel."""
+    page.require(Capability.SIMULATOR)
+    form = await request.form()
+    phone = form_text(form, "phone", 40)
+    session_id = form_text(form, "session_id", 100) or f"sim-{uuid.uuid4().hex[:12]}"
+    # Aggregators send the whole walk so far ("1*2*3"), so the simulator does the same.
+    previous = form_text(form, "previous", 200)
+    answer_text = form_text(form, "input", 40)
+    if "session_id" not in form:
+        text = ""
+    else:
+        text = f"{previous}*{answer_text}" if previous else answer_text
+    errors: dict[str, str] = {}
+    screen = ""
+    ended = False
+    try:
+        e164 = normalize_phone(phone)
+    except InvalidPhoneNumber:
+        errors["phone"] = N_("Not a valid phone number.")
+        e164 = None
+    channel = simulator_channel(page)
+    page.session.commit()
+    if e164 is not None:
+        from gateway.ussd.service import Hop, default_service
+
+        answer = await default_service().handle(
+            Hop(
+                channel_id=channel.id,
+                session_id=session_id,
+                phone=e164,
+                service_code=None,
+                text=text,
+            )
+        )
+        ended = answer.startswith("END")
+        screen = answer.removeprefix("CON ").removeprefix("END ")
+    context: dict[str, Any] = {
+        "phone": phone,
+        "thread": [],
+        "errors": errors,
+        "ussd": {"session_id": session_id, "screen": screen, "ended": ended, "history": text},
+    }
+    return render(page, "simulator.html", context, block="ussd" if is_htmx(request) else None)

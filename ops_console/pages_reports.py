@@ -1,0 +1,419 @@
+"""Dashboard, displacement registry and exports: aggregate views, all under the viewer's
+visibility rules (protection tickets never counted for those who cannot see them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.audit import record_audit
+from models.base import utcnow
+from models.contacts import Household
+from models.enums import TicketCategory
+from models.places import Place
+from models.tickets import Ticket
+from ops_console.forms import filter_query, parse_filters
+from ops_console.permissions import Capability, Viewer
+from ops_console.queries import (
+    OPEN_STATUSES,
+    FilterError,
+    filter_conditions,
+    hidden_protection_total,
+    queue_statement,
+    region_of_places,
+    sla_clause,
+    sla_state,
+)
+from ops_console.serializers import TicketLoader
+from ops_console.web import PageCtx, render
+
+router = APIRouter(include_in_schema=False)
+
+MAP_FILE = Path(__file__).resolve().parent / "data" / "mali_regions.json"
+SUPPRESS_BELOW = 5
+EXPORT_ROW_LIMIT = 100_000
+
+
+# --- map -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapShape:
+    code: str
+    points: str  # SVG polygon points
+    label_x: float
+    label_y: float
+
+
+@lru_cache(maxsize=1)
+def _map_data() -> tuple[tuple[MapShape, ...], dict[str, str]]:
+    raw = json.loads(MAP_FILE.read_text(encoding="utf-8"))
+    shapes = []
+    for code, ring in raw["regions"].items():
+        # Equirectangular: x from longitude, y from latitude (north up), 30 px per degree.
+        xy = [((lon + 12.5) * 30, (25.3 - lat) * 30) for lon, lat in ring]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        cx = sum(x for x, _ in xy) / len(xy)
+        cy = sum(y for _, y in xy) / len(xy)
+        shapes.append(MapShape(code, points, round(cx, 1), round(cy, 1)))
+    return tuple(shapes), dict(raw.get("fold", {}))
+
+
+def map_shading(open_by_region: dict[str, int]) -> list[dict[str, Any]]:
+    shapes, fold = _map_data()
+    totals: dict[str, int] = defaultdict(int)
+    for code, count in open_by_region.items():
+        totals[fold.get(code, code)] += count
+    peak = max(totals.values(), default=0)
+    result = []
+    for shape in shapes:
+        count = totals.get(shape.code, 0)
+        # Five steps of one hue: readable in grey print and for colour-blind readers.
+        step = 0 if peak == 0 or count == 0 else 1 + min(4, int(4 * count / peak))
+        result.append({"shape": shape, "count": count, "step": step})
+    return result
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
+    visible = viewer.ticket_clause()
+    now = utcnow()
+    by_place = session.execute(
+        select(Ticket.place_id, Ticket.category, func.count())
+        .where(visible, Ticket.status.in_(OPEN_STATUSES))
+        .group_by(Ticket.place_id, Ticket.category)
+    ).all()
+    regions = region_of_places(session)
+    matrix: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    region_names: dict[str, str] = {}
+    open_by_region: dict[str, int] = defaultdict(int)
+    for place_id, category, count in by_place:
+        region = regions.get(place_id) if place_id is not None else None
+        code = region.code if region is not None else ""
+        region_names[code] = region.name if region is not None else ""
+        matrix[code][category.value] += count
+        open_by_region[code] += count
+    categories = [
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+    ]
+    rows = sorted(matrix.items(), key=lambda item: (item[0] == "", region_names.get(item[0], "")))
+    breaches = session.execute(
+        select(Ticket.category, func.count())
+        .where(visible, sla_clause("breached", now))
+        .group_by(Ticket.category)
+    ).all()
+    start = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = func.date_trunc("day", func.timezone("UTC", Ticket.created_at))
+    trend_rows = session.execute(
+        select(day, func.count()).where(visible, Ticket.created_at >= start).group_by(day)
+    ).all()
+    per_day = {d.date() if isinstance(d, datetime) else d: n for d, n in trend_rows}
+    trend = []
+    for offset in range(30):
+        date_ = (start + timedelta(days=offset)).date()
+        trend.append((date_, per_day.get(date_, 0)))
+    peak = max((n for _d, n in trend), default=0) or 1
+    return {
+        "matrix_rows": rows,
+        "region_names": region_names,
+        "categories": categories,
+        "breaches": {c.value: n for c, n in breaches},
+        "breach_total": sum(n for _c, n in breaches),
+        "trend": trend,
+        "trend_peak": peak,
+        "open_total": sum(open_by_region.values()),
+        "map": map_shading(open_by_region),
+        "hidden_total": hidden_protection_total(session, viewer),
+    }
+
+
+@router.get("/dashboard")
+def dashboard(page: PageCtx) -> Response:
+    viewer = page.require(Capability.DASHBOARD)
+    return render(page, "dashboard.html", dashboard_data(page.session, viewer))
+
+
+# --- displacement registry -----------------------------------------------------------------
+
+
+def registry_data(session: Session) -> dict[str, Any]:
+    places = {p.id: p for p in session.scalars(select(Place))}
+    regions = region_of_places(session)
+    by_place = session.execute(
+        select(
+            Household.current_place_id,
+            func.count(),
+            func.coalesce(func.sum(Household.size), 0),
+        ).group_by(Household.current_place_id)
+    ).all()
+    rows = []
+    for place_id, households, people in by_place:
+        place = places.get(place_id) if place_id is not None else None
+        region = regions.get(place_id) if place_id is not None else None
+        rows.append(
+            {
+                "region": region.name if region else "",
+                "place": place.name if place else "",
+                "kind": place.kind.value if place else "",
+                "households": households,
+                "people": int(people),
+            }
+        )
+    rows.sort(key=lambda r: (r["region"], r["place"]))
+    flows_raw = session.execute(
+        select(
+            Household.origin_place_id,
+            Household.current_place_id,
+            func.count(),
+            func.coalesce(func.sum(Household.size), 0),
+        ).group_by(Household.origin_place_id, Household.current_place_id)
+    ).all()
+    flows: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for origin_id, current_id, households, people in flows_raw:
+        origin = regions.get(origin_id) if origin_id else None
+        current = regions.get(current_id) if current_id else None
+        key = (origin.name if origin else "", current.name if current else "")
+        flows[key][0] += households
+        flows[key][1] += int(people)
+    flow_rows = sorted(flows.items(), key=lambda item: -item[1][1])
+    return {
+        "rows": rows,
+        "flows": flow_rows,
+        "total_households": sum(r["households"] for r in rows),
+        "total_people": sum(r["people"] for r in rows),
+    }
+
+
+@router.get("/registry")
+def registry(page: PageCtx) -> Response:
+    page.require(Capability.REGISTRY)
+    return render(page, "registry.html", registry_data(page.session))
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+@router.get("/exports")
+def exports_page(request: Request, page: PageCtx) -> Response:
+    page.require(Capability.EXPORT)
+    return render(page, "exports.html", {"query": filter_query(request.query_params)})
+
+
+EXPORT_COLUMNS = (
+    "reference",
+    "created_at",
+    "status",
+    "category",
+    "priority",
+    "source",
+    "region",
+    "place",
+    "team",
+    "assignee",
+    "sla_state",
+    "phone_masked",
+    "summary",
+)
+
+
+def _safe_cell(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: a sender's SMS must not."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator[list[str]]:
+    filters, _errors = parse_filters(request.query_params)
+    regions = region_of_places(session)
+    statement = queue_statement(session, filters, viewer).limit(EXPORT_ROW_LIMIT)
+    batch: list[Ticket] = []
+
+    def flush() -> Iterator[list[str]]:
+        loader = TicketLoader(session).load(batch)
+        for ticket in batch:
+            out = loader.ticket_out(ticket)
+            region = regions.get(ticket.place_id) if ticket.place_id else None
+            yield [
+                out.reference,
+                out.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                out.status.value,
+                out.category.value,
+                out.priority.value,
+                out.source.value,
+                region.name if region else "",
+                out.place.name if out.place else "",
+                out.team.name if out.team else "",
+                out.assignee.username if out.assignee else "",
+                sla_state(ticket) or "",
+                out.contact.phone_masked if out.contact else "",
+                _safe_cell(out.summary or ""),
+            ]
+
+    for ticket in session.scalars(statement.execution_options(yield_per=1000)):
+        batch.append(ticket)
+        if len(batch) >= 1000:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()
+
+
+def _audit_export(page: PageCtx, kind: str) -> None:
+    viewer = page.user_viewer
+    record_audit(
+        page.session,
+        action="export.downloaded",
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+        kind=kind,
+    )
+    page.session.commit()
+
+
+def _validate_filters(request: Request, page: PageCtx, viewer: Viewer) -> None:
+    filters, _errors = parse_filters(request.query_params)
+    try:
+        filter_conditions(page.session, filters, viewer)
+    except FilterError as exc:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, str(exc)) from exc
+
+
+def _stamp() -> str:
+    return utcnow().strftime("%Y%m%d-%H%M")
+
+
+@router.get("/exports/queue.csv")
+def export_csv(request: Request, page: PageCtx) -> Response:
+    viewer = page.require(Capability.EXPORT)
+    _validate_filters(request, page, viewer)
+    _audit_export(page, "queue.csv")
+
+    # Built in memory (capped at EXPORT_ROW_LIMIT rows): streaming from a request-scoped
+    # session would outlive the session's dependency.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(_export_rows(page.session, request, viewer))
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="deme-queue-{_stamp()}.csv"'},
+    )
+
+
+@router.get("/exports/queue.xlsx")
+def export_xlsx(request: Request, page: PageCtx) -> Response:
+    viewer = page.require(Capability.EXPORT)
+    _validate_filters(request, page, viewer)
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("tickets")
+    sheet.append(list(EXPORT_COLUMNS))
+    for row in _export_rows(page.session, request, viewer):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    _audit_export(page, "queue.xlsx")
+    return Response(
+        buffer.getvalue(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="deme-queue-{_stamp()}.xlsx"'},
+    )
+
+
+def _suppress(count: int) -> str:
+    """Small counts can identify people in a small place: published as "<5"."""
+    return f"<{SUPPRESS_BELOW}" if 0 < count < SUPPRESS_BELOW else str(count)
+
+
+def hxl_aggregate(session: Session, viewer: Viewer) -> list[list[str]]:
+    regions = region_of_places(session)
+    visible = viewer.ticket_clause()
+    totals = session.execute(
+        select(
+            Ticket.place_id,
+            Ticket.category,
+            func.count(),
+            func.count().filter(Ticket.status.in_(OPEN_STATUSES)),
+        )
+        .where(visible)
+        .group_by(Ticket.place_id, Ticket.category)
+    ).all()
+    grouped: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for place_id, category, count, open_count in totals:
+        region = regions.get(place_id) if place_id is not None else None
+        key = (
+            region.name if region else "",
+            (region.iso_code or region.code) if region else "",
+            category.value,
+            "",
+        )
+        grouped[key][0] += count
+        grouped[key][1] += open_count
+    households = session.execute(
+        select(
+            Household.current_place_id,
+            func.count(),
+            func.coalesce(func.sum(Household.size), 0),
+        ).group_by(Household.current_place_id)
+    ).all()
+    displaced: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for place_id, count, people in households:
+        region = regions.get(place_id) if place_id is not None else None
+        key2 = (region.name if region else "", (region.iso_code or region.code) if region else "")
+        displaced[key2][0] += count
+        displaced[key2][1] += int(people)
+    rows = [
+        ["Region", "Region code", "Sector", "Reports", "Open reports", "Households", "People"],
+        [
+            "#adm1+name",
+            "#adm1+code",
+            "#sector",
+            "#indicator+reports+num",
+            "#indicator+reports+open+num",
+            "#affected+hh",
+            "#affected+ind",
+        ],
+    ]
+    for (region_name, region_code, sector, _), (count, open_count) in sorted(grouped.items()):
+        rows.append(
+            [region_name, region_code, sector, _suppress(count), _suppress(open_count), "", ""]
+        )
+    for (region_name, region_code), (count, people) in sorted(displaced.items()):
+        rows.append(
+            [region_name, region_code, "displacement", "", "", _suppress(count), _suppress(people)]
+        )
+    return rows
+
+
+@router.get("/exports/aggregate.hxl.csv")
+def export_hxl(page: PageCtx) -> Response:
+    viewer = page.require(Capability.EXPORT)
+    rows = hxl_aggregate(page.session, viewer)
+    _audit_export(page, "aggregate.hxl.csv")
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="deme-hxl-{_stamp()}.csv"'},
+    )

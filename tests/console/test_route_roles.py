@@ -1,0 +1,250 @@
+"""Every console route × every role: 401/303 without login, 403 for a role that never may,
+404 for a record the role must not know exists. A new route fails
+``test_every_route_is_in_the_table`` until it is added here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import World, csrf_of, login, new_ticket
+
+HUMANS = ("admin", "supervisor", "operator", "protection_officer", "team_member")
+HOTLINE = ("admin", "supervisor", "operator", "protection_officer")
+EXPORTERS = ("admin", "supervisor", "protection_officer")
+ADMIN = ("admin",)
+AUDITORS = ("admin", "supervisor")
+BOT_AND_ADMIN = ("admin", "service")
+API_CREATORS = (*HOTLINE, "service")
+EVERYONE = (*HUMANS, "service")
+PROTECTION = ("protection_officer",)
+
+# (method, path template, allowed roles, what a refused role gets)
+PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
+    ("GET", "/", HUMANS, 403),
+    ("GET", "/login", HUMANS, 403),
+    ("POST", "/login", HUMANS, 403),
+    ("POST", "/logout", HUMANS, 403),
+    ("POST", "/language", HUMANS, 403),
+    ("GET", "/queue", HUMANS, 403),
+    ("GET", "/queue/new", HUMANS, 403),
+    ("GET", "/tickets/{health}", HUMANS, 404),
+    ("GET", "/tickets/{wash}", HOTLINE, 404),
+    ("GET", "/tickets/{protection}", PROTECTION, 404),
+    ("POST", "/tickets/{health}/work", HUMANS, 404),
+    ("POST", "/tickets/{protection}/work", PROTECTION, 404),
+    ("POST", "/tickets/{health}/note", HUMANS, 404),
+    ("POST", "/tickets/{protection}/note", PROTECTION, 404),
+    ("POST", "/tickets/{health}/reply", HUMANS, 404),
+    ("POST", "/tickets/{wash}/reply", HOTLINE, 404),
+    ("POST", "/tickets/{health}/merge", HOTLINE, 403),
+    ("POST", "/tickets/{protection}/merge", PROTECTION, 404),
+    ("POST", "/tickets/{health}/incident", HUMANS, 404),
+    ("POST", "/tickets/{health}/reveal", HUMANS, 404),
+    ("POST", "/tickets/{protection}/reveal", PROTECTION, 404),
+    ("GET", "/calls", HOTLINE, 403),
+    ("POST", "/calls", HOTLINE, 403),
+    ("POST", "/calls/999999/done", HOTLINE, 403),
+    ("GET", "/simulator", HOTLINE, 403),
+    ("POST", "/simulator/sms", HOTLINE, 403),
+    ("POST", "/simulator/ussd", HOTLINE, 403),
+    ("GET", "/dashboard", HOTLINE, 403),
+    ("GET", "/registry", HOTLINE, 403),
+    ("GET", "/exports", EXPORTERS, 403),
+    ("GET", "/exports/queue.csv", EXPORTERS, 403),
+    ("GET", "/exports/queue.xlsx", EXPORTERS, 403),
+    ("GET", "/exports/aggregate.hxl.csv", EXPORTERS, 403),
+    ("GET", "/admin", ADMIN, 403),
+    ("GET", "/admin/users", ADMIN, 403),
+    ("GET", "/admin/teams", ADMIN, 403),
+    ("GET", "/admin/routing", ADMIN, 403),
+    ("GET", "/admin/sla", ADMIN, 403),
+    ("GET", "/admin/alerts", ADMIN, 403),
+    ("GET", "/admin/channels", ADMIN, 403),
+    ("GET", "/admin/canned", ADMIN, 403),
+    ("GET", "/admin/audit", AUDITORS, 403),
+    ("POST", "/admin/users", ADMIN, 403),
+    ("POST", "/admin/users/999999", ADMIN, 403),
+    ("POST", "/admin/tokens", ADMIN, 403),
+    ("POST", "/admin/tokens/999999/revoke", ADMIN, 403),
+    ("POST", "/admin/teams", ADMIN, 403),
+    ("POST", "/admin/teams/999999/members", ADMIN, 403),
+    ("POST", "/admin/routing", ADMIN, 403),
+    ("POST", "/admin/routing/999999/toggle", ADMIN, 403),
+    ("POST", "/admin/sla", ADMIN, 403),
+    ("POST", "/admin/alerts", ADMIN, 403),
+    ("POST", "/admin/alerts/999999/toggle", ADMIN, 403),
+    ("POST", "/admin/channels", ADMIN, 403),
+    ("POST", "/admin/channels/999999/toggle", ADMIN, 403),
+    ("POST", "/admin/canned", ADMIN, 403),
+]
+
+API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
+    ("GET", "/api/v1/tickets", EVERYONE, 403),
+    ("POST", "/api/v1/tickets", API_CREATORS, 403),
+    ("GET", "/api/v1/tickets/{health}", EVERYONE, 404),
+    ("GET", "/api/v1/tickets/{protection}", PROTECTION, 404),
+    ("PATCH", "/api/v1/tickets/{health}", EVERYONE, 404),
+    ("PATCH", "/api/v1/tickets/{protection}", (*PROTECTION, "service"), 404),
+    ("GET", "/api/v1/tickets/{health}/messages", HUMANS, 403),
+    # The bot never reads conversations: 403 whatever the reference (it reveals nothing).
+    ("GET", "/api/v1/tickets/{protection}/messages", PROTECTION, 404),
+    ("GET", "/api/v1/contacts/{sender}/tickets", EVERYONE, 403),
+    ("GET", "/api/v1/contacts/{sender}/messages", HUMANS, 403),
+    ("POST", "/api/v1/contacts/{sender}/opt-out", BOT_AND_ADMIN, 403),
+    ("POST", "/api/v1/contacts/{fresh_sender}/erase", BOT_AND_ADMIN, 403),
+    ("POST", "/api/v1/households", API_CREATORS, 403),
+    ("GET", "/api/v1/households", API_CREATORS, 403),
+    ("GET", "/api/v1/places", EVERYONE, 403),
+    ("GET", "/api/v1/places/resolve", EVERYONE, 403),
+    ("GET", "/api/v1/places/{code}", EVERYONE, 403),
+]
+
+
+def _collect_routes() -> set[tuple[str, str]]:
+    from fastapi.routing import APIRoute
+
+    from ops_console.routes import router
+
+    found: set[tuple[str, str]] = set()
+
+    def walk(current: Any, prefix: str) -> None:
+        for route in current.routes:
+            if hasattr(route, "original_router"):
+                walk(route.original_router, prefix + (route.include_context.prefix or ""))
+            elif isinstance(route, APIRoute):
+                for method in route.methods:
+                    found.add((method, prefix + route.path))
+
+    walk(router, "")
+    return found
+
+
+def _template(path: str) -> str:
+    import re
+
+    path = re.sub(r"\{(health|wash|protection)\}", "{reference}", path)
+    path = path.replace("{fresh_sender}", "{sender}")
+    path = path.replace("/999999", "/{id}")
+    return path
+
+
+def test_every_route_is_in_the_table() -> None:
+    import re
+
+    tabled = {(m, _template(p)) for m, p, _a, _r in PAGE_ROUTES + API_ROUTES}
+    actual = {
+        (m, re.sub(r"\{(call_id|user_id|token_id|team_id|rule_id|channel_id)\}", "{id}", p))
+        for m, p in _collect_routes()
+    }
+    actual = {(m, "/admin/users" if p == "/admin/{section}" else p) for m, p in actual}
+    missing = actual - tabled
+    assert not missing, f"routes missing from the role table: {sorted(missing)}"
+
+
+def _setup(db: Any, world: World) -> dict[str, str]:
+    from tickets.contacts import get_or_create_contact
+
+    health = new_ticket(db, category="health", phone="+22376111111")
+    wash = new_ticket(db, category="wash", phone="+22376222222")
+    protection = new_ticket(db, category="protection", phone="+22376333333", sensitive=True)
+    from models.contacts import Contact
+
+    sender = db.get(Contact, health.contact_id).public_id
+    fresh = get_or_create_contact(db, "+22376444444").public_id
+    db.commit()
+    return {
+        "health": health.reference,
+        "wash": wash.reference,
+        "protection": protection.reference,
+        "sender": sender,
+        "fresh_sender": fresh,
+        "code": "ML07",
+    }
+
+
+def _fill(path: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        path = path.replace("{" + key + "}", value)
+    return path
+
+
+_API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/tickets"): {"phone": "+22376555555", "category": "health"},
+    ("PATCH", "/api/v1/tickets/{health}"): {"note": "vu"},
+    ("PATCH", "/api/v1/tickets/{protection}"): {"household_size": 2},
+    ("POST", "/api/v1/households"): {"sender": "{sender}", "size": 4, "place": "Gao"},
+}
+
+
+@pytest.mark.parametrize("role", [None, *HUMANS, "service"])
+def test_api_routes_by_role(role: str | None, client: Any, world: World, db: Any) -> None:
+    values = _setup(db, world)
+    for method, path, allowed, refused in API_ROUTES:
+        if path.endswith("/erase"):
+            from tickets.contacts import get_or_create_contact
+
+            values["fresh_sender"] = get_or_create_contact(
+                db, f"+2237650{len(values):04d}"
+            ).public_id
+            db.commit()
+            values[f"x{len(values)}"] = ""
+        url = _fill(path, values)
+        body = _API_BODIES.get((method, path))
+        if body is not None:
+            body = {k: _fill(v, values) if isinstance(v, str) else v for k, v in body.items()}
+        params = {"q": "gao"} if path.endswith("/resolve") else None
+        headers = world[role].headers if role else {}
+        response = client.request(method, url, headers=headers, json=body, params=params)
+        if role is None:
+            expected = {401}
+        elif role in allowed:
+            expected = {200, 201, 202}
+        elif role == "service" and path.endswith("/messages"):
+            expected = {403}
+        else:
+            expected = {refused}
+        assert response.status_code in expected, (role, method, url, response.text[:300])
+
+
+@pytest.mark.parametrize("role", [None, *HUMANS])
+def test_page_routes_by_role(role: str | None, browser_client: Any, world: World, db: Any) -> None:
+    values = _setup(db, world)
+    client = browser_client()
+    csrf = login(client, world[role].username) if role else csrf_of(client.get("/login").text)
+    for method, path, allowed, refused in PAGE_ROUTES:
+        if path in ("/login", "/logout", "/language") and method == "POST":
+            continue  # covered by the auth tests (they change the session itself)
+        url = _fill(path, values)
+        data = {"csrf_token": csrf} if method == "POST" else None
+        response = client.request(method, url, data=data, follow_redirects=False)
+        if role is None:
+            if path in ("/", "/login"):
+                assert response.status_code in (200, 303)
+                continue
+            if method == "POST":
+                # Anonymous posts fail the CSRF check (no session) or are sent to login.
+                assert response.status_code in (303, 403), (method, url, response.status_code)
+            else:
+                assert response.status_code == 303, (method, url, response.status_code)
+                assert response.headers["location"].startswith("/login")
+            continue
+        if role in allowed:
+            ok = response.status_code not in (401, 403) and response.status_code < 500
+            if "999999" in path:
+                ok = response.status_code == 404
+            assert ok, (role, method, url, response.status_code, response.text[:300])
+        else:
+            assert response.status_code == refused, (role, method, url, response.status_code)
+
+
+def test_posts_without_csrf_are_refused(browser_client: Any, world: World, db: Any) -> None:
+    values = _setup(db, world)
+    client = browser_client()
+    login(client, world["admin"].username)
+    for method, path, _allowed, _refused in PAGE_ROUTES:
+        if method != "POST" or path == "/login":
+            continue
+        response = client.post(_fill(path, values), data={"csrf_token": "0" * 64})
+        assert response.status_code == 403, (path, response.status_code)
