@@ -42,8 +42,9 @@ class Incident(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
-        # The queue's common filters; keyset pagination walks (created_at, id).
+        # The queue's common filters; keyset pagination walks (created_at, id), newest first.
         Index("ix_tickets_queue", "status", "created_at", "id"),
+        Index("ix_tickets_created_at_id", "created_at", "id"),
         Index("ix_tickets_team_status", "team_id", "status"),
         Index("ix_tickets_category_place", "category", "place_id"),
     )

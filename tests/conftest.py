@@ -49,6 +49,7 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from support.db import run_migrations  # noqa: E402
@@ -83,12 +84,28 @@ def database() -> Iterator[str]:
 
 
 def truncate_all() -> None:
+    """Empty every table. A worker left idle in a transaction would block TRUNCATE (it needs
+    an exclusive lock), so such sessions are ended first and the statement is retried."""
     import models
     from core.db import get_engine
 
     tables = ", ".join(f'"{t.name}"' for t in models.Base.metadata.sorted_tables)
-    with get_engine().begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    for attempt in range(5):
+        try:
+            with get_engine().begin() as connection:
+                connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND state LIKE 'idle in transaction%'"
+                    )
+                )
+                connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
 
 
 @pytest.fixture()
