@@ -27,7 +27,9 @@ def _wait_for_worker(log_path: Path, process: subprocess.Popen[bytes], timeout: 
 class WorkerProcess:
     """A real Celery worker (and optionally beat) running the project's tasks."""
 
-    def __init__(self, *, concurrency: int = 2, beat: bool = False) -> None:
+    def __init__(
+        self, *, concurrency: int = 2, beat: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = test_var_dir() / f"worker-{uuid.uuid4().hex[:8]}.log"
         command = [
             sys.executable,
@@ -53,7 +55,7 @@ class WorkerProcess:
             cwd=PROJECT_ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env={**os.environ, **(env or {})},
             start_new_session=True,
         )
         _wait_for_worker(self.log_path, self.process, timeout=60)
