@@ -30,7 +30,7 @@ except ImportError:  # imported as a top-level module (bot/ on sys.path)
         tokens,
     )
 
-__all__ = ["CATEGORY_BY_INTENT", "FallbackResult", "classify"]
+__all__ = ["CATEGORY_BY_INTENT", "FallbackResult", "classify", "household_size_in_text"]
 
 CATEGORY_BY_INTENT = {
     "request_health": "health",
@@ -136,6 +136,13 @@ def _household_size(words: list[str]) -> int | None:
             # a spelled-out number may span several words ("mugan ni duuru", "vingt et un")
             return parse_household_size(" ".join(words[i : i + 4])) or value
     return None
+
+
+def household_size_in_text(text: str) -> int | None:
+    """The household size stated in a free-text message ("nous sommes 6", "an ye mogo 8 ye",
+    "we are 5"), never a duration ("depuis 3 jours"). Shared with the bot's actions, which
+    prefer it over the NLU entity: the model sometimes tags the first number it sees."""
+    return _household_size(tokens(normalize(text)))
 
 
 def classify(text: str, language_hint: str | None = None) -> FallbackResult:

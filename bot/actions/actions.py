@@ -26,8 +26,10 @@ from rasa_sdk.types import DomainDict
 from .platform_client import PlatformClient, PlatformError
 
 try:  # the platform imports bot.normalize; the action server runs with bot/ as cwd
+    from bot.fallback import household_size_in_text
     from bot.normalize import guess_language, normalize, parse_household_size, tokens
 except ImportError:  # pragma: no cover - depends on sys.path
+    from fallback import household_size_in_text
     from normalize import guess_language, normalize, parse_household_size, tokens
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,16 @@ def latest_text(tracker: Tracker) -> str:
     meta = tracker.latest_message.get("metadata") or {}
     raw = meta.get("raw_text") if isinstance(meta, dict) else None
     return str(raw or tracker.latest_message.get("text") or "")
+
+
+def stated_household_size(tracker: Tracker) -> int | None:
+    """Household size from the latest message: a size stated with its cue words ("nous
+    sommes 6") wins over the NLU entity, which can pick a duration ("depuis 3 jours")."""
+    from_text = household_size_in_text(latest_text(tracker))
+    if from_text is not None:
+        return from_text
+    size_text = latest_entity(tracker, "household_size") or tracker.get_slot("household_size")
+    return parse_household_size(size_text) if known(size_text) else None
 
 
 def latest_entity(tracker: Tracker, name: str) -> str | None:
@@ -137,8 +149,7 @@ class ActionCreateTicket(Action):
         category = CATEGORY_BY_INTENT.get(intent or "", "other")
         sensitive = category == "protection"
         place = latest_entity(tracker, "place") or tracker.get_slot("place")
-        size_text = latest_entity(tracker, "household_size") or tracker.get_slot("household_size")
-        size = parse_household_size(size_text) if known(size_text) else None
+        size = stated_household_size(tracker)
         place = place if known(place) else None
         reference = None
         try:
@@ -181,8 +192,7 @@ class ActionStartRegistration(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        size_text = latest_entity(tracker, "household_size") or tracker.get_slot("household_size")
-        size = parse_household_size(size_text) if known(size_text) else None
+        size = stated_household_size(tracker)
         events: list[EventType] = []
         if latest_entity(tracker, "place"):
             events.append(SlotSet("place_code", None))

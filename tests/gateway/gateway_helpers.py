@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import httpx
 from twilio.request_validator import RequestValidator
 
-from support import PROJECT_ROOT, test_var_dir
+from support import PROJECT_ROOT, var_dir_for_tests
 
 PUBLIC_URL = "https://deme.test"
 ACCOUNT_SID = "AC" + "1" * 32
@@ -123,7 +123,7 @@ class UvicornServer:
     def __init__(self, env: Mapping[str, str] | None = None, workers: int = 2) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = test_var_dir() / f"uvicorn-{self.port}.log"
+        self.log_path = var_dir_for_tests() / f"uvicorn-{self.port}.log"
         environment = os.environ.copy()
         environment.update(env or {})
         self._log = self.log_path.open("wb")

@@ -12,7 +12,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_var_dir() -> Path:
+def var_dir_for_tests() -> Path:
     return Path(os.environ["DEME_VAR_DIR"])
 
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from support import PROJECT_ROOT, test_var_dir
+from support import PROJECT_ROOT, var_dir_for_tests
 
 
 def _wait_for_worker(log_path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -30,7 +30,7 @@ class WorkerProcess:
     def __init__(
         self, *, concurrency: int = 2, beat: bool = False, env: dict[str, str] | None = None
     ) -> None:
-        self.log_path = test_var_dir() / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self.log_path = var_dir_for_tests() / f"worker-{uuid.uuid4().hex[:8]}.log"
         command = [
             sys.executable,
             "-m",
@@ -47,8 +47,8 @@ class WorkerProcess:
         ]
         if beat:
             command.append("--beat")
-            command.append(f"--schedule={test_var_dir() / 'beat-schedule'}")
-        test_var_dir().mkdir(parents=True, exist_ok=True)
+            command.append(f"--schedule={var_dir_for_tests() / 'beat-schedule'}")
+        var_dir_for_tests().mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command,

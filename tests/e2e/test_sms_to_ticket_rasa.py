@@ -1,0 +1,190 @@
+"""The message path with the real bot: Rasa server + action server (bot/scripts/run.sh, the
+bot's own Python 3.10 environment), the platform under uvicorn (the actions call its
+/api/v1), a real Celery worker with DEME_BOT=rasa, PostgreSQL and Redis. Then Rasa is
+stopped and the next SMS still becomes a ticket through the fallback classifier."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Household, Place, Ticket, User, UserRole
+from support import PROJECT_ROOT, var_dir_for_tests, wait_until
+from support.workers import WorkerProcess
+from tests.gateway.fake_provider import FakeProvider
+from tests.gateway.gateway_helpers import UvicornServer, free_port, signed, twilio_sms_form
+from tickets.contacts import find_contact_by_phone
+
+pytestmark = pytest.mark.slow
+
+SHARED_SECRET = "e2e-bot-shared-secret"
+
+MESSAGES = [
+    (
+        "+22376000201",
+        "svp ya pa d'eau potable a sevare depuis 3 jours, nous sommes 6",
+        "wash",
+        "Sévaré",
+        6,
+    ),
+    (
+        "+22366000202",
+        "an den ka bana kosebe, farigan b'a la. an be Mopti, an ye mogo 8 ye",
+        "health",
+        "Mopti",
+        8,
+    ),
+    (
+        "+22370000203",
+        "our shelter was destroyed by the rain in gao, we are 5 people",
+        "shelter_nfi",
+        "Gao",
+        5,
+    ),
+]
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.rasa_port = free_port()
+        self.actions_port = free_port()
+        self.url = f"http://127.0.0.1:{self.rasa_port}"
+        self.log_path = var_dir_for_tests() / f"bot-{self.rasa_port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            ["bash", str(PROJECT_ROOT / "bot" / "scripts" / "run.sh")],
+            cwd=PROJECT_ROOT,
+            env={
+                **os.environ,
+                **env,
+                "DEME_RASA_PORT": str(self.rasa_port),
+                "DEME_ACTIONS_PORT": str(self.actions_port),
+            },
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 420) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("bot exited:\n" + self.log())
+            try:
+                status = httpx.get(self.url + "/status", timeout=2)
+                actions = httpx.get(f"http://127.0.0.1:{self.actions_port}/health", timeout=2)
+                if (
+                    status.status_code == 200
+                    and actions.status_code == 200
+                    and status.json().get("model_file")
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise RuntimeError("bot not ready:\n" + self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture()
+def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotProcess, Any]]:
+    from ops_console.auth import issue_api_token
+
+    service = User(username="bot", display_name="bot", role=UserRole.SERVICE)
+    db.add(service)
+    db.flush()
+    token = issue_api_token(db, service, "e2e")
+    db.commit()
+    server = UvicornServer(env={"DEME_BOT_SHARED_SECRET": SHARED_SECRET}, workers=1)
+    bot = BotProcess(
+        {
+            "DEME_API_URL": server.url,
+            "DEME_API_TOKEN": token,
+            "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
+        }
+    )
+    worker = None
+    try:
+        bot.wait_ready()
+        worker = WorkerProcess(
+            env={
+                "DEME_BOT": "rasa",
+                "DEME_RASA_URL": bot.url,
+                "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
+                "DEME_RASA_TIMEOUT_SECONDS": "30",
+            }
+        )
+        yield server, bot, worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        bot.stop()
+        server.stop()
+
+
+def _post_sms(server: UvicornServer, sender: str, text: str) -> None:
+    body, headers = signed("/webhooks/twilio/sms", twilio_sms_form(sender, text))
+    response = httpx.post(
+        server.url + "/webhooks/twilio/sms", content=body, headers=headers, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+def _ticket_for(db: Session, phone: str) -> Ticket | None:
+    db.expire_all()
+    contact = find_contact_by_phone(db, phone)
+    if contact is None:
+        return None
+    return db.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
+
+
+def _replies_to(provider: FakeProvider, phone: str) -> list[str]:
+    return [r.form.get("Body", "") for r in provider.sent("twilio") if r.form.get("To") == phone]
+
+
+def test_rasa_turns_sms_into_tickets_then_fallback_when_it_stops(
+    db: Session, bot_stack: tuple[UvicornServer, BotProcess, Any], provider: FakeProvider
+) -> None:
+    server, bot, _worker = bot_stack
+    for sender, text, _category, _place, _size in MESSAGES:
+        _post_sms(server, sender, text)
+    for sender, _text, category, place, size in MESSAGES:
+        wait_until(lambda s=sender: _ticket_for(db, s) is not None, timeout=120)
+        ticket = _ticket_for(db, sender)
+        assert ticket is not None
+        assert ticket.category == category, (sender, ticket.category)
+        assert not ticket.needs_review, "the bot, not the fallback, should have handled it"
+        place_row = db.get(Place, ticket.place_id) if ticket.place_id else None
+        assert place_row is not None and place_row.name == place
+        household = db.get(Household, ticket.household_id) if ticket.household_id else None
+        assert household is not None and household.size == size
+        wait_until(lambda s=sender: _replies_to(provider, s) != [], timeout=60)
+
+    bot.stop()  # Rasa gone: the next message must still become a ticket
+    sender = "+22376000209"
+    _post_sms(server, sender, "pas d'eau a sevare depuis lundi, nous sommes 4")
+    wait_until(lambda: _ticket_for(db, sender) is not None, timeout=120)
+    ticket = _ticket_for(db, sender)
+    assert ticket is not None and ticket.category == "wash" and ticket.needs_review
+    wait_until(lambda: any(ticket.reference in r for r in _replies_to(provider, sender)))
