@@ -41,6 +41,10 @@ class Catalog:
     def keys(self) -> set[str]:
         return set(self._entries[FALLBACK_LANGUAGE.value])
 
+    def entries(self, language: str | Language | None) -> dict[str, str]:
+        """The whole catalog of one language (for tests that check every text)."""
+        return self._entries[normalize_language(language)]
+
     def has(self, key: str, language: str | Language | None) -> bool:
         return key in self._entries[normalize_language(language)]
 
