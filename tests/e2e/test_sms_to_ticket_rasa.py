@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Household, Place, Ticket, User, UserRole
 from support import PROJECT_ROOT, var_dir_for_tests, wait_until
+from support.environment import TEST_REDIS_URL
 from support.workers import WorkerProcess
 from tests.gateway.fake_provider import FakeProvider
 from tests.gateway.gateway_helpers import UvicornServer, free_port, signed, twilio_sms_form
@@ -27,6 +29,11 @@ from tickets.contacts import find_contact_by_phone
 pytestmark = pytest.mark.slow
 
 SHARED_SECRET = "e2e-bot-shared-secret"
+# Its own Redis database: the session's fallback worker (tests/conftest.py) listens on the
+# test Redis database and would otherwise take these messages and answer without Rasa.
+RASA_REDIS_URL = (
+    TEST_REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("DEME_TEST_RASA_REDIS_DB", "4")
+)
 
 MESSAGES = [
     (
@@ -116,7 +123,11 @@ def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotPr
     db.flush()
     token = issue_api_token(db, service, "e2e")
     db.commit()
-    server = UvicornServer(env={"DEME_BOT_SHARED_SECRET": SHARED_SECRET}, workers=1)
+    redis.Redis.from_url(RASA_REDIS_URL).flushdb()
+    server = UvicornServer(
+        env={"DEME_BOT_SHARED_SECRET": SHARED_SECRET, "DEME_REDIS_URL": RASA_REDIS_URL},
+        workers=1,
+    )
     bot = BotProcess(
         {
             "DEME_API_URL": server.url,
@@ -133,6 +144,7 @@ def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotPr
                 "DEME_RASA_URL": bot.url,
                 "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
                 "DEME_RASA_TIMEOUT_SECONDS": "30",
+                "DEME_REDIS_URL": RASA_REDIS_URL,
             }
         )
         yield server, bot, worker
