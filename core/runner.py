@@ -124,10 +124,13 @@ def bot_environment() -> dict[str, str]:
 
 
 def _stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
+    # SIGTERM to each leader only: Celery then stops its pool cleanly (a group-wide signal
+    # would kill pool processes under it mid-task), uvicorn drains, run.sh stops Rasa.
+    # Whatever is still alive after the grace period is killed with its whole group.
     for child in children:
         if child.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGTERM)
+                child.process.terminate()
     deadline = time.monotonic() + grace_seconds
     for child in children:
         remaining = max(deadline - time.monotonic(), 0.1)
@@ -137,6 +140,9 @@ def _stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
             child.process.wait()
+        # Stragglers a leader left behind (none expected) go with the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
 
 
 def run_platform(bot_mode: str | None = None) -> int:
