@@ -6,7 +6,8 @@ at a time (a per-contact lock, then every earlier unhandled message first), beca
 open-source lock store is not atomic across instances.
 
 With ``DEME_BOT=rasa`` the text goes to the Rasa server (its actions create tickets through
-/api/v1). When Rasa is unreachable, too slow or broken — or with ``DEME_BOT=fallback`` — the
+/api/v1). When Rasa is unreachable, too slow or broken, when the message already waited
+longer than ``DEME_BOT_MAX_QUEUE_SECONDS`` in a backlog — or with ``DEME_BOT=fallback`` — the
 keyword classifier in ``bot.fallback`` handles the message here, so the ticket is still
 created (flagged for review) and the sender still gets an answer. Nothing is dropped.
 """
@@ -28,6 +29,7 @@ from core.locks import exclusive
 from core.outbox import publish_committed
 from core.settings import get_settings
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
+from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,11 @@ def handle_one(session: Session, message: Message) -> None:
     if satisfaction:
         _reply(session, contact, CATALOG.translate("satisfaction_thanks", contact.language))
         return
-    if get_settings().bot == "rasa":
+    settings = get_settings()
+    waited = (utcnow() - message.created_at).total_seconds()
+    if settings.bot == "rasa" and waited > settings.bot_max_queue_seconds:
+        log.warning("message %s waited %.0f s for the bot, using the fallback", message.id, waited)
+    elif settings.bot == "rasa":
         channel = session.get(Channel, message.channel_id)
         try:
             replies = rasa_client().send(

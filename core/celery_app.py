@@ -17,6 +17,13 @@ from celery.schedules import crontab
 
 from core.settings import Settings, get_settings
 
+# Bot turns wait on Rasa for up to a second each: they get their own queue (and a thread-pool
+# worker in `deme run` / compose) so opt-out keywords, outbound sends and alerts never queue
+# behind them.
+DEFAULT_QUEUE = "deme"
+CONVERSATION_QUEUE = "conversation"
+ALL_QUEUES = f"{DEFAULT_QUEUE},{CONVERSATION_QUEUE}"
+
 # Every module that defines tasks; the worker imports them at start.
 TASK_MODULES = [
     "core.tasks",
@@ -90,7 +97,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue="deme",
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"conversation.*": {"queue": CONVERSATION_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         timezone="UTC",

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
+from core.celery_app import CONVERSATION_QUEUE, DEFAULT_QUEUE
 from core.settings import PROJECT_ROOT, get_settings
 
 
@@ -68,7 +69,34 @@ def platform_commands(bot_mode: str) -> list[tuple[str, list[str]]]:
                 settings.log_level.lower(),
             ],
         ),
-        ("worker", [*celery, "worker", "--loglevel=INFO", "--concurrency=2", "--without-gossip"]),
+        (
+            "worker",
+            [
+                *celery,
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=2",
+                "--without-gossip",
+                "-Q",
+                DEFAULT_QUEUE,
+                "--hostname=worker@%h",
+            ],
+        ),
+        (
+            # Bot turns mostly wait on Rasa: threads, so several conversations are in flight.
+            "bot-worker",
+            [
+                *celery,
+                "worker",
+                "--loglevel=INFO",
+                "--pool=threads",
+                "--concurrency=8",
+                "--without-gossip",
+                "-Q",
+                CONVERSATION_QUEUE,
+                "--hostname=conversation@%h",
+            ],
+        ),
         (
             "beat",
             [
@@ -179,7 +207,7 @@ def run_platform(bot_mode: str | None = None) -> int:
             stopping.wait(0.5)
     finally:
         print(
-            "Stopping web, worker, beat" + (" and bot" if mode == "rasa" else "") + "…", flush=True
+            "Stopping web, workers, beat" + (" and bot" if mode == "rasa" else "") + "…", flush=True
         )
         _stop_all(children)
     return exit_code

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     bot: Literal["rasa", "fallback"] = "rasa"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = Field(default=8.0, gt=0)
+    # A message that waited longer than this for the bot (a backlog) is answered by the
+    # fallback classifier instead: the sender hears back, the ticket is flagged for review.
+    bot_max_queue_seconds: float = Field(default=10.0, gt=0)
     bot_shared_secret: SecretStr = SecretStr(DEV_BOT_SHARED_SECRET)
 
     default_country: str = "ML"

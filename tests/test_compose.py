@@ -17,7 +17,7 @@ from support import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-PLATFORM_SERVICES = ["migrate", "web", "worker", "beat"]
+PLATFORM_SERVICES = ["migrate", "web", "worker", "bot-worker", "beat"]
 BOT_SERVICES = ["rasa", "actions"]
 REQUIRED_SECRETS = ["DEME_SECRET_KEY", "DEME_PII_KEY", "DEME_BOT_SHARED_SECRET", "DEME_PUBLIC_URL"]
 SETTINGS_VARIABLES = {f"DEME_{name.upper()}" for name in Settings.model_fields}
@@ -87,6 +87,16 @@ def test_bot_commands_point_at_files_in_the_repo() -> None:
 def test_required_secrets_are_marked_required(variable: str) -> None:
     text = (PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert re.search(r"\$\{" + variable + r":\?[^}]+\}", text), f"{variable} not required"
+
+
+def test_every_queue_has_a_worker() -> None:
+    from core.celery_app import ALL_QUEUES
+
+    consumed = set()
+    for service in ("worker", "bot-worker"):
+        command = _command(service)
+        consumed |= set(command[command.index("-Q") + 1].split(","))
+    assert consumed == set(ALL_QUEUES.split(","))
 
 
 def test_production_mode_in_compose() -> None:

@@ -80,7 +80,7 @@ def test_make_run_starts_answers_readyz_and_stops_on_ctrl_c(tmp_path: Path) -> N
                 os.killpg(process.pid, signal.SIGKILL)
                 raise
     output = log_path.read_text(errors="replace")
-    assert "Stopping web, worker, beat" in output
+    assert "Stopping web, workers, beat" in output
     # Nothing of the platform is left listening or running.
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

@@ -43,6 +43,7 @@ class WorkerProcess:
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
+            "--queues=deme,conversation",
             f"--hostname=test-{uuid.uuid4().hex[:6]}@%h",
         ]
         if beat:
