@@ -30,6 +30,22 @@ class RasaClient:
     base_url: str
     shared_secret: str
     timeout_seconds: float
+    api_token: str | None = None
+
+    def forget(self, sender: str) -> None:
+        """Replace the conversation's stored events with none (Rasa's tracker store keeps the
+        whole conversation otherwise, even after the platform erased the contact)."""
+        try:
+            response = httpx.put(
+                f"{self.base_url}/conversations/{sender}/tracker/events",
+                json=[],
+                params={"token": self.api_token} if self.api_token else None,
+                timeout=httpx.Timeout(self.timeout_seconds, connect=2.0),
+            )
+        except httpx.HTTPError as exc:
+            raise BotUnavailable(f"rasa unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise BotUnavailable(f"rasa answered HTTP {response.status_code} to forget")
 
     def send(self, *, sender: str, text: str, metadata: dict[str, Any]) -> list[str]:
         payload = {"sender": sender, "message": neutralise_command(text), "metadata": metadata}

@@ -53,7 +53,22 @@ def rasa_client() -> RasaClient:
         base_url=settings.rasa_url,
         shared_secret=settings.bot_shared_secret.get_secret_value(),
         timeout_seconds=settings.rasa_timeout_seconds,
+        api_token=settings.rasa_token.get_secret_value() if settings.rasa_token else None,
     )
+
+
+@celery_app.task(
+    name="conversation.forget",
+    ignore_result=True,
+    autoretry_for=(BotUnavailable,),
+    retry_backoff=30,
+    retry_jitter=True,
+    max_retries=20,
+)
+def forget_conversation(public_id: str) -> None:
+    """Erasure reaches the bot's tracker store too (retried while Rasa is down)."""
+    if get_settings().bot == "rasa":
+        rasa_client().forget(public_id)
 
 
 @celery_app.task(name="conversation.handle_message", ignore_result=True)

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # fallback classifier instead: the sender hears back, the ticket is flagged for review.
     bot_max_queue_seconds: float = Field(default=10.0, gt=0)
     bot_shared_secret: SecretStr = SecretStr(DEV_BOT_SHARED_SECRET)
+    # Rasa's HTTP API token (`rasa run --auth-token`), used to wipe an erased conversation.
+    rasa_token: SecretStr | None = None
 
     default_country: str = "ML"
     flood_limit_per_minute: int = Field(default=20, ge=1)

@@ -23,6 +23,7 @@ from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
+from core.outbox import enqueue_after_commit
 from core.settings import get_settings
 from models.base import utcnow
 from models.contacts import Contact
@@ -116,6 +117,9 @@ def erase_contact(
     )
     counts["alerts"] = redact_ticket_alerts(session, ticket_ids)
     already = contact.erased_at is not None
+    # The bot keeps its own copy of the conversation (Rasa's tracker store): wipe it too,
+    # once this transaction has committed.
+    enqueue_after_commit(session, "conversation.forget", contact.public_id)
     contact.phone = None
     contact.phone_hash = None
     if contact.erased_at is None:

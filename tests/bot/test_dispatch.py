@@ -15,7 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.settings import get_settings
-from models import Channel, ChannelType, Message, MessageDirection, MessageStatus, Ticket
+from models import (
+    Channel,
+    ChannelType,
+    Contact,
+    Message,
+    MessageDirection,
+    MessageStatus,
+    Ticket,
+)
 from models.base import utcnow
 from tickets.contacts import get_or_create_contact
 
@@ -44,6 +52,20 @@ class FakeRasa:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_PUT(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                fake.requests.append(
+                    {
+                        "method": "PUT",
+                        "path": self.path,
+                        "body": json.loads(self.rfile.read(length)),
+                    }
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
 
             def log_message(self, *_args: object) -> None:
                 pass
@@ -126,3 +148,26 @@ def test_empty_rasa_answer_falls_back(db: Session, fake_rasa: FakeRasa) -> None:
     assert len(fake_rasa.requests) == 1
     ticket = db.scalar(select(Ticket))
     assert ticket is not None and ticket.category == "health" and ticket.needs_review
+
+
+def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa: FakeRasa) -> None:
+    from bot.dispatch import forget_conversation
+    from models import OutboxTask
+    from tickets.erasure import erase_contact
+
+    message = _inbound(db, "bonjour")
+    contact = message.contact_id and db.get(Contact, message.contact_id)
+    assert contact
+    erase_contact(db, contact, actor_label="sender")
+    db.commit()
+    queued = db.scalars(select(OutboxTask).where(OutboxTask.task_name == "conversation.forget"))
+    assert [row.args for row in queued] == [[contact.public_id]]
+
+    forget_conversation(contact.public_id)  # what the worker runs
+    assert fake_rasa.requests == [
+        {
+            "method": "PUT",
+            "path": f"/conversations/{contact.public_id}/tracker/events",
+            "body": [],
+        }
+    ]
