@@ -1,6 +1,6 @@
 """USSD benchmark: hop latency and throughput of the real app (uvicorn, PostgreSQL, Redis).
 
-    .venv/bin/python bench/ussd_sessions.py [--workers N] [--quick]
+    .venv/bin/python bench/ussd_sessions.py [--workers N] [--quick] [--celery N]
 
 1. 200 callers in progress at once, each walking complete paths (help request, registration,
    protection, status) with a 2 s think time between hops, as people type: hop latency p50/p99.
@@ -16,6 +16,12 @@ not eat the CPU the server needs (an httpx client costs more per request than a 
 are reported by hop kind (first hop: contact look-up; navigation; final: the ticket/household
 write), client-side and — with one worker — inside the service, from the app's own
 ``deme_ussd_hop_seconds`` histogram, which separates the app's time from the machine's queueing.
+
+The final hop only *records* a ticket (``tickets.intake.record_ticket``); routing, SLA, surges
+and alerts are the worker's (``tickets.process_intake``). By default no worker runs, so the
+tables measure the web process alone and compare with earlier runs; ``--celery N`` also runs a
+Celery worker (N processes) during the load and reports how long after the load every recorded
+ticket had been processed — the proof that nothing is left behind (it competes for the CPU).
 """
 
 from __future__ import annotations
@@ -129,7 +135,8 @@ def drop_database() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def count_records() -> tuple[int, int]:
+def count_records() -> tuple[int, int, int]:
+    """Tickets, of which processed by the worker (routed, SLA set), and households."""
     from sqlalchemy import func, select
 
     from core.db import session_scope
@@ -138,8 +145,55 @@ def count_records() -> tuple[int, int]:
 
     with session_scope() as session:
         tickets = session.scalar(select(func.count()).select_from(Ticket)) or 0
+        processed = (
+            session.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.triaged_at.is_not(None))
+            )
+            or 0
+        )
         households = session.scalar(select(func.count()).select_from(Household)) or 0
-    return tickets, households
+    return tickets, processed, households
+
+
+class CeleryWorker:
+    """The project's Celery worker on the bench's database and Redis (``--celery N``)."""
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "core.celery_app:celery_app", "worker",
+            "--pool=prefork", f"--concurrency={concurrency}", "--without-gossip",
+            "--without-mingle", "--loglevel=WARNING", f"--hostname=bench-{uuid.uuid4().hex[:6]}@%h",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=15)
+
+
+def wait_processed(timeout: float) -> float | None:
+    """Seconds until every recorded ticket has been processed, or None on timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        tickets, processed, _ = count_records()
+        if tickets == processed:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return None
 
 
 class Server:
@@ -413,12 +467,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default 1)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument(
+        "--celery",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run a Celery worker of N processes and wait for it to process every ticket",
+    )
     args = parser.parse_args()
     think_seconds, busy_seconds = (10.0, 4.0) if args.quick else (40.0, 12.0)
 
     env = bench_environment()
     prepare_database(env)
     rows: list[str] = []
+    worker = CeleryWorker(env, args.celery) if args.celery else None
+    drained: float | None = None
     try:
         server = Server("core.app:create_app", env, args.workers, ROOT)
         try:
@@ -433,7 +496,11 @@ def main() -> None:
             marks.append(scrape_hop_histogram(server.port))
         finally:
             server.stop()
-        tickets, households = count_records()
+        if worker is not None:
+            drained = wait_processed(timeout=300)
+            worker.stop()
+            worker = None
+        tickets, processed, households = count_records()
         server = Server("ussd_sessions:baseline_app", env, args.workers, ROOT / "bench")
         try:
             base_thinking = scenario(server.port, 200, 2.0, min(think_seconds, 12.0), salt=4)
@@ -441,6 +508,8 @@ def main() -> None:
         finally:
             server.stop()
     finally:
+        if worker is not None:
+            worker.stop()
         drop_database()
 
     rows += thinking.rows("Deme: 200 sessions in progress, 2 s think, complete paths", by_kind=True)
@@ -460,9 +529,18 @@ def main() -> None:
     print(
         f"\nAt 16 connections Deme answers {rate(browsing) / rate(base_busy):.0%} of the bare "
         f"endpoint's hops/s when browsing, {rate(busy) / rate(base_busy):.0%} on complete "
-        f"paths. Written: {tickets} tickets, {households} households. "
-        f"Load average at the end: {os.getloadavg()[0]:.1f}."
+        f"paths. Written: {tickets} tickets ({processed} processed by a worker), "
+        f"{households} households. Load average at the end: {os.getloadavg()[0]:.1f}."
     )
+    if args.celery:
+        print(
+            "Celery worker: every ticket processed "
+            + (
+                f"{drained:.1f} s after the load ended."
+                if drained is not None
+                else "— NOT within 300 s."
+            )
+        )
     if args.workers == 1:  # with several workers each scrape sees a different process
         print("\n#### Time inside the USSD service per hop (deme_ussd_hop_seconds)\n")
         print("| scenario: hop kind | hops | p50 ms | p99 ms | ≤ 5 ms |")

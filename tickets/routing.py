@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from core.settings import get_settings
 from models.base import utcnow
@@ -33,6 +34,8 @@ from models.tickets import Ticket
 from models.users import User
 from tickets.i18n import translate
 from tickets.timeline import record_event
+
+_PLACES_HELD = "deme_places_held"
 
 OPEN_STATUSES = (
     TicketStatus.NEW,
@@ -95,8 +98,35 @@ def choose_rule(rules: Iterable[RuleSpec], facts: TicketFacts) -> RuleSpec | Non
     return min(matching, key=key)
 
 
+def load_place_chain(session: Session, place_id: int | None) -> None:
+    """Load ``place_id`` and all its ancestors into the session in ONE query (a recursive CTE),
+    unless they are there already. Routing, surge grouping and alert texts then walk the tree
+    with ``session.get`` without a round trip per level (a site is five levels deep). The
+    rows are kept referenced from ``session.info`` for the session's life: the identity map
+    holds objects weakly, and nobody else holds these between the walks.
+    ``UNION`` (not ``UNION ALL``) ends the recursion even on a cyclic import."""
+    current = place_id
+    seen: set[int] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        loaded = session.identity_map.get(identity_key(Place, current))
+        if loaded is None:
+            break
+        current = loaded.parent_id
+    else:
+        return  # the whole chain is loaded already
+    chain = select(Place.id, Place.parent_id).where(Place.id == place_id).cte(recursive=True)
+    chain = chain.union(
+        select(Place.id, Place.parent_id).join(chain, Place.id == chain.c.parent_id)
+    )
+    held: dict[int, Place] = session.info.setdefault(_PLACES_HELD, {})
+    for place in session.scalars(select(Place).where(Place.id.in_(select(chain.c.id)))):
+        held[place.id] = place
+
+
 def place_chain(session: Session, place_id: int | None) -> tuple[int, ...]:
     """``place_id`` and its ancestors (nearest first), following ``Place.parent_id``."""
+    load_place_chain(session, place_id)
     chain: list[int] = []
     current = place_id
     while current is not None and current not in chain:  # guards against a cyclic import

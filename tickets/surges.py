@@ -4,6 +4,13 @@
 The grouping place of a ticket is its nearest site-or-cercle ancestor (itself included): a
 report from an IDP site groups with that site, one from a commune or the cercle itself groups
 with the cercle. Reports placed only at region level are too vague to group.
+
+Grouping is part of intake's process step (``tickets.intake.process_intake``): a report joins
+or opens a surge when it is processed, and only processed reports (``triaged_at`` set) are
+counted or linked. A report recorded but not yet processed is left alone — its own task will
+group it — so two workers processing two reports of one surge never write each other's row
+(the first holds its ticket's row lock, the second the surge's advisory lock: linking the
+other's ticket would deadlock them).
 """
 
 from __future__ import annotations
@@ -108,6 +115,9 @@ def attach_to_surge(
             Ticket.place_id.is_not(None),
             Ticket.created_at >= window_start,
             Ticket.id != ticket.id,
+            # Processed reports only (see the module docstring): one still waiting for the
+            # worker joins when it is processed, and is never written to by a sibling's task.
+            Ticket.triaged_at.is_not(None),
         )
         .order_by(Ticket.created_at, Ticket.id)
     ).all()

@@ -6,7 +6,13 @@ from __future__ import annotations
 from core.celery_app import celery_app
 from core.db import get_sessionmaker
 from core.outbox import publish_committed
-from tickets import alerts, erasure, notifications, sla
+from tickets import alerts, erasure, intake, notifications, sla
+
+
+@celery_app.task(name="tickets.process_intake", ignore_result=True)
+def process_intake(ticket_id: int) -> bool:
+    """Routing, assignment, SLA, surge, alerts, the sender's SMS for a recorded ticket."""
+    return intake.process_ticket(ticket_id)
 
 
 @celery_app.task(name="tickets.deliver_alert", ignore_result=True)
@@ -22,6 +28,9 @@ def retry_alerts() -> int:
 
 @celery_app.task(name="tickets.check_sla", ignore_result=True)
 def check_sla() -> int:
+    # First the recorded tickets whose processing task was lost: until processed they have no
+    # due times, so this check (and everyone else) would never notice them.
+    intake.process_pending()
     with get_sessionmaker()() as session:
         breaches = sla.check_sla(session)
         session.commit()

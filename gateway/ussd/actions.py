@@ -5,6 +5,15 @@ look-up on the first hop of a session, saving the language the first time it is 
 the final write. Everything a path records goes through ``tickets.intake`` — the same code the
 SMS bot uses — so triage, routing, SLA and notifications are identical whatever the channel.
 
+The final write is on the caller's critical path, so it only *records*
+(``tickets.intake.record_ticket``: the ticket, its reference and its "created" event, in a
+handful of statements); routing, assignment, SLA, surges, team alerts and the SMS receipt run
+in the worker (``tickets.process_intake``), enqueued through the outbox in the same
+transaction. Each database round trip costs more here than its latency: the thread must win
+the GIL back from the busy event loop after every one (up to the 5 ms switch interval), so the
+write is kept to a few statements — about 8 round trips for a help request, BEGIN and COMMIT
+included, where ``create_ticket`` took ~30.
+
 These functions are synchronous (SQLAlchemy sessions); the async service runs them in the
 thread pool. Each owns its transaction: it commits, then publishes the outbox.
 """
@@ -19,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core.db import get_engine, get_sessionmaker
 from gateway.ussd.engine import Action, Flow, MenuEngine, MenuState
@@ -73,7 +82,12 @@ def ensure_contact(phone_e164: str, language: Language | None) -> ContactInfo:
 
 
 def _caller(session: Session, phone_e164: str, state: MenuState, *, create: bool) -> Contact | None:
-    contact = session.get(Contact, state.contact_id) if state.contact_id else None
+    # The phone number is not needed to record anything: left unloaded, it is not decrypted.
+    contact = (
+        session.get(Contact, state.contact_id, options=[defer(Contact.phone)])
+        if state.contact_id
+        else None
+    )
     if contact is not None and contact.erased_at is not None:
         contact = None  # erased since this walk began: never write to an erased record
     if contact is None:
@@ -101,6 +115,8 @@ def complete(
     key: CallerKey,
     phone_e164: str,
     state: MenuState,
+    *,
+    session_row_expected: bool = True,
 ) -> tuple[str, After]:
     """Perform ``action`` for a finished path; return the END screen and what to run once the
     caller has it: publishing the outbox (team alerts, the SMS receipt). The rows are committed
@@ -111,9 +127,17 @@ def complete(
     same transaction, marked completed, with the answer; a retried final hop (even after the
     Redis state was lost) finds it and replays the answer instead of recording twice. Two
     racing retries collide on the row's unique (channel, session) key and the loser replays.
+
+    ``session_row_expected``: whether the session's row may exist before the walk completes
+    (the database state store writes it on every hop). With the Redis store it exists only for
+    a retry of a walk already completed — which the service replays before coming here (it
+    checks ``completed_answer`` when it holds no state) or, for two retries racing, the unique
+    key turns into the replay below — so the look-up is skipped: one round trip less.
     """
     try:
-        return _complete(engine, action, key, phone_e164, state)
+        return _complete(
+            engine, action, key, phone_e164, state, session_row_expected=session_row_expected
+        )
     except IntegrityError:
         replay = completed_answer(key)
         if replay is None:
@@ -142,19 +166,23 @@ def _complete(
     key: CallerKey,
     phone_e164: str,
     state: MenuState,
+    *,
+    session_row_expected: bool,
 ) -> tuple[str, After]:
     from core.outbox import publish_committed
 
     language = state.language
     with get_sessionmaker()() as session:
-        row = session.scalar(
-            select(UssdSession)
-            .where(
-                UssdSession.channel_id == key.channel_id,
-                UssdSession.session_id == key.session_id,
+        row = None
+        if session_row_expected:
+            row = session.scalar(
+                select(UssdSession)
+                .where(
+                    UssdSession.channel_id == key.channel_id,
+                    UssdSession.session_id == key.session_id,
+                )
+                .with_for_update()
             )
-            .with_for_update()
-        )
         if row is not None and row.completed and (row.state or {}).get("out"):
             return str(row.state["out"]), _nothing
 
@@ -231,7 +259,9 @@ def _perform(
     if action is Action.PROTECTION:
         callback_ok = bool(data.get("callback"))
         when = str(data["when"]) if callback_ok and data.get("when") else None
-        ticket = intake.create_ticket(
+        # Recorded now, processed by the worker (as every path here): the team's alert, which
+        # carries the reference only, leaves from there; a protection sender gets no SMS.
+        ticket = intake.record_ticket(
             session,
             category=TicketCategory.PROTECTION,
             source=TicketSource.USSD,
@@ -255,7 +285,7 @@ def _perform(
     # Action.HELP
     if data.get("flow") != Flow.HELP.value:
         raise ValueError(f"help action on a {data.get('flow')!r} walk")
-    ticket = intake.create_ticket(
+    ticket = intake.record_ticket(
         session,
         category=TicketCategory(str(data["cat"])),
         source=TicketSource.USSD,

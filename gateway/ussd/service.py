@@ -295,7 +295,13 @@ class UssdService:
     ) -> str:
         try:
             answer, publish = await in_db_thread(
-                actions.complete, self.engine, action, key, phone_e164, state
+                actions.complete,
+                self.engine,
+                action,
+                key,
+                phone_e164,
+                state,
+                session_row_expected=self.store.needs_contact,
             )
         except Exception:
             # The walk stays where it is: dialling again offers to continue and retry.
