@@ -27,6 +27,11 @@ _PENDING_KEY = "deme_outbox_pending"
 
 def publish(task_name: str, args: Sequence[Any]) -> None:
     """Send one task to the broker; raises when the broker is unreachable."""
+    from core import fastpublish
+
+    if fastpublish.available():
+        fastpublish.publish_task(task_name, list(args))  # one LPUSH, no kombu machinery
+        return
     from core.celery_app import celery_app
 
     celery_app.send_task(task_name, args=list(args), retry=False)

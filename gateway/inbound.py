@@ -3,7 +3,7 @@
 For a known sender the webhook runs ONE statement in autocommit — ``INSERT INTO messages
 ... SELECT ... FROM contacts WHERE phone_hash = :h ON CONFLICT (channel_id, provider_id) DO
 NOTHING RETURNING id`` — then publishes ``gateway.process_inbound(message_id)`` with one
-Redis LPUSH (gateway.fastpublish). When that inserts nothing (new sender, or a duplicate) a
+Redis LPUSH (core.fastpublish). When that inserts nothing (new sender, or a duplicate) a
 slow path runs one transaction: get-or-create the contact, the same idempotent INSERT.
 Concurrent retries of one provider id race on the unique constraint: exactly one INSERT
 returns an id, and only that request publishes, so a storm of duplicates produces one row
@@ -40,12 +40,12 @@ from sqlalchemy import Boolean, Engine, Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from core import fastpublish
 from core.crypto import lookup_hash
 from core.db import get_sessionmaker, make_engine
 from core.outbox import publish
 from core.phones import normalize_phone
 from core.settings import get_settings
-from gateway import fastpublish
 from models.base import UTCDateTime, utcnow
 from models.contacts import Contact
 from models.enums import MessageDirection, MessageStatus

@@ -6,9 +6,10 @@ webhook that is more than the database work. A task message is a small, document
 envelope (Celery message protocol 2, as kombu's Redis transport stores it), so the webhook
 writes exactly that envelope itself: one LPUSH on a plain redis-py connection.
 
-Only the hot path uses this (``gateway.process_inbound`` from the SMS webhooks); everything
-else publishes through Celery. The integration tests run a real worker on messages written
-here, which is what keeps the format honest across Celery upgrades.
+The SMS webhooks use it for ``gateway.process_inbound``, and ``core.outbox`` for every task
+published after a commit (the USSD final hop, ticket processing, replies). Without Redis (the
+embedded broker) callers use ``celery_app.send_task``. The integration tests run a real worker
+on messages written here, which is what keeps the format honest across Celery upgrades.
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ def _client() -> Any:
     return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
-@lru_cache(maxsize=1)
-def _queue() -> str:
+@lru_cache(maxsize=64)
+def queue_for(task_name: str) -> str:
+    """The queue Celery's own router would pick (``task_routes`` patterns, else the default)."""
+    from fnmatch import fnmatchcase
+
     from core.celery_app import celery_app
 
+    for pattern, route in (celery_app.conf.task_routes or {}).items():
+        if fnmatchcase(task_name, pattern):
+            return str(route["queue"])
     return str(celery_app.conf.task_default_queue)
 
 
@@ -90,8 +97,8 @@ def envelope(task_name: str, args: list[Any], queue: str) -> bytes:
 
 
 def publish_task(task_name: str, args: list[Any]) -> None:
-    """LPUSH one task message onto the default queue; raises when Redis is unreachable."""
-    queue = _queue()
+    """LPUSH one task message onto its queue; raises when Redis is unreachable."""
+    queue = queue_for(task_name)
     _client().lpush(queue, envelope(task_name, args, queue))
 
 
