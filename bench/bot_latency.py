@@ -819,7 +819,8 @@ def print_report(
     print(f"- machine: {machine()}; load average during the run: {list(loads)}")
     print(
         f"- stack: uvicorn {args.web_workers} workers, Celery worker --concurrency "
-        f"{args.concurrency} (prefork, one queue), Rasa 3.6 + action server (run.sh, "
+        f"{args.concurrency} (prefork, queue deme) + {args.bot_threads} threads "
+        "(queue conversation), Rasa 3.6 + action server (run.sh, "
         f"in-memory tracker/lock store); Rasa ready {ready_seconds:.0f} s after start"
     )
     print(
@@ -937,7 +938,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0, help="duration of each e2e run")
     parser.add_argument("--parse-count", type=int, default=300, help="messages parsed")
     parser.add_argument("--in-flight", type=int, default=8, help="parses in flight (burst)")
-    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="processes of the default-queue worker"
+    )
+    parser.add_argument(
+        "--bot-threads", type=int, default=8, help="threads of the conversation-queue worker"
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--redis-db", type=int, default=7)
     parser.add_argument("--rasa-timeout", type=float, default=30.0)
@@ -957,7 +963,7 @@ def main() -> None:
 
     count = int(args.rate * args.seconds)
     provider = FakeProvider().start()
-    server = bot = worker = None
+    server = bot = worker = bot_worker = None
     sessions: dict[str, int] = {}
     loads: list[float] = []
     worker_env = {
@@ -981,11 +987,21 @@ def main() -> None:
             free_port(),
         )
         sessions["bot"] = bot.process.pid
+        # As `deme run` and compose do: a prefork worker for the default queue and a
+        # thread-pool worker for bot turns, so replies never wait behind Rasa.
         worker = WorkerProcess(
             concurrency=args.concurrency,
+            queues="deme",
+            env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
+        )
+        bot_worker = WorkerProcess(
+            concurrency=args.bot_threads,
+            pool="threads",
+            queues="conversation",
             env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
         )
         sessions["worker"] = worker.process.pid
+        sessions["bot-worker"] = bot_worker.process.pid
         ready = bot.wait_ready(timeout=300)
         print(f"bot ready ({ready:.0f} s)", flush=True)
 
@@ -1016,11 +1032,21 @@ def main() -> None:
 
         if not args.skip_fallback:
             worker.stop()
+            bot_worker.stop()
             flush_redis(redis_url)  # no task of the rasa run may leak into the baseline
             worker = WorkerProcess(
-                concurrency=args.concurrency, env={**worker_env, "DEME_BOT": "fallback"}
+                concurrency=args.concurrency,
+                queues="deme",
+                env={**worker_env, "DEME_BOT": "fallback"},
+            )
+            bot_worker = WorkerProcess(
+                concurrency=args.bot_threads,
+                pool="threads",
+                queues="conversation",
+                env={**worker_env, "DEME_BOT": "fallback"},
             )
             sessions["worker"] = worker.process.pid
+            sessions["bot-worker"] = bot_worker.process.pid
             warm_up(server.url, provider, 9_100_000)
             loads.append(round(os.getloadavg()[0], 1))
             fallback_run = run_e2e(
@@ -1037,7 +1063,7 @@ def main() -> None:
             runs.append(fallback_run)
         print_report(args, ready, parse, api, turns, runs, tracker, loads)
     finally:
-        for process in (worker, bot, server):
+        for process in (worker, bot_worker, bot, server):
             if process is not None:
                 try:
                     process.stop()

@@ -28,7 +28,13 @@ class WorkerProcess:
     """A real Celery worker (and optionally beat) running the project's tasks."""
 
     def __init__(
-        self, *, concurrency: int = 2, beat: bool = False, env: dict[str, str] | None = None
+        self,
+        *,
+        concurrency: int = 2,
+        beat: bool = False,
+        env: dict[str, str] | None = None,
+        queues: str = "deme,conversation",
+        pool: str = "prefork",
     ) -> None:
         self.log_path = var_dir_for_tests() / f"worker-{uuid.uuid4().hex[:8]}.log"
         command = [
@@ -39,11 +45,11 @@ class WorkerProcess:
             "core.celery_app:celery_app",
             "worker",
             "--loglevel=INFO",
-            "--pool=prefork",
+            f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
-            "--queues=deme,conversation",
+            f"--queues={queues}",
             f"--hostname=test-{uuid.uuid4().hex[:6]}@%h",
         ]
         if beat:
