@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Contact, Household, Place, Ticket
+from models import Contact, Household, Place
 from support import wait_until
+from tests.e2e.helpers import post_sms, replies_to, ticket_for
 from tests.gateway.fake_provider import FakeProvider
-from tests.gateway.gateway_helpers import signed, twilio_sms_form
-from tickets.contacts import find_contact_by_phone
 
 # (sender, text as people write it, category, place name, household size, reply language)
 MESSAGES = [
@@ -38,25 +37,6 @@ MESSAGES = [
 ]
 
 
-def _post_sms(client: Any, sender: str, text: str) -> None:
-    body, headers = signed("/webhooks/twilio/sms", twilio_sms_form(sender, text))
-    response = client.post("/webhooks/twilio/sms", content=body, headers=headers)
-    assert response.status_code == 200, response.text
-    assert "<Response" in response.text
-
-
-def _ticket_for(db: Session, phone: str) -> Ticket | None:
-    db.expire_all()
-    contact = find_contact_by_phone(db, phone)
-    if contact is None:
-        return None
-    return db.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
-
-
-def _replies_to(provider: FakeProvider, phone: str) -> list[str]:
-    return [r.form.get("Body", "") for r in provider.sent("twilio") if r.form.get("To") == phone]
-
-
 @pytest.mark.parametrize(("sender", "text", "category", "place", "size", "language"), MESSAGES)
 def test_sms_becomes_a_ticket_and_the_sender_hears_back(
     celery_worker: Any,
@@ -71,9 +51,9 @@ def test_sms_becomes_a_ticket_and_the_sender_hears_back(
     size: int,
     language: str,
 ) -> None:
-    _post_sms(client, sender, text)
-    wait_until(lambda: _ticket_for(db, sender) is not None, timeout=30)
-    ticket = _ticket_for(db, sender)
+    post_sms(client, sender, text)
+    wait_until(lambda: ticket_for(db, sender) is not None, timeout=30)
+    ticket = ticket_for(db, sender)
     assert ticket is not None
     assert ticket.category == category
     assert ticket.needs_review  # classified without the bot: an operator checks it
@@ -84,7 +64,7 @@ def test_sms_becomes_a_ticket_and_the_sender_hears_back(
     assert household is not None and household.size == size
     assert ticket.team_id is not None  # routed
 
-    wait_until(lambda: any(ticket.reference in r for r in _replies_to(provider, sender)))
+    wait_until(lambda: any(ticket.reference in r for r in replies_to(provider, sender)))
     contact = db.scalar(select(Contact).where(Contact.id == ticket.contact_id))
     assert contact is not None and contact.language == language
 
@@ -94,14 +74,14 @@ def test_protection_reply_is_discreet_and_ticket_sensitive(
 ) -> None:
     sender = "+22376000104"
     text = "des hommes armes ont enleve ma fille hier a gao"
-    _post_sms(client, sender, text)
-    wait_until(lambda: _ticket_for(db, sender) is not None, timeout=30)
-    ticket = _ticket_for(db, sender)
+    post_sms(client, sender, text)
+    wait_until(lambda: ticket_for(db, sender) is not None, timeout=30)
+    ticket = ticket_for(db, sender)
     assert ticket is not None
     assert ticket.category == "protection" and ticket.sensitive
     assert ticket.priority == "urgent"
-    wait_until(lambda: _replies_to(provider, sender) != [])
-    for reply in _replies_to(provider, sender):
+    wait_until(lambda: replies_to(provider, sender) != [])
+    for reply in replies_to(provider, sender):
         for word in ("enlev", "fille", "armes", "Gao", "gao"):
             assert word not in reply
 
@@ -110,6 +90,6 @@ def test_junk_is_answered_without_a_ticket(
     celery_worker: Any, client: Any, db: Session, platform: Any, provider: FakeProvider
 ) -> None:
     sender = "+22376000105"
-    _post_sms(client, sender, "asdfgh")
-    wait_until(lambda: _replies_to(provider, sender) != [])
-    assert _ticket_for(db, sender) is None
+    post_sms(client, sender, "asdfgh")
+    wait_until(lambda: replies_to(provider, sender) != [])
+    assert ticket_for(db, sender) is None

@@ -15,16 +15,15 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Household, Place, Ticket, User, UserRole
+from models import Household, Place, User, UserRole
 from support import PROJECT_ROOT, var_dir_for_tests, wait_until
 from support.environment import TEST_REDIS_URL
 from support.workers import WorkerProcess
+from tests.e2e.helpers import post_sms, replies_to, ticket_for
 from tests.gateway.fake_provider import FakeProvider
-from tests.gateway.gateway_helpers import UvicornServer, free_port, signed, twilio_sms_form
-from tickets.contacts import find_contact_by_phone
+from tests.gateway.gateway_helpers import UvicornServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -155,35 +154,15 @@ def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotPr
         server.stop()
 
 
-def _post_sms(server: UvicornServer, sender: str, text: str) -> None:
-    body, headers = signed("/webhooks/twilio/sms", twilio_sms_form(sender, text))
-    response = httpx.post(
-        server.url + "/webhooks/twilio/sms", content=body, headers=headers, timeout=10
-    )
-    assert response.status_code == 200, response.text
-
-
-def _ticket_for(db: Session, phone: str) -> Ticket | None:
-    db.expire_all()
-    contact = find_contact_by_phone(db, phone)
-    if contact is None:
-        return None
-    return db.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
-
-
-def _replies_to(provider: FakeProvider, phone: str) -> list[str]:
-    return [r.form.get("Body", "") for r in provider.sent("twilio") if r.form.get("To") == phone]
-
-
 def test_rasa_turns_sms_into_tickets_then_fallback_when_it_stops(
     db: Session, bot_stack: tuple[UvicornServer, BotProcess, Any], provider: FakeProvider
 ) -> None:
     server, bot, _worker = bot_stack
     for sender, text, _category, _place, _size in MESSAGES:
-        _post_sms(server, sender, text)
+        post_sms(None, sender, text, server.url)
     for sender, _text, category, place, size in MESSAGES:
-        wait_until(lambda s=sender: _ticket_for(db, s) is not None, timeout=120)
-        ticket = _ticket_for(db, sender)
+        wait_until(lambda s=sender: ticket_for(db, s) is not None, timeout=120)
+        ticket = ticket_for(db, sender)
         assert ticket is not None
         assert ticket.category == category, (sender, ticket.category)
         assert not ticket.needs_review, "the bot, not the fallback, should have handled it"
@@ -191,12 +170,12 @@ def test_rasa_turns_sms_into_tickets_then_fallback_when_it_stops(
         assert place_row is not None and place_row.name == place
         household = db.get(Household, ticket.household_id) if ticket.household_id else None
         assert household is not None and household.size == size
-        wait_until(lambda s=sender: _replies_to(provider, s) != [], timeout=60)
+        wait_until(lambda s=sender: replies_to(provider, s) != [], timeout=60)
 
     bot.stop()  # Rasa gone: the next message must still become a ticket
     sender = "+22376000209"
-    _post_sms(server, sender, "pas d'eau a sevare depuis lundi, nous sommes 4")
-    wait_until(lambda: _ticket_for(db, sender) is not None, timeout=120)
-    ticket = _ticket_for(db, sender)
+    post_sms(None, sender, "pas d'eau a sevare depuis lundi, nous sommes 4", server.url)
+    wait_until(lambda: ticket_for(db, sender) is not None, timeout=120)
+    ticket = ticket_for(db, sender)
     assert ticket is not None and ticket.category == "wash" and ticket.needs_review
-    wait_until(lambda: any(ticket.reference in r for r in _replies_to(provider, sender)))
+    wait_until(lambda: any(ticket.reference in r for r in replies_to(provider, sender)))
