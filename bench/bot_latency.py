@@ -43,7 +43,6 @@ import os
 import platform
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -164,63 +163,6 @@ def ms(value: float) -> str:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-class BotProcess:
-    """bot/scripts/run.sh (action server + Rasa) in its own process group."""
-
-    def __init__(self, env: dict[str, str], rasa_port: int, actions_port: int) -> None:
-        self.url = f"http://127.0.0.1:{rasa_port}"
-        self.actions_url = f"http://127.0.0.1:{actions_port}"
-        self.log_path = VAR_DIR / f"bot-{rasa_port}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            ["bash", str(ROOT / "bot" / "scripts" / "run.sh")],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                **env,
-                "DEME_RASA_PORT": str(rasa_port),
-                "DEME_ACTIONS_PORT": str(actions_port),
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float) -> float:
-        import httpx
-
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError("bot exited:\n" + self.log())
-            try:
-                status = httpx.get(self.url + "/status", timeout=2)
-                actions = httpx.get(self.actions_url + "/health", timeout=2)
-                if (
-                    status.status_code == 200
-                    and actions.status_code == 200
-                    and status.json().get("model_file")
-                ):
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise RuntimeError("bot not ready:\n" + self.log())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
 
 
 def process_cpu(session_ids: dict[str, int]) -> dict[int, tuple[str, float]]:
@@ -957,9 +899,10 @@ def main() -> None:
     configure_environment(database_url, redis_url)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up
 
+    from support.bot import BotProcess
     from support.workers import WorkerProcess
     from tests.gateway.fake_provider import FakeProvider
-    from tests.gateway.gateway_helpers import UvicornServer, free_port
+    from tests.gateway.gateway_helpers import UvicornServer
 
     count = int(args.rate * args.seconds)
     provider = FakeProvider().start()
@@ -983,8 +926,6 @@ def main() -> None:
                 "DEME_API_TOKEN": token,
                 "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
             },
-            free_port(),
-            free_port(),
         )
         sessions["bot"] = bot.process.pid
         # As `deme run` and compose do: a prefork worker for the default queue and a

@@ -6,24 +6,21 @@ stopped and the next SMS still becomes a ticket through the fallback classifier.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from sqlalchemy.orm import Session
 
 from models import Household, Place, User, UserRole
-from support import PROJECT_ROOT, var_dir_for_tests, wait_until
+from support import wait_until
+from support.bot import BotProcess
 from support.environment import TEST_REDIS_URL
 from support.workers import WorkerProcess
 from tests.e2e.helpers import post_sms, replies_to, ticket_for
 from tests.gateway.fake_provider import FakeProvider
-from tests.gateway.gateway_helpers import UvicornServer, free_port
+from tests.gateway.gateway_helpers import UvicornServer
 
 pytestmark = pytest.mark.slow
 
@@ -57,60 +54,6 @@ MESSAGES = [
         5,
     ),
 ]
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.rasa_port = free_port()
-        self.actions_port = free_port()
-        self.url = f"http://127.0.0.1:{self.rasa_port}"
-        self.log_path = var_dir_for_tests() / f"bot-{self.rasa_port}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            ["bash", str(PROJECT_ROOT / "bot" / "scripts" / "run.sh")],
-            cwd=PROJECT_ROOT,
-            env={
-                **os.environ,
-                **env,
-                "DEME_RASA_PORT": str(self.rasa_port),
-                "DEME_ACTIONS_PORT": str(self.actions_port),
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 420) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("bot exited:\n" + self.log())
-            try:
-                status = httpx.get(self.url + "/status", timeout=2)
-                actions = httpx.get(f"http://127.0.0.1:{self.actions_port}/health", timeout=2)
-                if (
-                    status.status_code == 200
-                    and actions.status_code == 200
-                    and status.json().get("model_file")
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise RuntimeError("bot not ready:\n" + self.log())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
 
 
 @pytest.fixture()
