@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from ussd.helpers import Phone, UvicornServer
+from ussd.helpers import Phone
 
 from core.crypto import lookup_hash
 from core.db import session_scope
@@ -19,6 +19,7 @@ from core.phones import normalize_phone
 from models.contacts import Contact, Household
 from models.places import Place
 from models.tickets import Ticket
+from tests.gateway.gateway_helpers import UvicornServer
 
 CALLERS = 60
 PLACES = [("Sevare", "ML0501002"), ("tbk", "ML06"), ("commune 6", "ML0006"), ("Kati", "ML0202")]
@@ -26,7 +27,7 @@ PLACES = [("Sevare", "ML0501002"), ("tbk", "ML06"), ("commune 6", "ML0006"), ("K
 
 @pytest.fixture()
 def server(client: Any, at_channel: int, places_seeded: None) -> Iterator[UvicornServer]:
-    running = UvicornServer()
+    running = UvicornServer(workers=1)
     try:
         yield running
     finally:
