@@ -172,6 +172,29 @@ def create_ticket_alerts(
 ) -> list[Alert]:
     """A "new ticket" alert on every active channel of the ticket's team."""
     subject, body = ticket_alert_text(session, ticket, purpose="new")
+    return _alert_team_channels(
+        session,
+        ticket,
+        reason="new_ticket",
+        key_prefix=f"ticket:{ticket.id}:new",
+        subject=subject,
+        body=body,
+        moment=now or utcnow(),
+    )
+
+
+def _alert_team_channels(
+    session: Session,
+    ticket: Ticket,
+    *,
+    reason: str,
+    key_prefix: str,
+    subject: str,
+    body: str,
+    moment: datetime,
+) -> list[Alert]:
+    """One alert per active channel of the ticket's team; the dedupe key (prefix + channel)
+    makes a re-run add nothing."""
     created: list[Alert] = []
     for channel in _active_channels(session, ticket.team_id):
         alert = _add_alert(
@@ -180,11 +203,11 @@ def create_ticket_alerts(
                 alert_channel_id=channel.id,
                 team_id=channel.team_id,
                 ticket_id=ticket.id,
-                reason="new_ticket",
-                dedupe_key=f"ticket:{ticket.id}:new:channel:{channel.id}",
+                reason=reason,
+                dedupe_key=f"{key_prefix}:channel:{channel.id}",
                 subject=subject,
                 body=body,
-                created_at=now or utcnow(),
+                created_at=moment,
             ),
         )
         if alert is not None:
@@ -224,25 +247,17 @@ def create_escalation_alerts(
     team = None if ticket.team_id is None else session.get(Team, ticket.team_id)
     subject, body = ticket_alert_text(session, ticket, purpose="escalation", deadline=deadline)
     moment = now or utcnow()
-    created: list[Alert] = []
     base_key = f"ticket:{ticket.id}:sla:{deadline}"
     team_id = ticket.team_id
-    for channel in _active_channels(session, team_id):
-        alert = _add_alert(
-            session,
-            Alert(
-                alert_channel_id=channel.id,
-                team_id=channel.team_id,
-                ticket_id=ticket.id,
-                reason="escalation",
-                dedupe_key=f"{base_key}:channel:{channel.id}",
-                subject=subject,
-                body=body,
-                created_at=moment,
-            ),
-        )
-        if alert is not None:
-            created.append(alert)
+    created = _alert_team_channels(
+        session,
+        ticket,
+        reason="escalation",
+        key_prefix=base_key,
+        subject=subject,
+        body=body,
+        moment=moment,
+    )
     if team_id is None:
         # Alerts belong to a team; without one, the breach is on the timeline and dashboard.
         return created
