@@ -29,12 +29,18 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from . import action_validation
+
 try:
     from bot.normalize import normalize
 except ImportError:  # bot/ is the working directory when rasa runs
     from normalize import normalize
 
 logger = logging.getLogger(__name__)
+
+# Rasa loads this module for every server that takes Deme traffic: the place to make its
+# action-answer validation cheap (see action_validation).
+action_validation.install()
 
 SECRET_HEADER = "X-Deme-Secret"
 SECRET_ENV = "DEME_BOT_SHARED_SECRET"
