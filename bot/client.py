@@ -7,6 +7,8 @@ can fall back to the keyword classifier.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,28 @@ def neutralise_command(text: str) -> str:
     return text.lstrip().lstrip("/").strip() or text.strip()
 
 
+_pool_guard = threading.Lock()
+_pool: tuple[int, httpx.Client] | None = None
+
+
+def _http() -> httpx.Client:
+    """One keep-alive connection pool per process, shared by the worker's threads.
+
+    A new ``httpx`` call per message built a fresh TLS context each time (loading the CA
+    bundle), which cost the bot worker more CPU than everything else in a turn. The pool is
+    re-created after a fork (Celery's prefork children must not share the parent's sockets).
+    """
+    global _pool
+    pid = os.getpid()
+    pool = _pool
+    if pool is not None and pool[0] == pid:
+        return pool[1]
+    with _pool_guard:
+        if _pool is None or _pool[0] != pid:
+            _pool = (pid, httpx.Client(limits=httpx.Limits(max_keepalive_connections=32)))
+        return _pool[1]
+
+
 @dataclass(frozen=True)
 class RasaClient:
     base_url: str
@@ -36,7 +60,7 @@ class RasaClient:
         """Replace the conversation's stored events with none (Rasa's tracker store keeps the
         whole conversation otherwise, even after the platform erased the contact)."""
         try:
-            response = httpx.put(
+            response = _http().put(
                 f"{self.base_url}/conversations/{sender}/tracker/events",
                 json=[],
                 params={"token": self.api_token} if self.api_token else None,
@@ -50,7 +74,7 @@ class RasaClient:
     def send(self, *, sender: str, text: str, metadata: dict[str, Any]) -> list[str]:
         payload = {"sender": sender, "message": neutralise_command(text), "metadata": metadata}
         try:
-            response = httpx.post(
+            response = _http().post(
                 self.base_url + CHANNEL_PATH,
                 json=payload,
                 headers={SECRET_HEADER: self.shared_secret},
