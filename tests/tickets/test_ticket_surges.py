@@ -95,6 +95,24 @@ def test_other_places_categories_and_old_reports_are_not_grouped(db: Any, world:
     assert incident.opened_at == T0 + 26 * HOUR
 
 
+def test_a_cercle_groups_its_communes_but_not_the_sites_below_them(db: Any, world: World) -> None:
+    # SITE-ANS-1 lies in the commune ML070201, which lies in the cercle ML0702.
+    _report(db, at=T0, place="SITE-ANS-1")
+    _report(db, at=T0 + HOUR, place="SITE-ANS-1")
+    _report(db, at=T0 + HOUR, place="ML070201")
+    _report(db, at=T0 + 2 * HOUR, place="ML0702")
+    assert db.scalar(select(func.count(Incident.id))) == 0  # two at the site, two in the cercle
+
+    third = _report(db, at=T0 + 3 * HOUR, place="ML070201")
+    incident = db.get(Incident, third.incident_id)
+    assert incident is not None and incident.report_count == 3
+    assert incident.place_id == world.place("ML0702").id
+    site_reports = db.scalars(
+        select(Ticket).where(Ticket.place_id == world.place("SITE-ANS-1").id)
+    ).all()
+    assert [t.incident_id for t in site_reports] == [None, None]
+
+
 def test_urgent_reports_are_never_folded_into_a_count(db: Any, world: World) -> None:
     add_channel(db, world.teams["general"], AlertKind.WEBHOOK, url="http://x/h")
     for hours in range(3):
