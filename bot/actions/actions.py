@@ -13,9 +13,13 @@ All platform calls go through PlatformClient; on failure the user still gets a p
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker, ValidationAction
@@ -62,9 +66,27 @@ _LABELS: dict[str, Any] = yaml.safe_load(
 )
 
 
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=4)
+def _client_for(base_url: str | None, token: str | None) -> PlatformClient:
+    return PlatformClient(base_url=base_url, token=token)
+
+
 def client() -> PlatformClient:
-    """One client per call: cheap, and picks up DEME_API_URL / DEME_API_TOKEN from the env."""
-    return PlatformClient.from_env()
+    """The shared client (one keep-alive pool) for the current DEME_API_URL / DEME_API_TOKEN."""
+    return _client_for(os.environ.get("DEME_API_URL"), os.environ.get("DEME_API_TOKEN"))
+
+
+async def api(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking platform call off the action server's event loop.
+
+    The action server answers every action of every conversation on one event loop: a
+    blocking HTTP call there made each action wait for all the API calls queued before it
+    (most of a turn's time at 20 messages/s, measured with bench/bot_latency.py).
+    """
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 def lang_of(tracker: Tracker) -> str:
@@ -153,7 +175,8 @@ class ActionCreateTicket(Action):
         place = place if known(place) else None
         reference = None
         try:
-            ticket = client().create_ticket(
+            ticket = await api(
+                client().create_ticket,
                 sender=tracker.sender_id,
                 category=category,
                 description=latest_text(tracker),
@@ -236,12 +259,12 @@ class ActionAskHouseholdSize(_AskAction):
     slot = "household_size"
 
 
-def _patch_ticket(tracker: Tracker, **fields: Any) -> None:
+async def _patch_ticket(tracker: Tracker, **fields: Any) -> None:
     reference = tracker.get_slot("ticket_ref")
     if tracker.get_slot("flow") != "need" or not reference:
         return
     try:
-        client().update_ticket(reference, **fields)
+        await api(client().update_ticket, reference, **fields)
     except PlatformError as exc:
         logger.warning("ticket %s update failed: %s", reference, exc)
 
@@ -290,7 +313,7 @@ class ValidateNeedForm(FormValidationAction):
             return {"place": None}
         attempts = int(tracker.get_slot("place_attempts") or 0) + 1
         try:
-            match = client().resolve_place(text)
+            match = await api(client().resolve_place, text)
         except PlatformError as exc:
             logger.warning("place resolution unavailable: %s", exc)
             match = None
@@ -299,12 +322,12 @@ class ValidateNeedForm(FormValidationAction):
             name = match.get("name") or text
             code = match.get("code")
             if not tracker.get_slot("fresh_ticket"):
-                _patch_ticket(tracker, place=code or name)
+                await _patch_ticket(tracker, place=code or name)
             return {"place": name, "place_code": code, "place_attempts": attempts}
         if attempts >= MAX_ATTEMPTS:
             # Keep the sender's own words: an operator can place it on the map later.
             if not tracker.get_slot("fresh_ticket"):
-                _patch_ticket(tracker, place=text)
+                await _patch_ticket(tracker, place=text)
             return {"place": text, "place_code": None, "place_attempts": attempts}
         dispatcher.utter_message(response="utter_place_unknown")
         return {"place": None, "place_attempts": attempts}
@@ -320,7 +343,7 @@ class ValidateNeedForm(FormValidationAction):
         attempts = int(tracker.get_slot("size_attempts") or 0) + 1
         if size is not None:
             if not tracker.get_slot("fresh_ticket"):
-                _patch_ticket(tracker, household_size=size)
+                await _patch_ticket(tracker, household_size=size)
             return {"household_size": str(size), "size_attempts": attempts}
         if attempts >= MAX_ATTEMPTS:
             return {"household_size": SKIPPED, "size_attempts": attempts}
@@ -343,11 +366,12 @@ class ActionUpdateTicket(Action):
         size = parse_household_size(tracker.get_slot("household_size"))
         lang = lang_of(tracker)
         events: list[EventType] = [SlotSet("fresh_ticket", False)]
-        api = client()
+        platform = client()
         if flow == "register":
             if known(place) and size:
                 try:
-                    api.register_household(
+                    await api(
+                        platform.register_household,
                         sender=tracker.sender_id,
                         size=size,
                         place=place_ref,
@@ -367,7 +391,8 @@ class ActionUpdateTicket(Action):
         if not reference:
             # Creation failed earlier (platform down): try again now with everything we know.
             try:
-                ticket = api.create_ticket(
+                ticket = await api(
+                    platform.create_ticket,
                     sender=tracker.sender_id,
                     category=tracker.get_slot("category") or "other",
                     description=latest_text(tracker),
@@ -412,7 +437,7 @@ class ValidateCallbackForm(FormValidationAction):
         }:
             return {}  # a different request: let the rules handle it
         # Anything else is more about the concern: add it to the sensitive ticket, never echo it.
-        _note_sensitive(tracker, latest_text(tracker))
+        await _note_sensitive(tracker, latest_text(tracker))
         return {"callback_ok": "unknown"}
 
     async def validate_callback_ok(
@@ -423,12 +448,12 @@ class ValidateCallbackForm(FormValidationAction):
         return {"callback_ok": value if value in ("yes", "no", "unknown") else "unknown"}
 
 
-def _note_sensitive(tracker: Tracker, note: str) -> None:
+async def _note_sensitive(tracker: Tracker, note: str) -> None:
     reference = tracker.get_slot("ticket_ref")
     if not reference or not note:
         return
     try:
-        client().update_ticket(reference, note=note)
+        await api(client().update_ticket, reference, note=note)
     except PlatformError as exc:
         logger.warning("note on ticket %s failed: %s", reference, exc)
 
@@ -445,7 +470,7 @@ class ActionRecordCallback(Action):
         callback_ok = {"yes": True, "no": False}.get(answer or "")
         if reference and callback_ok is not None:
             try:
-                client().update_ticket(reference, callback_ok=callback_ok)
+                await api(client().update_ticket, reference, callback_ok=callback_ok)
             except PlatformError as exc:
                 logger.warning("callback answer on %s not recorded: %s", reference, exc)
         if callback_ok is True:
@@ -466,7 +491,7 @@ class ActionTicketStatus(Action):
     ) -> list[EventType]:
         lang = lang_of(tracker)
         try:
-            tickets = client().list_tickets(tracker.sender_id)
+            tickets = await api(client().list_tickets, tracker.sender_id)
         except PlatformError as exc:
             logger.warning("ticket list unavailable: %s", exc)
             dispatcher.utter_message(response="utter_status_unavailable")
@@ -501,7 +526,7 @@ class ActionOptOut(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         try:
-            client().opt_out(tracker.sender_id)
+            await api(client().opt_out, tracker.sender_id)
             dispatcher.utter_message(response="utter_opted_out")
         except PlatformError as exc:
             logger.warning("opt-out failed: %s", exc)
@@ -518,7 +543,7 @@ class ActionEraseData(Action):
     ) -> list[EventType]:
         lang = lang_of(tracker)
         try:
-            client().erase(tracker.sender_id)
+            await api(client().erase, tracker.sender_id)
             dispatcher.utter_message(response="utter_erase_done")
         except PlatformError as exc:
             logger.warning("erase failed: %s", exc)

@@ -4,6 +4,9 @@ The actions never import the platform's models (Rasa 3.6 lives in its own Python
 everything goes through this class. Every call has an explicit timeout; any failure (network,
 timeout, 4xx/5xx, bad JSON) raises PlatformError so that the calling action can still answer
 the user politely.
+
+The actions share one client and call it from worker threads (``actions.api``): its
+``requests.Session`` keeps connections alive, and urllib3's connection pool is thread-safe.
 """
 
 from __future__ import annotations
