@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -56,11 +58,20 @@ class MetricsMiddleware:
             REQUESTS.labels(scope["method"], path, str(status)).inc()
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    from core.db import dispose_async_engine
+
+    await dispose_async_engine()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging()
     validate_pii_key()
     app = FastAPI(
+        lifespan=_lifespan,
         title="Deme",
         version="0.1.0",
         description="SMS/USSD feedback and hotline platform for humanitarian response.",

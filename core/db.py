@@ -5,14 +5,19 @@ One owner per transaction: the web request or the Celery task commits; services 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
 
@@ -51,6 +56,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     return make_engine(get_settings().effective_database_url)
+
+
+# One asyncio engine per event loop: pooled asyncio connections must not move between loops.
+# The app has one loop per process; tests open one per TestClient (disposed at its shutdown).
+_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, AsyncEngine]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_async_engine() -> AsyncEngine | None:
+    """This event loop's engine on the same database through psycopg's asyncio driver, for
+    latency-critical work in the web process (the USSD menu). PostgreSQL only, else None."""
+    url = get_settings().effective_database_url
+    if not url.startswith("postgresql"):
+        return None
+    loop = asyncio.get_running_loop()
+    cached = _async_engines.get(loop)
+    if cached is not None and cached[0] == url:
+        return cached[1]
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+    _async_engines[loop] = (url, engine)
+    return engine
+
+
+async def dispose_async_engine() -> None:
+    """Close this event loop's asyncio pool (the app's shutdown)."""
+    cached = _async_engines.pop(asyncio.get_running_loop(), None)
+    if cached is not None:
+        await cached[1].dispose()
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,11 @@ def enqueue_after_commit(session: Session, task_name: str, *args: Any) -> Outbox
     return row
 
 
+def has_pending(session: Session) -> bool:
+    """Whether ``session`` collected tasks for ``publish_committed``."""
+    return bool(session.info.get(_PENDING_KEY))
+
+
 def _mark_published(outbox_ids: list[int]) -> None:
     if not outbox_ids:
         return

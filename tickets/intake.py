@@ -12,11 +12,15 @@ Intake is two steps, each implemented once:
    and the sender's "received" SMS — the last two scheduled through the outbox, so nothing is
    sent for work that was rolled back.
 
-``record_ticket`` enqueues ``tickets.process_intake(ticket_id)`` through the outbox (published
-after the caller commits; the relay republishes what a crash left behind). Channels where a
-caller is waiting on a screen (USSD) use it: the final hop no longer pays for routing, surges
-and alerts. ``create_ticket`` runs both steps in the caller's transaction, for callers that
-need everything at once (the bot's API, the console, calls, tests): same code, same result.
+After ``record_ticket`` the caller commits, then calls ``publish_processing`` (one broker
+push of ``tickets.process_intake(ticket_id)``, after the caller has answered if it likes). No
+outbox row: ``process_pending`` (below) already finds every recorded ticket that was never
+processed, so a push lost to a crash or a broker outage only delays processing until then —
+and the waiting caller saves an outbox row and a second transaction to mark it published.
+Channels where a caller is waiting on a screen (USSD) use it: the final hop no longer pays for
+routing, surges and alerts. ``create_ticket`` runs both steps in the caller's transaction, for
+callers that need everything at once (the bot's API, the console, calls, tests): same code,
+same result.
 
 Processing is idempotent, step by step (see ``process_intake``), and the worker takes the
 ticket's row lock before looking, so a redelivered or relayed task finds the work done and does
@@ -39,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from core.outbox import enqueue_after_commit, publish_committed
+from core.outbox import publish_committed
 from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import Language, TicketCategory, TicketPriority, TicketSource, TicketStatus
@@ -75,6 +79,7 @@ __all__ = [
     "process_intake",
     "process_pending",
     "process_ticket",
+    "publish_processing",
     "record_ticket",
     "register_household",
     "update_ticket",
@@ -233,7 +238,7 @@ def _record(
         actor_label=actor_label,
         actor_user_id=actor_user_id,
         now=moment,
-        flush=False,  # flushed with the outbox row (record_ticket) or by processing
+        flush=False,  # flushed by record_ticket or by processing
         source=source.value,
         category=category.value,
         priority=ticket.priority.value,
@@ -264,12 +269,13 @@ def record_ticket(
     actor_user_id: int | None = None,
     now: datetime | None = None,
 ) -> Ticket:
-    """Record a report now, process it in the worker (``tickets.process_intake``).
+    """Record a report now, process it in the worker (``tickets.process_intake``): after
+    committing, the caller calls ``publish_processing(ticket.id)``.
 
     Same arguments as ``create_ticket``. For callers that must answer fast (a USSD screen): a
     handful of statements — the place id, the household (look-up, insert or update) when a size
-    is given, the ticket (its INSERT in a savepoint), its "created" event, the outbox row —
-    against ~20 more for routing, surges, alerts and SLA. The reference is final and can be
+    is given, the ticket (its INSERT in a savepoint), its "created" event — against ~20 more
+    for routing, surges, alerts and SLA. The reference is final and can be
     shown at once; the ticket is ``NEW`` until the worker has processed it. Nothing leaves the
     system from here: team alerts and the sender's SMS are the worker's, under the same rules
     as ``create_ticket`` (a protection alert carries only the reference). Flushes."""
@@ -291,9 +297,21 @@ def record_ticket(
         actor_user_id=actor_user_id,
         now=now,
     )
-    enqueue_after_commit(session, PROCESS_TASK, ticket.id)
     session.flush()
     return ticket
+
+
+def publish_processing(ticket_id: int) -> None:
+    """Push the process step of a committed ``record_ticket`` to the worker.
+
+    Never raises: when the broker is unreachable the ticket waits for ``process_pending``
+    (the SLA check, every minute, takes tickets left unprocessed longer than PROCESS_GRACE)."""
+    from core.outbox import publish
+
+    try:
+        publish(PROCESS_TASK, [ticket_id])
+    except Exception as exc:
+        log.warning("process step of ticket %s left for process_pending: %s", ticket_id, exc)
 
 
 def _created_event_id(session: Session, ticket: Ticket) -> int | None:
@@ -626,8 +644,11 @@ def register_household(
     return household
 
 
-def open_tickets_for(session: Session, contact: Contact) -> list[Ticket]:
-    """The contact's tickets not resolved or closed (merged duplicates left out), newest first."""
+def open_tickets_for(
+    session: Session, contact: Contact, *, limit: int | None = None
+) -> list[Ticket]:
+    """The contact's tickets not resolved or closed (merged duplicates left out), newest first;
+    at most ``limit`` (a screen or an SMS shows a few; a busy sender may have many)."""
     return list(
         session.scalars(
             select(Ticket)
@@ -637,6 +658,7 @@ def open_tickets_for(session: Session, contact: Contact) -> list[Ticket]:
                 Ticket.merged_into_id.is_(None),
             )
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(limit)
         )
     )
 

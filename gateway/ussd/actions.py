@@ -8,14 +8,12 @@ SMS bot uses — so triage, routing, SLA and notifications are identical whateve
 The final write is on the caller's critical path, so it only *records*
 (``tickets.intake.record_ticket``: the ticket, its reference and its "created" event, in a
 handful of statements); routing, assignment, SLA, surges, team alerts and the SMS receipt run
-in the worker (``tickets.process_intake``), enqueued through the outbox in the same
-transaction. Each database round trip costs more here than its latency: the thread must win
-the GIL back from the busy event loop after every one (up to the 5 ms switch interval), so the
-write is kept to a few statements — about 8 round trips for a help request, BEGIN and COMMIT
-included, where ``create_ticket`` took ~30.
+in the worker (``tickets.process_intake``), pushed to it once the caller has the END screen
+(``intake.publish_processing``; ``process_pending`` catches a push that never happened).
 
-These functions are synchronous (SQLAlchemy sessions); the async service runs them in the
-thread pool. Each owns its transaction: it commits, then publishes the outbox.
+These functions are synchronous and take a fresh SQLAlchemy session (``gateway.ussd.dbwork``
+runs them on the event loop through the asyncio driver on PostgreSQL, in a thread on SQLite);
+those that write own the transaction: they commit.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from core.db import get_engine, get_sessionmaker
 from gateway.ussd.engine import Action, Flow, MenuEngine, MenuState
 from gateway.ussd.store import CallerKey
 from models.base import utcnow
@@ -42,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ACTOR_LABEL = "ussd"
 # Actions that record something about the caller, and so need a Contact row to exist.
+# More open requests than a 160-character screen can list (about 25 characters a line).
+STATUS_LINES = 8
 _CREATES_CONTACT = frozenset({Action.REGISTER, Action.HELP, Action.PROTECTION, Action.OPT_OUT})
 
 
@@ -56,29 +55,27 @@ class ContactInfo:
     language: Language | None
 
 
-def lookup_contact(phone_hash: str) -> ContactInfo | None:
+def lookup_contact(session: Session, phone_hash: str) -> ContactInfo | None:
     """The first hop's only query: id and language of the caller, if we know them.
 
-    A Core statement on a pooled connection, not an ORM session: this runs on every new
-    session and the ORM's unit-of-work machinery would triple its CPU cost for nothing."""
-    with get_engine().connect() as connection:
-        row = connection.execute(_CONTACT_LOOKUP, {"digest": phone_hash}).first()
+    A Core statement on the session's connection: this runs on every new session and the
+    ORM's unit-of-work machinery would triple its CPU cost for nothing."""
+    row = session.connection().execute(_CONTACT_LOOKUP, {"digest": phone_hash}).first()
     return None if row is None else ContactInfo(row[0], row[1])
 
 
-def ensure_contact(phone_e164: str, language: Language | None) -> ContactInfo:
-    """The caller's contact, created if new, with ``language`` remembered when given.
+def ensure_contact(session: Session, phone_e164: str, language: Language | None) -> ContactInfo:
+    """The caller's contact, created if new, with ``language`` remembered when given. Commits.
 
     Safe to run concurrently with a final write for the same caller: get_or_create_contact
     resolves the race on the unique phone hash."""
     from tickets.contacts import get_or_create_contact, set_contact_language
 
-    with get_sessionmaker()() as session:
-        contact = get_or_create_contact(session, phone_e164, language=language)
-        if language is not None and contact.language != language:
-            set_contact_language(contact, language)
-        session.commit()
-        return ContactInfo(contact.id, contact.language)
+    contact = get_or_create_contact(session, phone_e164, language=language)
+    if language is not None and contact.language != language:
+        set_contact_language(contact, language)
+    session.commit()
+    return ContactInfo(contact.id, contact.language)
 
 
 def _caller(session: Session, phone_e164: str, state: MenuState, *, create: bool) -> Contact | None:
@@ -110,6 +107,7 @@ def _nothing() -> None:
 
 
 def complete(
+    session: Session,
     engine: MenuEngine,
     action: Action,
     key: CallerKey,
@@ -119,9 +117,10 @@ def complete(
     session_row_expected: bool = True,
 ) -> tuple[str, After]:
     """Perform ``action`` for a finished path; return the END screen and what to run once the
-    caller has it: publishing the outbox (team alerts, the SMS receipt). The rows are committed
-    with the ticket, so a crash before publishing only delays them until the outbox relay; the
-    caller does not wait for the broker.
+    caller has it: pushing the recorded ticket's process step to the worker (team alerts and
+    the SMS receipt leave from there) and any outbox rows. The caller never waits for the
+    broker, and a crash before the push only delays processing (``process_pending``).
+    ``session`` is fresh and is committed here.
 
     Idempotent per aggregator session: the session's ``ussd_sessions`` row is written in the
     same transaction, marked completed, with the answer; a retried final hop (even after the
@@ -136,31 +135,38 @@ def complete(
     """
     try:
         return _complete(
-            engine, action, key, phone_e164, state, session_row_expected=session_row_expected
+            session,
+            engine,
+            action,
+            key,
+            phone_e164,
+            state,
+            session_row_expected=session_row_expected,
         )
     except IntegrityError:
-        replay = completed_answer(key)
+        session.rollback()
+        replay = completed_answer(session, key)
         if replay is None:
             raise
         return replay, _nothing
 
 
-def completed_answer(key: CallerKey) -> str | None:
+def completed_answer(session: Session, key: CallerKey) -> str | None:
     """The END answer already given to this aggregator session, if it completed."""
-    with get_sessionmaker()() as session:
-        row = session.scalar(
-            select(UssdSession).where(
-                UssdSession.channel_id == key.channel_id,
-                UssdSession.session_id == key.session_id,
-            )
+    row = session.scalar(
+        select(UssdSession).where(
+            UssdSession.channel_id == key.channel_id,
+            UssdSession.session_id == key.session_id,
         )
-        if row is None or not row.completed:
-            return None
-        answer = (row.state or {}).get("out")
-        return str(answer) if answer else None
+    )
+    if row is None or not row.completed:
+        return None
+    answer = (row.state or {}).get("out")
+    return str(answer) if answer else None
 
 
 def _complete(
+    session: Session,
     engine: MenuEngine,
     action: Action,
     key: CallerKey,
@@ -169,50 +175,65 @@ def _complete(
     *,
     session_row_expected: bool,
 ) -> tuple[str, After]:
-    from core.outbox import publish_committed
-
     language = state.language
-    with get_sessionmaker()() as session:
-        row = None
-        if session_row_expected:
-            row = session.scalar(
-                select(UssdSession)
-                .where(
-                    UssdSession.channel_id == key.channel_id,
-                    UssdSession.session_id == key.session_id,
-                )
-                .with_for_update()
+    row = None
+    if session_row_expected:
+        row = session.scalar(
+            select(UssdSession)
+            .where(
+                UssdSession.channel_id == key.channel_id,
+                UssdSession.session_id == key.session_id,
             )
-        if row is not None and row.completed and (row.state or {}).get("out"):
-            return str(row.state["out"]), _nothing
+            .with_for_update()
+        )
+    if row is not None and row.completed and (row.state or {}).get("out"):
+        return str(row.state["out"]), _nothing
 
-        contact = _caller(session, phone_e164, state, create=action in _CREATES_CONTACT)
-        if action is Action.ERASE:
-            answer = _erase(session, engine, contact, language)
-            session.commit()
-            return answer, functools.partial(publish_committed, session)
-
-        answer = _perform(session, engine, action, contact, state)
-        if row is None:
-            row = UssdSession(
-                channel_id=key.channel_id,
-                session_id=key.session_id,
-                service_code=key.service_code,
-                state={},
-                hops=0,
-                completed=False,
-            )
-            session.add(row)
-        row.contact_id = contact.id if contact is not None else None
-        row.language = language
-        row.hops = state.hops
-        # Ids and the answer only: the walk's choices live on the ticket or household.
-        row.state = {"action": action.value, "out": answer}
-        row.completed = True
-        row.ended_at = utcnow()
+    contact = _caller(session, phone_e164, state, create=action in _CREATES_CONTACT)
+    if action is Action.ERASE:
+        answer = _erase(session, engine, contact, language)
         session.commit()
+        return answer, _after_commit(session, None)
+
+    answer, recorded_ticket_id = _perform(session, engine, action, contact, state)
+    if row is None:
+        row = UssdSession(
+            channel_id=key.channel_id,
+            session_id=key.session_id,
+            service_code=key.service_code,
+            state={},
+            hops=0,
+            completed=False,
+        )
+        session.add(row)
+    row.contact_id = contact.id if contact is not None else None
+    row.language = language
+    row.hops = state.hops
+    # Ids and the answer only: the walk's choices live on the ticket or household.
+    row.state = {"action": action.value, "out": answer}
+    row.completed = True
+    row.ended_at = utcnow()
+    session.commit()
+    return answer, _after_commit(session, recorded_ticket_id)
+
+
+def _after_commit(session: Session, recorded_ticket_id: int | None) -> After:
+    """What to run once the caller has the END screen: push the recorded ticket's process step
+    to the worker, and publish any outbox rows the action wrote (erasure, opt-out)."""
+    from core.outbox import has_pending, publish_committed
+    from tickets.intake import publish_processing
+
+    jobs: list[After] = []
+    if has_pending(session):
         # The closed session keeps what publish_committed needs (its info and loaded rows).
-        return answer, functools.partial(publish_committed, session)
+        jobs.append(functools.partial(publish_committed, session))
+    if recorded_ticket_id is not None:
+        jobs.append(functools.partial(publish_processing, recorded_ticket_id))
+    if not jobs:
+        return _nothing
+    if len(jobs) == 1:
+        return jobs[0]
+    return lambda: [job() for job in jobs]
 
 
 def _perform(
@@ -221,14 +242,19 @@ def _perform(
     action: Action,
     contact: Contact | None,
     state: MenuState,
-) -> str:
+) -> tuple[str, int | None]:
+    """The END screen, and the id of the ticket recorded (its process step is still to run)."""
     import tickets.intake as intake
 
     language, data = state.language, state.data
     if action is Action.STATUS:
-        # open_tickets_for gives them newest first: the screen shows as many as fit.
-        found = intake.open_tickets_for(session, contact) if contact is not None else []
-        return engine.end_status(
+        # Newest first: the screen shows as many as fit, never more than STATUS_LINES.
+        found = (
+            intake.open_tickets_for(session, contact, limit=STATUS_LINES)
+            if contact is not None
+            else []
+        )
+        status = engine.end_status(
             language,
             [
                 (
@@ -240,22 +266,26 @@ def _perform(
                 for t in found
             ],
         )
+        return status, None
     if action is Action.OPT_IN:
         if contact is not None:
             from tickets.contacts import opt_in
 
             opt_in(contact)
-        return engine.end(language, "end.opt_in")
+        return engine.end(language, "end.opt_in"), None
     assert contact is not None  # _CREATES_CONTACT guarantees it for the remaining actions
     if action is Action.OPT_OUT:
         from tickets.contacts import opt_out
 
         opt_out(contact)
-        return engine.end(language, "end.opt_out")
+        return engine.end(language, "end.opt_out"), None
     if action is Action.REGISTER:
         size, place = int(data["size"]), str(data["place"])
         intake.register_household(session, contact=contact, size=size, place_code=place)
-        return engine.end(language, "end.household", size=size, place=engine.places.label(place))
+        household_end = engine.end(
+            language, "end.household", size=size, place=engine.places.label(place)
+        )
+        return household_end, None
     if action is Action.PROTECTION:
         callback_ok = bool(data.get("callback"))
         when = str(data["when"]) if callback_ok and data.get("when") else None
@@ -275,13 +305,14 @@ def _perform(
         if when is not None:
             from gateway.ussd.i18n import translate
 
-            return engine.end(
+            callback_end = engine.end(
                 language,
                 "end.protection.callback",
                 ref=ticket.reference,
                 when=translate(f"when.{when}", language),
             )
-        return engine.end(language, "end.protection.nocall", ref=ticket.reference)
+            return callback_end, ticket.id
+        return engine.end(language, "end.protection.nocall", ref=ticket.reference), ticket.id
     # Action.HELP
     if data.get("flow") != Flow.HELP.value:
         raise ValueError(f"help action on a {data.get('flow')!r} walk")
@@ -295,7 +326,7 @@ def _perform(
         language=language,
         actor_label=ACTOR_LABEL,
     )
-    return engine.end(language, "end.ticket", ref=ticket.reference)
+    return engine.end(language, "end.ticket", ref=ticket.reference), ticket.id
 
 
 def _erase(

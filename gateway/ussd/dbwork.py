@@ -1,11 +1,18 @@
-"""Blocking database work, run from the event loop a few jobs at a time.
+"""Database work of the menu, off the event loop's critical path.
 
-SQLAlchemy sessions are synchronous, so look-ups and final writes run in worker threads. They
-are CPU-heavy Python (the ORM), and every thread competes with the event loop for the GIL: with
-Starlette's default of 40 threads, a burst of final writes made navigation hops — which never
-touch the database — wait up to a second for the loop thread's turn (a GIL convoy, measured
-with bench/ussd_sessions.py). A small per-process limit keeps the loop responsive; jobs beyond
-it wait asynchronously, holding nothing.
+On PostgreSQL each unit of work runs **on the event loop** through psycopg's asyncio driver:
+SQLAlchemy runs the synchronous ORM code in a greenlet and every round trip yields to the other
+callers (``AsyncSession.run_sync``). No thread is involved, so no round trip waits for the GIL:
+with threads, the worker thread had to win the GIL back from the busy event loop after every
+round trip (up to the 5 ms switch interval), and a final write of ~10 round trips took 30–100 ms
+under load for ~3 ms of work (bench/ussd_sessions.py).
+
+On SQLite (the embedded default, no asyncio driver installed) the same functions run in worker
+threads with a synchronous session, a few at a time: with Starlette's default of 40 threads a
+burst of final writes made navigation hops wait for the loop thread's turn (a GIL convoy).
+
+Either way the functions given here are synchronous ``fn(session, ...)`` and own the
+transaction (they commit); the session is theirs alone.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from typing import ParamSpec, TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 
-# Concurrent database jobs per process, in two lanes so that a caller's first hop (one indexed
-# SELECT) never queues behind final writes (a whole intake transaction each). The connection
-# pool (core.db) allows 30.
+from core.db import get_async_engine, get_sessionmaker
+
+# Thread path only: concurrent database jobs per process, in two lanes so that a caller's first
+# hop (one indexed SELECT) never queues behind final writes (a whole intake transaction each).
 LOOKUP_CONCURRENCY = 2
 WRITE_CONCURRENCY = 3
 
@@ -44,14 +52,35 @@ def _lanes() -> tuple[CapacityLimiter, CapacityLimiter]:
 
 
 async def in_db_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Writes and anything heavy."""
+    """Blocking work in the write lane's threads (the database store, after-answer work)."""
     return await anyio.to_thread.run_sync(
         functools.partial(func, *args, **kwargs), limiter=_lanes()[1]
     )
 
 
 async def in_lookup_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Short indexed reads on the hop's critical path."""
+    """Blocking short reads on the hop's critical path, in the look-up lane's threads."""
     return await anyio.to_thread.run_sync(
         functools.partial(func, *args, **kwargs), limiter=_lanes()[0]
     )
+
+
+async def in_session(
+    func: Callable[..., T], *args: object, lookup: bool = False, **kwargs: object
+) -> T:
+    """``func(session, *args, **kwargs)`` with a fresh session: on the event loop on PostgreSQL,
+    else in a thread (``lookup``: the look-up lane)."""
+    async_engine = get_async_engine()
+    if async_engine is not None:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        async with AsyncSession(async_engine, expire_on_commit=False) as session:
+            return await session.run_sync(func, *args, **kwargs)
+
+    def with_session() -> T:
+        with get_sessionmaker()() as session:
+            return func(session, *args, **kwargs)
+
+    if lookup:
+        return await in_lookup_thread(with_session)
+    return await in_db_thread(with_session)

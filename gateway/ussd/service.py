@@ -3,7 +3,8 @@
 The hot path (a navigation hop) is: hash the phone number (memoised), one Redis ``GET``, a few
 dictionary look-ups in the engine, one Redis ``SET``. The database is only used on the first
 hop of a session (contact look-up), when a language is first chosen, and for the final write;
-those run in the thread pool so the event loop keeps serving other callers.
+those never block the event loop (``gateway.ussd.dbwork``: asyncio driver on PostgreSQL,
+threads on SQLite), so it keeps serving other callers.
 
 Whatever arrives — an unknown session, garbage, 500 characters, a ``*`` inside a typed name,
 Redis or the database down — the answer is a ``CON``/``END`` screen: an HTTP error would kill
@@ -13,17 +14,19 @@ the caller's session without a word.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import cast
 
 from prometheus_client import Counter, Histogram
 
 from gateway.ussd import actions
-from gateway.ussd.dbwork import in_db_thread, in_lookup_thread
+from gateway.ussd.dbwork import in_db_thread, in_session
 from gateway.ussd.engine import Action, MenuEngine, MenuState, Step
 from gateway.ussd.places import default_directory
 from gateway.ussd.store import (
@@ -90,19 +93,30 @@ class HopAnswer:
     """The screen, and work to do once the aggregator has it (the caller never waits on it)."""
 
     text: str
+    # Coroutine functions run on the event loop; plain functions (they may block) in a thread.
     after: tuple[Callable[[], object], ...] = ()
 
-    def run_after(self) -> None:
-        for job in self.after:
-            try:
-                job()
-            except Exception:
-                log.exception("ussd after-response work failed")
-
     async def run_after_async(self) -> None:
-        """``run_after`` in a database thread (for Starlette's background task)."""
-        if self.after:
-            await in_db_thread(self.run_after)
+        """Run the after-answer work (Starlette's background task); failures are logged."""
+        blocking = []
+        for job in self.after:
+            if inspect.iscoroutinefunction(job):
+                try:
+                    await cast(Callable[[], Awaitable[object]], job)()
+                except Exception:
+                    log.exception("ussd after-response work failed")
+            else:
+                blocking.append(job)
+        if blocking:
+            await in_db_thread(_run_all, blocking)
+
+
+def _run_all(jobs: list[Callable[[], object]]) -> None:
+    for job in jobs:
+        try:
+            job()
+        except Exception:
+            log.exception("ussd after-response work failed")
 
 
 @dataclass(slots=True)
@@ -214,7 +228,7 @@ class UssdService:
                 # A known path for a session we hold no state for: either a dial-string
                 # shortcut or a retried final hop whose state was lost. Only the database
                 # can tell, and replaying a finished walk must never record it twice.
-                replay = await in_lookup_thread(actions.completed_answer, key)
+                replay = await in_session(actions.completed_answer, key, lookup=True)
                 if replay is not None:
                     return replay
             trace.kind = "first"
@@ -233,9 +247,12 @@ class UssdService:
             state.language_changed = False
             if step.action is None and not self.store.needs_contact:
                 # Nothing on screen depends on it: remember the language after answering.
-                after.append(functools.partial(actions.ensure_contact, phone_e164, state.language))
+                language = state.language
+                after.append(
+                    functools.partial(in_session, actions.ensure_contact, phone_e164, language)
+                )
             else:
-                info = await in_db_thread(actions.ensure_contact, phone_e164, state.language)
+                info = await in_session(actions.ensure_contact, phone_e164, state.language)
                 state.contact_id = info.contact_id
 
         if step.action is not None:
@@ -264,11 +281,11 @@ class UssdService:
     ) -> MenuState:
         """A new aggregator session: look the caller up, and offer to resume a dropped walk."""
         if self.store.needs_contact:
-            info: actions.ContactInfo | None = await in_db_thread(
+            info: actions.ContactInfo | None = await in_session(
                 actions.ensure_contact, phone_e164, None
             )
         else:
-            info = await in_lookup_thread(actions.lookup_contact, phone_hash)
+            info = await in_session(actions.lookup_contact, phone_hash, lookup=True)
         resume = (
             previous
             if previous is not None
@@ -294,7 +311,7 @@ class UssdService:
         after: list[Callable[[], object]],
     ) -> str:
         try:
-            answer, publish = await in_db_thread(
+            answer, publish = await in_session(
                 actions.complete,
                 self.engine,
                 action,

@@ -4,7 +4,6 @@ Celery worker SIGKILLed during a provider call."""
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import subprocess
@@ -20,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Message, MessageDirection, MessageStatus
-from support import PROJECT_ROOT, wait_until
+from support import PROJECT_ROOT, queued_tasks, wait_until
 from support.workers import WorkerProcess
 from tests.gateway import fake_provider as fp
 from tests.gateway.gateway_helpers import (
@@ -40,16 +39,6 @@ def private_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.kill()
-
-
-def _queued_tasks(redis: Any, queue: str = "deme") -> list[tuple[str, list[Any]]]:
-    """(task name, args) of every message waiting in a Celery/kombu Redis queue."""
-    tasks = []
-    for raw in redis.lrange(queue, 0, -1):
-        envelope = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        tasks.append((envelope["headers"]["task"], args))
-    return tasks
 
 
 def _post(client: httpx.Client, form: dict[str, str]) -> tuple[int, float]:
@@ -91,7 +80,7 @@ def test_duplicate_storm_makes_one_message_and_one_task_per_sid(
     assert statuses == [200] * 1000, server.log()
     assert _inbound_count(db) == 100
     ids = set(db.scalars(select(Message.id).where(Message.direction == MessageDirection.INBOUND)))
-    tasks = _queued_tasks(private_redis.client())
+    tasks = queued_tasks(private_redis.client())
     assert len(tasks) == 100
     assert {name for name, _ in tasks} == {"gateway.process_inbound"}
     assert {args[0] for _, args in tasks} == ids
@@ -140,7 +129,7 @@ def test_redis_killed_during_traffic_loses_nothing(
         )
         assert relay.returncode == 0, relay.stderr
         assert relay.stdout.strip() == "300"
-        tasks = _queued_tasks(restarted.client())
+        tasks = queued_tasks(restarted.client())
         ids = set(
             db.scalars(select(Message.id).where(Message.direction == MessageDirection.INBOUND))
         )

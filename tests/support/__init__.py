@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +29,13 @@ def wait_until(
             return
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s: {predicate!r}")
+
+
+def queued_tasks(redis: Any, queue: str = "deme") -> list[tuple[str, list[Any]]]:
+    """(task name, args) of every message waiting in a Celery/kombu Redis queue."""
+    tasks = []
+    for raw in redis.lrange(queue, 0, -1):
+        envelope = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        tasks.append((envelope["headers"]["task"], args))
+    return tasks

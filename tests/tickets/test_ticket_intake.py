@@ -214,6 +214,7 @@ def test_open_tickets_for_lists_only_open_unmerged_tickets(db: Any, world: World
     merged.merged_into_id = newer.id
     db.flush()
     assert [t.id for t in open_tickets_for(db, contact)] == [newer.id, older.id]
+    assert [t.id for t in open_tickets_for(db, contact, limit=1)] == [newer.id]
 
 
 def test_create_ticket_commits_nothing_by_itself(db: Any, world: World) -> None:

@@ -13,6 +13,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from ticket_helpers import (
     SENDER_PHONE,
@@ -42,7 +43,7 @@ from models.routing import RoutingDecision
 from models.tickets import Incident, Ticket, TicketEvent
 from support import wait_until
 from tickets import intake
-from tickets.intake import PROCESS_TASK, create_ticket, process_ticket, record_ticket
+from tickets.intake import create_ticket, process_ticket, record_ticket
 
 C = TicketCategory
 
@@ -100,11 +101,36 @@ def test_record_ticket_records_and_leaves_the_rest_to_the_worker(db: Any, world:
     assert ticket.status is TicketStatus.NEW and ticket.triaged_at is None
     assert ticket.team_id is None and ticket.first_response_due_at is None
     assert ticket.household_id is not None and ticket.place_id == world.place("ML070201").id
-    db.commit()  # not published: look at what is waiting in the outbox
-    assert _tasks(db) == [(PROCESS_TASK, [ticket.id])]
+    db.commit()
+    # No outbox row: the caller pushes the process step itself once it has answered
+    # (publish_processing); process_pending is the safety net.
+    assert _tasks(db) == []
     assert _events(db, ticket.id) == ["created"]
     assert _count(db, RoutingDecision) == 0 and _count(db, Alert) == 0
-    discard_pending(db)
+
+
+def test_with_the_broker_down_the_process_step_waits_for_process_pending(
+    db: Any, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import fastpublish
+    from core.settings import get_settings
+
+    contact = reachable_contact(db)
+    ticket = record_ticket(db, **_ussd_help(db, contact))
+    db.commit()
+    monkeypatch.setenv("DEME_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    get_settings.cache_clear()
+    fastpublish.reset()
+    try:
+        intake.publish_processing(ticket.id)  # never raises: the caller already has its answer
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        fastpublish.reset()
+    assert intake.process_pending(older_than=timedelta(0)) == 1
+    db.expire_all()
+    processed = db.get(Ticket, ticket.id)
+    assert processed.status is TicketStatus.TRIAGED and processed.team_id is not None
 
 
 def test_record_then_process_gives_what_create_ticket_gives(db: Any, world: World) -> None:
@@ -311,6 +337,7 @@ def test_protection_recorded_fast_is_alerted_by_the_worker_without_content(
     )
     assert ticket.sensitive is True and ticket.priority.value == "high"
     commit(db)
+    intake.publish_processing(ticket.id)  # what the USSD final hop does once it has answered
 
     def delivered() -> bool:
         db.expire_all()
@@ -345,7 +372,8 @@ def test_the_worker_runs_process_intake_under_its_registered_name(
 ) -> None:
     contact = reachable_contact(db)
     ticket = record_ticket(db, **_ussd_help(db, contact))
-    commit(db)  # publishes tickets.process_intake(ticket.id) to the real worker
+    commit(db)
+    intake.publish_processing(ticket.id)  # tickets.process_intake(ticket.id) to the real worker
 
     def processed() -> bool:
         db.expire_all()

@@ -265,17 +265,3 @@ def test_a_retried_final_hop_records_once(
     assert phone.retry() == end
     with session_scope() as session:
         assert len(session.scalars(select(Ticket)).all()) == 1
-
-
-def test_the_outbox_is_published_once_the_caller_has_the_answer(
-    client: Any, at_channel: int, places_seeded: None
-) -> None:
-    from models.outbox import OutboxTask
-
-    phone = start(client, Language.FRENCH)
-    phone.walk("2", "1", "2", "Gao", "1", "4", "1")
-    assert phone.screen.startswith("END Demande T-")
-    with session_scope() as session:
-        tasks = session.scalars(select(OutboxTask)).all()
-        assert tasks, "create_ticket schedules alerts/notifications through the outbox"
-        assert all(task.published_at is not None for task in tasks)

@@ -2,7 +2,7 @@
 
 What a caller waits for is the reference on the END screen; what the team needs — the ticket
 triaged, routed, with its due times and its alert — arrives from the worker a moment later,
-through the task the final hop put in the outbox.
+through the task the final hop pushed to the broker once the caller had the END screen.
 """
 
 from __future__ import annotations
@@ -127,6 +127,11 @@ def test_a_ussd_help_request_is_routed_and_triaged_by_the_worker(
             select(OutboxTask.args).where(OutboxTask.task_name == "tickets.notify_sender")
         ).all()
         assert [list(args)[:2] for args in notify] == [[ticket.id, "received"]]
+        # The process step went straight to the broker: no outbox row for it.
+        process_rows = session.scalars(
+            select(OutboxTask.id).where(OutboxTask.task_name == "tickets.process_intake")
+        ).all()
+        assert process_rows == []
         ticket_id = ticket.id
 
     # The caller hears back: the worker's "received" SMS, in the language of the walk.
