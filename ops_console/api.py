@@ -129,9 +129,13 @@ def _not_found(what: str) -> HTTPException:
     return HTTPException(404, what)
 
 
-def resolve_place_code(session: Session, text: str | None) -> str | None:
+def resolve_place_code(
+    session: Session, text: str | None, *, message: str | None = None
+) -> str | None:
     """A place code for what the bot or a person gave: an exact code, else the gazetteer's
-    best match, else None."""
+    best match, else — given the whole ``message`` it came from — the place the message
+    mentions, else None. The bot's entity is sometimes one word of a longer name ("koura" of
+    "Bamako Koura", "commune" of "Commune 2"): the sender's full words still name it."""
     if not text:
         return None
     cleaned = text.strip()
@@ -139,7 +143,10 @@ def resolve_place_code(session: Session, text: str | None) -> str | None:
         return cleaned
     from tickets.gazetteer import Gazetteer
 
-    match = Gazetteer.default().resolve(cleaned)
+    gazetteer = Gazetteer.default()
+    match = gazetteer.resolve(cleaned)
+    if match is None and message:
+        match = gazetteer.find_in_text(message)
     return None if match is None else match.place.code
 
 
@@ -196,7 +203,7 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
             contact = get_or_create_contact(session, body.phone, language=body.language)
         except InvalidPhoneNumber as exc:
             raise HTTPException(422, f"phone: {exc}") from exc
-    place_code = resolve_place_code(session, body.place)
+    place_code = resolve_place_code(session, body.place, message=body.description)
     unresolved_place = bool(body.place) and place_code is None
     source = body.source or (
         TicketSource.SMS if viewer.role == UserRole.SERVICE else TicketSource.API
@@ -596,14 +603,19 @@ def resolve_place(
     kind: Annotated[list[PlaceKind] | None, Query()] = None,
     within: Annotated[str | None, Query(description="only places under this code")] = None,
 ) -> Any:
-    """The place a short answer names ("tbk", "sevare", "commune 6"), with a confidence."""
+    """The place a short answer names ("tbk", "sevare", "commune 6"), with a confidence; else,
+    with no ``kind``/``within`` filter, the place a longer answer mentions ("on est a Medina
+    Coura pres du marche")."""
     require(viewer, Capability.PLACES_READ)
     from tickets.gazetteer import Gazetteer
 
+    gazetteer = Gazetteer.default()
     try:
-        match = Gazetteer.default().resolve(q, kinds=kind or None, within=within)
+        match = gazetteer.resolve(q, kinds=kind or None, within=within)
     except ValueError as exc:
         raise HTTPException(422, f"within: {exc}") from exc
+    if match is None and not kind and not within:
+        match = gazetteer.find_in_text(q)
     if match is None:
         return PlaceResolveOut(match=None)
     return PlaceResolveOut(

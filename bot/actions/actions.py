@@ -314,6 +314,11 @@ class ValidateNeedForm(FormValidationAction):
         attempts = int(tracker.get_slot("place_attempts") or 0) + 1
         try:
             match = await api(client().resolve_place, text)
+            message = latest_text(tracker).strip()
+            if not match and message and message.lower() != text.lower():
+                # The entity may be one word of a longer name ("koura" of "Medina Koura"):
+                # the platform can still find the place in the sender's whole message.
+                match = await api(client().resolve_place, message[:120])
         except PlatformError as exc:
             logger.warning("place resolution unavailable: %s", exc)
             match = None

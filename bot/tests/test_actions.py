@@ -173,6 +173,25 @@ def test_place_is_resolved_by_the_platform_and_patches_the_ticket(platform):
     assert dispatcher.messages == []
 
 
+def test_a_partial_place_entity_is_resolved_from_the_whole_message(platform):
+    # DIET sometimes tags one word of a longer name; the platform finds it in the message.
+    platform.places["on est a medina coura"] = {
+        "code": "ML-BKO-MC",
+        "name": "Médina Coura",
+        "kind": "quarter",
+        "confidence": 1.0,
+    }
+    t = tracker(
+        text="on est a medina coura",
+        slots={"flow": "need", "ticket_ref": "T-7K2Q9", "requested_slot": "place"},
+    )
+    result, dispatcher = validate("validate_place", "coura", t)
+    assert result["place"] == "Médina Coura" and result["place_code"] == "ML-BKO-MC"
+    queries = [r["query"]["q"] for r in platform.requests if r["path"].endswith("/resolve")]
+    assert queries == [["coura"], ["on est a medina coura"]]
+    assert dispatcher.messages == []
+
+
 def test_unknown_place_is_asked_again_once_then_kept_as_written(platform):
     t = tracker(slots={"flow": "need", "ticket_ref": "T-1", "requested_slot": "place"})
     result, dispatcher = validate("validate_place", "derriere le marche", t)

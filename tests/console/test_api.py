@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.console.conftest import World, new_ticket
@@ -64,6 +65,35 @@ def test_unresolvable_place_is_kept_for_review_not_lost(client: Any, world: Worl
 
     ticket = db.scalar(select(Ticket).where(Ticket.reference == response.json()["reference"]))
     assert ticket.needs_review is True
+
+
+@pytest.mark.parametrize(
+    "entity,message,code",
+    [
+        ("coura", "ji saniyalen te yen medina coura, denmisenw bana", "ML0002002"),
+        ("commune", "nous sommes arrives a commune 4 hier, 10 personnes", "ML0004"),
+        ("koura", "the water pump is broken in Bamako Koura, we are 13", "ML0003001"),
+    ],
+)
+def test_a_partial_place_from_the_bot_is_found_in_the_whole_message(
+    client: Any, world: World, db: Any, entity: str, message: str, code: str
+) -> None:
+    sender = _contact_id(db)
+    headers = world["service"].headers
+    response = client.post(
+        "/api/v1/tickets",
+        headers=headers,
+        json={"sender": sender, "category": "wash", "place": entity, "description": message},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["place"]["code"] == code
+    from models.tickets import Ticket
+
+    ticket = db.scalar(select(Ticket).where(Ticket.reference == response.json()["reference"]))
+    assert ticket.needs_review is False
+    # The form's answer is resolved the same way when it is a whole sentence.
+    resolved = client.get("/api/v1/places/resolve", params={"q": message}, headers=headers)
+    assert resolved.json()["match"]["code"] == code
 
 
 def test_validation_errors_name_the_field(client: Any, world: World, db: Any) -> None:
