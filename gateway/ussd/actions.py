@@ -153,12 +153,7 @@ def complete(
 
 def completed_answer(session: Session, key: CallerKey) -> str | None:
     """The END answer already given to this aggregator session, if it completed."""
-    row = session.scalar(
-        select(UssdSession).where(
-            UssdSession.channel_id == key.channel_id,
-            UssdSession.session_id == key.session_id,
-        )
-    )
+    row = session.scalar(key.session_row())
     if row is None or not row.completed:
         return None
     answer = (row.state or {}).get("out")
@@ -178,14 +173,7 @@ def _complete(
     language = state.language
     row = None
     if session_row_expected:
-        row = session.scalar(
-            select(UssdSession)
-            .where(
-                UssdSession.channel_id == key.channel_id,
-                UssdSession.session_id == key.session_id,
-            )
-            .with_for_update()
-        )
+        row = session.scalar(key.session_row().with_for_update())
     if row is not None and row.completed and (row.state or {}).get("out"):
         return str(row.state["out"]), _nothing
 
@@ -197,14 +185,7 @@ def _complete(
 
     answer, recorded_ticket_id = _perform(session, engine, action, contact, state)
     if row is None:
-        row = UssdSession(
-            channel_id=key.channel_id,
-            session_id=key.session_id,
-            service_code=key.service_code,
-            state={},
-            hops=0,
-            completed=False,
-        )
+        row = key.new_session_row()
         session.add(row)
     row.contact_id = contact.id if contact is not None else None
     row.language = language

@@ -17,10 +17,15 @@ import asyncio
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.ussd.dbwork import in_db_thread
 from gateway.ussd.engine import MenuState
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
+
+    from models.ussd import UssdSession
 
 # A dropped walk can be resumed for this long after its last hop.
 RESUME_WINDOW_SECONDS = 600
@@ -39,6 +44,30 @@ class CallerKey:
     channel_id: int
     session_id: str
     service_code: str | None
+
+    def session_row(self) -> Select[tuple[UssdSession]]:
+        """The query for this aggregator session's ``ussd_sessions`` row."""
+        from sqlalchemy import select
+
+        from models.ussd import UssdSession
+
+        return select(UssdSession).where(
+            UssdSession.channel_id == self.channel_id,
+            UssdSession.session_id == self.session_id,
+        )
+
+    def new_session_row(self) -> UssdSession:
+        """A fresh, not yet completed ``ussd_sessions`` row for this aggregator session."""
+        from models.ussd import UssdSession
+
+        return UssdSession(
+            channel_id=self.channel_id,
+            session_id=self.session_id,
+            service_code=self.service_code,
+            state={},
+            hops=0,
+            completed=False,
+        )
 
 
 class SessionStore(Protocol):
@@ -142,28 +171,14 @@ class DatabaseStore:
 
     @staticmethod
     def _save(key: CallerKey, state: MenuState) -> None:
-        from sqlalchemy import select
 
         from core.db import get_sessionmaker
         from models.base import utcnow
-        from models.ussd import UssdSession
 
         with get_sessionmaker()() as session:
-            row = session.scalar(
-                select(UssdSession).where(
-                    UssdSession.channel_id == key.channel_id,
-                    UssdSession.session_id == key.session_id,
-                )
-            )
+            row = session.scalar(key.session_row())
             if row is None:
-                row = UssdSession(
-                    channel_id=key.channel_id,
-                    session_id=key.session_id,
-                    service_code=key.service_code,
-                    state={},
-                    hops=0,
-                    completed=False,
-                )
+                row = key.new_session_row()
                 session.add(row)
             row.contact_id = state.contact_id
             row.language = state.language
