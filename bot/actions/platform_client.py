@@ -42,10 +42,6 @@ class PlatformClient:
         self.timeout = timeout
         self._session = session or requests.Session()
 
-    @classmethod
-    def from_env(cls) -> PlatformClient:
-        return cls()
-
     # -- transport ------------------------------------------------------------------------------
     def _request(
         self,

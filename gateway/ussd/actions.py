@@ -38,9 +38,10 @@ from models.ussd import UssdSession
 log = logging.getLogger(__name__)
 
 ACTOR_LABEL = "ussd"
-# Actions that record something about the caller, and so need a Contact row to exist.
-# More open requests than a 160-character screen can list (about 25 characters a line).
+# Open requests loaded for the status screen: more than 160 characters can list (a line is
+# about 25), so the screen is always full when the caller has that many.
 STATUS_LINES = 8
+# Actions that record something about the caller, and so need a Contact row to exist.
 _CREATES_CONTACT = frozenset({Action.REGISTER, Action.HELP, Action.PROTECTION, Action.OPT_OUT})
 
 
