@@ -77,13 +77,15 @@ def get_async_engine() -> AsyncEngine | None:
         return cached[1]
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    # Smaller than the synchronous pool: its units of work are a few milliseconds long, and
-    # both pools count against PostgreSQL's max_connections in every web worker.
+    # Smaller than the synchronous pool (its units of work are a few milliseconds long, and
+    # both pools count against PostgreSQL's max_connections in every web worker), but with
+    # little overflow: connections beyond pool_size are closed on return, and reconnecting
+    # under a burst of callers costs more than keeping them.
     engine = create_async_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=10,
+        max_overflow=5,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
