@@ -9,7 +9,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
+from core.sqldialect import utc_day
 from models.base import utcnow
 from models.contacts import Household
 from models.enums import TicketCategory
@@ -90,6 +91,14 @@ def map_shading(open_by_region: dict[str, int]) -> list[dict[str, Any]]:
 # --- dashboard -------------------------------------------------------------------------------
 
 
+def _as_date(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
 def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
     visible = viewer.ticket_clause()
     now = utcnow()
@@ -118,11 +127,11 @@ def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
         .group_by(Ticket.category)
     ).all()
     start = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
-    day = func.date_trunc("day", func.timezone("UTC", Ticket.created_at))
+    day = utc_day(Ticket.created_at)
     trend_rows = session.execute(
         select(day, func.count()).where(visible, Ticket.created_at >= start).group_by(day)
     ).all()
-    per_day = {d.date() if isinstance(d, datetime) else d: n for d, n in trend_rows}
+    per_day = {_as_date(d): n for d, n in trend_rows}
     trend = []
     for offset in range(30):
         date_ = (start + timedelta(days=offset)).date()
