@@ -58,8 +58,8 @@ SAFE_QUERY_PARAMS = frozenset(
 # 8 to 15 digits, optionally with a leading "+" or "00" and single spaces, dots or dashes
 # between digits, not glued to letters, digits or dashes (references, UUIDs are not touched).
 _PHONE_RE = re.compile(r"(?<![\w+\-])(?:\+|00)?\d(?:[ .\-]?\d){7,14}(?![\w\-])")
-# A date or time (2026-12-01, 22.24.45) has the shape of a dashed 8-digit run: keep it.
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[.:]\d{2}[.:]\d{2,4}")
+# A date (2026-12-01, 01.12.2026) has the shape of a dashed 8-digit run: keep it.
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}")
 _SECRET_RE = re.compile(
     r"(?i)\b(secret|token|api_?key|password|passwd|auth_token|signature)"
     r"(['\"]?\s*[=:]\s*['\"]?)([^\s&'\",;)]+)"

@@ -94,7 +94,8 @@ def test_small_chunked_body_still_reaches_the_route(server: DemeWeb) -> None:
     sock.sendall(
         b"POST /api/v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        + b"%x\r\n%s\r\n0\r\n\r\n"
+        % (len(body), body)
     )
     answer = _read_all(sock)
     sock.close()

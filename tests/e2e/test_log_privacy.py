@@ -126,7 +126,9 @@ def test_no_phone_number_body_or_secret_in_any_log_line(
     csrf_token = browser.csrf("/queue")
     ticket = ticket_for(db, SENDER)
     assert ticket is not None
-    found = browser.request("POST", "/queue", data={"csrf_token": csrf_token, "phone": "76 00 01 91"})
+    found = browser.request(
+        "POST", "/queue", data={"csrf_token": csrf_token, "phone": "76 00 01 91"}
+    )
     assert found.status_code == 200 and ticket.reference in found.text
     assert "phone_token=" in str(found.url) and "76000191" not in str(found.url)
     old_url = browser.request("GET", "/queue?phone=%2B22376000191")
