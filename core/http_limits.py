@@ -13,7 +13,8 @@ and each of these answers closes the connection. Routes then read the buffered b
 Slow *headers* never reach the application: ``uvicorn_options`` (the one place where the
 server is configured, used by ``deme web``, ``deme run``, the Dockerfile and compose) selects
 protocol classes that close a connection whose request line and headers are not complete
-``DEME_HEADER_TIMEOUT_SECONDS`` after it opened (or after the previous response).
+``DEME_HEADER_TIMEOUT_SECONDS`` after it opened (or after the previous response), or whose
+request line and headers exceed 16 KiB.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.settings import Settings, get_settings
 
+# Request line + headers; h11 answers 400 past it, httptools would buffer without limit.
+MAX_HEAD_BYTES = 16 * 1024
 # Requests that carry no body by nature: nothing to read, nothing to bound.
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -120,14 +123,24 @@ class _HeaderTimeout:
     loop: asyncio.AbstractEventLoop
     _deme_timer: asyncio.TimerHandle | None = None
     _deme_cycle: Any = None
+    _deme_head_bytes = 0
 
     def _deme_arm(self) -> None:
         if self._deme_timer is not None:
             self._deme_timer.cancel()
         self._deme_cycle = self.cycle
+        self._deme_head_bytes = 0
         self._deme_timer = self.loop.call_later(
             get_settings().header_timeout_seconds, self._deme_expire
         )
+
+    def _deme_count(self, size: int) -> None:
+        """After the parser saw ``size`` more bytes: if the request head is still not
+        complete past MAX_HEAD_BYTES, close (httptools buffers any amount of headers)."""
+        if self.cycle is self._deme_cycle:
+            self._deme_head_bytes += size
+            if self._deme_head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self.transport.close()
 
     def _deme_expire(self) -> None:
         self._deme_timer = None
@@ -139,6 +152,10 @@ class TimedH11Protocol(_HeaderTimeout, H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deme_arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._deme_count(len(data))
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -154,6 +171,10 @@ class TimedHttpToolsProtocol(_HeaderTimeout, HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deme_arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._deme_count(len(data))
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -184,6 +205,6 @@ def uvicorn_options(settings: Settings | None = None) -> dict[str, Any]:
         # Our own access log (core.app) redacts query strings; uvicorn's would not.
         "access_log": False,
         "timeout_keep_alive": 5,  # seconds an idle keep-alive connection stays open
-        "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
         "http": _http_protocol(),
     }

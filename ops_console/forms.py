@@ -35,27 +35,31 @@ FILTER_KEYS = (
 )
 
 # The sender's-phone filter never travels in a URL (access logs, proxies, browser history):
-# the form is posted, and the URL carries an opaque token instead — the typed text encrypted
-# with DEME_PII_KEY (Fernet, randomised: two searches for one number do not look alike).
+# the form is posted, and the URL carries an opaque token instead — the typed text sealed by
+# core.crypto.seal (Fernet, randomised: two searches for one number do not look alike; its
+# own key, so it cannot decrypt stored numbers; valid as long as a console session).
 PHONE_TOKEN = "phone_token"
+_PHONE_TOKEN_PURPOSE = "console-phone-filter"
+_PHONE_TOKEN_MAX_AGE = 12 * 3600
 
 
 def phone_token(text: str) -> str:
-    from core.crypto import encrypt_text
+    from core.crypto import seal
 
-    return encrypt_text(text)
+    return seal(text, _PHONE_TOKEN_PURPOSE)
 
 
 def _phone_from_token(raw: str | None, errors: dict[str, str]) -> str | None:
     if not raw:
         return None
-    from core.crypto import DecryptionError, decrypt_text
+    from core.crypto import DecryptionError, unseal
 
     try:
-        return decrypt_text(raw[:500]).strip()[:40] or None
-    except (DecryptionError, ValueError):
+        text = unseal(raw[:500], _PHONE_TOKEN_PURPOSE, max_age_seconds=_PHONE_TOKEN_MAX_AGE)
+    except DecryptionError:
         errors["phone"] = N_("Unknown value.")
         return None
+    return text.strip()[:40] or None
 
 
 def _enum_list(

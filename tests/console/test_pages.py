@@ -114,6 +114,12 @@ def test_queue_phone_filter_is_posted_and_never_in_the_url(
     assert old.status_code == 303 and "000191" not in old.headers["location"]
     forged = client.get("/queue", params={"phone_token": "not-a-token"})
     assert forged.status_code == 200 and "Valeur inconnue" in forged.text
+    # A stored (column-encrypted) number is no token: the page is no decryption oracle.
+    from core.crypto import encrypt_text
+
+    stored = encrypt_text("+22376000191")
+    oracle = client.get("/queue", params={"phone_token": stored})
+    assert "Valeur inconnue" in oracle.text and "000191" not in oracle.text
 
 
 def test_sms_content_is_escaped(browser_client: Any, world: World, db: Any) -> None:

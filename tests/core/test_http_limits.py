@@ -161,6 +161,25 @@ def test_slow_headers_are_cut_off(server: DemeWeb) -> None:
     assert elapsed < HEADER_TIMEOUT + 4, elapsed
 
 
+def test_oversized_headers_are_cut_off(server: DemeWeb) -> None:
+    sock = _connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    closed = False
+    try:
+        for _ in range(256):  # up to 1 MiB of headers, sent as fast as possible
+            sock.sendall(b"X-Big: " + b"a" * 4096 + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    if not closed:
+        answer = _read_all(sock, timeout=HEADER_TIMEOUT + 8)
+        closed = not answer or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert closed
+    assert elapsed < HEADER_TIMEOUT - 0.5, elapsed  # cut off by size, not by the timer
+
+
 def test_idle_connection_is_closed(server: DemeWeb) -> None:
     sock = _connect(server)
     started = time.monotonic()
