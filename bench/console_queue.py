@@ -228,6 +228,8 @@ def main() -> int:
     cursor = re.search(r"cursor=([A-Za-z0-9_-]+)", first_page)
     assert cursor is not None
 
+    from ops_console.forms import filter_query
+
     cases = [
         ("queue: no filter", "/queue"),
         ("queue: status=new", "/queue?status=new"),
@@ -236,7 +238,8 @@ def main() -> int:
         ("queue: team + open status", f"/queue?team={team_id}&status=in_progress"),
         ("queue: SLA breached", "/queue?sla=breached"),
         ("queue: channel + dates", "/queue?source=call&from=2026-01-01&to=2026-03-31"),
-        ("queue: sender phone", "/queue?phone=76123456"),
+        # The phone filter is posted; the queue URL carries the opaque token it redirects to.
+        ("queue: sender phone", "/queue?" + filter_query({"phone": "76123456"})),
         ("queue: reference search", f"/queue?q={some_reference}"),
         ("queue: next page (keyset)", f"/queue?cursor={cursor.group(1)}"),
         ("queue: text search (common word)", "/queue?q=eau"),

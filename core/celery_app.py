@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
+from core.logging import install_redaction
 from core.settings import Settings, get_settings
 
 # Bot turns wait on Rasa for up to a second each: they get their own queue (and a thread-pool
@@ -111,4 +112,7 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+# Worker and beat log through Celery's own handlers: every record is scrubbed of phone
+# numbers and secrets at creation (core.logging), whichever handler writes it.
+install_redaction()
 celery_app = make_celery(get_settings())

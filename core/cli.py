@@ -228,16 +228,11 @@ def web(
     """Serve the web app (webhooks, console, API) with uvicorn on DEME_HOST:DEME_PORT."""
     import uvicorn
 
-    settings = get_settings()
-    uvicorn.run(
-        "core.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        reload=reload,
-        workers=workers,
-        proxy_headers=True,
-        log_level=settings.log_level.lower(),
-    )
+    from core.http_limits import uvicorn_options
+    from core.logging import install_redaction
+
+    install_redaction()
+    uvicorn.run("core.asgi:app", reload=reload, workers=workers, **uvicorn_options())
 
 
 @app.command()

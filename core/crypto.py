@@ -7,6 +7,7 @@ lookups use an HMAC of the normalised value, because Fernet tokens are randomise
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -69,6 +70,33 @@ def decrypt_text(token: str) -> str:
         return _fernet_for(_raw_keys()).decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken as exc:
         raise DecryptionError("stored value cannot be decrypted with DEME_PII_KEY") from exc
+
+
+@lru_cache(maxsize=8)
+def _purpose_fernet(raw_keys: str, purpose: str) -> Fernet:
+    first = _key_list(raw_keys)[0]
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"deme-url-token", info=purpose.encode()
+    ).derive(first)
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(plaintext: str, purpose: str) -> str:
+    """An opaque, URL-safe token carrying ``plaintext`` for one ``purpose`` (e.g. a phone
+    filter in a console URL). Its key is derived from DEME_PII_KEY but differs from the
+    column key, so a token cannot be used to decrypt stored data, nor serve another purpose."""
+    return _purpose_fernet(_raw_keys(), purpose).encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+
+def unseal(token: str, purpose: str, *, max_age_seconds: int) -> str:
+    """The text of a :func:`seal` token; DecryptionError if forged, foreign or too old."""
+    try:
+        data = token.encode("ascii")
+        return (
+            _purpose_fernet(_raw_keys(), purpose).decrypt(data, ttl=max_age_seconds).decode("utf-8")
+        )
+    except (InvalidToken, UnicodeError) as exc:
+        raise DecryptionError("token is invalid or expired") from exc
 
 
 def lookup_hash(value: str) -> str:

@@ -36,6 +36,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Errors must not carry statement parameters (phone hashes, message bodies) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = url.split(":///", 1)[-1]
         if database and database != ":memory:":
@@ -88,6 +90,7 @@ def get_async_engine() -> AsyncEngine | None:
         max_overflow=5,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
+        hide_parameters=True,
     )
     _async_engines[loop] = (url, engine)
     return engine

@@ -6,7 +6,8 @@ import phonenumbers
 
 
 class InvalidPhoneNumber(ValueError):
-    """The text is not a valid phone number (the message says why)."""
+    """The text is not a valid phone number (the message says why, never echoing the text:
+    it ends up in API answers and logs)."""
 
 
 def normalize_phone(raw: str, default_region: str = "ML") -> str:
@@ -19,9 +20,9 @@ def normalize_phone(raw: str, default_region: str = "ML") -> str:
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(f"not a phone number: {raw!r}") from exc
+        raise InvalidPhoneNumber("not a phone number") from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhoneNumber(f"not a valid phone number: {raw!r}")
+        raise InvalidPhoneNumber("not a valid phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -55,19 +55,8 @@ def platform_commands(bot_mode: str) -> list[tuple[str, list[str]]]:
     commands = [
         (
             "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "core.asgi:app",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.port),
-                "--proxy-headers",
-                "--log-level",
-                settings.log_level.lower(),
-            ],
+            # `deme web`: the server options (limits, timeouts, access log) live in one place.
+            [python, "-m", "core.cli", "web"],
         ),
         (
             "worker",

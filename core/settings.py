@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Resource limits of the web server (core.http_limits): largest request body, time to
+    # receive a whole body, time to receive a request's headers.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(default=15.0, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).

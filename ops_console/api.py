@@ -240,6 +240,69 @@ def _publish(session: Session) -> None:
     publish_committed(session)
 
 
+class TicketSearchIn(_Strict):
+    """The queue's filters in a body: the only way to search by phone number, because a
+    number in a URL ends up in access logs, proxies and browser history."""
+
+    status: list[TicketStatus] = Field(default_factory=list)
+    category: list[TicketCategory] = Field(default_factory=list)
+    priority: list[TicketPriority] = Field(default_factory=list)
+    source: list[TicketSource] = Field(default_factory=list)
+    place: str | None = Field(default=None, max_length=32, description="place code (and below)")
+    team: str | None = Field(default=None, max_length=100, description="team slug")
+    assignee: str | None = Field(default=None, max_length=100, description="username/me/none")
+    sla: str | None = Field(default=None, max_length=20)
+    created_from: date | None = None
+    created_to: date | None = None
+    q: str | None = Field(default=None, max_length=100, description="a reference, or text")
+    phone: str | None = Field(default=None, max_length=40, description="the sender's number")
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+def _ticket_list(session: Session, viewer: Viewer, search: TicketSearchIn) -> TicketListOut:
+    require(viewer, Capability.TICKETS_READ)
+    filters = TicketFilter(
+        statuses=search.status,
+        categories=search.category,
+        priorities=search.priority,
+        sources=search.source,
+        place=search.place,
+        sla=search.sla,
+        created_from=search.created_from,
+        created_to=search.created_to,
+        q=search.q,
+        phone=search.phone,
+    )
+    if search.team:
+        team_id = session.scalar(select(Team.id).where(Team.slug == search.team))
+        if team_id is None:
+            raise HTTPException(422, f"team: unknown team {search.team!r}")
+        filters.team_id = team_id
+    if search.assignee:
+        if search.assignee in ("me", "none"):
+            filters.assignee = search.assignee
+        else:
+            user_id = session.scalar(select(User.id).where(User.username == search.assignee))
+            if user_id is None:
+                raise HTTPException(422, f"assignee: unknown user {search.assignee!r}")
+            filters.assignee = str(user_id)
+    try:
+        page = queue_page(session, filters, viewer, cursor=search.cursor, limit=search.limit)
+    except FilterError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    loader = TicketLoader(session).load(page.tickets)
+    return TicketListOut(
+        tickets=[loader.ticket_out(t) for t in page.tickets], next_cursor=page.next_cursor
+    )
+
+
+PHONE_NOT_IN_URL = (
+    "phone: phone numbers are not accepted in URLs (they end up in logs); "
+    "POST the filters, phone included, to /api/v1/tickets/search"
+)
+
+
 @router.get("/tickets", response_model=TicketListOut)
 def list_tickets(
     viewer: ApiViewer,
@@ -255,45 +318,37 @@ def list_tickets(
     created_from: date | None = None,
     created_to: date | None = None,
     q: Annotated[str | None, Query(description="a reference, or text of the report")] = None,
-    phone: Annotated[str | None, Query(description="the sender's phone number")] = None,
+    phone: Annotated[str | None, Query(include_in_schema=False)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
-    """The queue, with the console's filters; newest first; keyset pagination."""
-    require(viewer, Capability.TICKETS_READ)
-    filters = TicketFilter(
-        statuses=status or [],
-        categories=category or [],
-        priorities=priority or [],
-        sources=source or [],
+    """The queue, with the console's filters; newest first; keyset pagination. To search by
+    the sender's phone number, use ``POST /api/v1/tickets/search``."""
+    if phone is not None:
+        raise HTTPException(400, PHONE_NOT_IN_URL)
+    # Already validated by FastAPI; the body model's length bounds are for the POST.
+    search = TicketSearchIn.model_construct(
+        status=status or [],
+        category=category or [],
+        priority=priority or [],
+        source=source or [],
         place=place,
+        team=team,
+        assignee=assignee,
         sla=sla,
         created_from=created_from,
         created_to=created_to,
         q=q,
-        phone=phone,
+        cursor=cursor,
+        limit=limit,
     )
-    if team:
-        team_id = session.scalar(select(Team.id).where(Team.slug == team))
-        if team_id is None:
-            raise HTTPException(422, f"team: unknown team {team!r}")
-        filters.team_id = team_id
-    if assignee:
-        if assignee in ("me", "none"):
-            filters.assignee = assignee
-        else:
-            user_id = session.scalar(select(User.id).where(User.username == assignee))
-            if user_id is None:
-                raise HTTPException(422, f"assignee: unknown user {assignee!r}")
-            filters.assignee = str(user_id)
-    try:
-        page = queue_page(session, filters, viewer, cursor=cursor, limit=limit)
-    except FilterError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    loader = TicketLoader(session).load(page.tickets)
-    return TicketListOut(
-        tickets=[loader.ticket_out(t) for t in page.tickets], next_cursor=page.next_cursor
-    )
+    return _ticket_list(session, viewer, search)
+
+
+@router.post("/tickets/search", response_model=TicketListOut)
+def search_tickets(body: TicketSearchIn, viewer: ApiViewer, session: DbSession) -> Any:
+    """The same list as ``GET /api/v1/tickets``, filters in a JSON body (phone included)."""
+    return _ticket_list(session, viewer, body)
 
 
 @router.get("/tickets/{reference}", response_model=TicketOut)

@@ -31,8 +31,35 @@ FILTER_KEYS = (
     "from",
     "to",
     "q",
-    "phone",
+    "phone_token",
 )
+
+# The sender's-phone filter never travels in a URL (access logs, proxies, browser history):
+# the form is posted, and the URL carries an opaque token instead — the typed text sealed by
+# core.crypto.seal (Fernet, randomised: two searches for one number do not look alike; its
+# own key, so it cannot decrypt stored numbers; valid as long as a console session).
+PHONE_TOKEN = "phone_token"
+_PHONE_TOKEN_PURPOSE = "console-phone-filter"
+_PHONE_TOKEN_MAX_AGE = 12 * 3600
+
+
+def phone_token(text: str) -> str:
+    from core.crypto import seal
+
+    return seal(text, _PHONE_TOKEN_PURPOSE)
+
+
+def _phone_from_token(raw: str | None, errors: dict[str, str]) -> str | None:
+    if not raw:
+        return None
+    from core.crypto import DecryptionError, unseal
+
+    try:
+        text = unseal(raw[:500], _PHONE_TOKEN_PURPOSE, max_age_seconds=_PHONE_TOKEN_MAX_AGE)
+    except DecryptionError:
+        errors["phone"] = N_("Unknown value.")
+        return None
+    return text.strip()[:40] or None
 
 
 def _enum_list(
@@ -62,7 +89,9 @@ def _date(raw: str | None, key: str, errors: dict[str, str]) -> date | None:
         return None
 
 
-def parse_filters(params: QueryParams) -> tuple[TicketFilter, dict[str, str]]:
+def parse_filters(
+    params: QueryParams | ImmutableMultiDict[str, str],
+) -> tuple[TicketFilter, dict[str, str]]:
     errors: dict[str, str] = {}
     filters = TicketFilter(
         statuses=_enum_list(params, "status", TicketStatus, errors),
@@ -72,7 +101,7 @@ def parse_filters(params: QueryParams) -> tuple[TicketFilter, dict[str, str]]:
         created_from=_date(params.get("from"), "from", errors),
         created_to=_date(params.get("to"), "to", errors),
         q=(params.get("q") or "").strip()[:100] or None,
-        phone=(params.get("phone") or "").strip()[:40] or None,
+        phone=_phone_from_token(params.get(PHONE_TOKEN), errors),
         place=(params.get("place") or "").strip()[:32] or None,
     )
     team = params.get("team") or ""
@@ -96,14 +125,29 @@ def parse_filters(params: QueryParams) -> tuple[TicketFilter, dict[str, str]]:
     return filters, errors
 
 
-def filter_query(params: Mapping[str, str] | QueryParams, *, drop: tuple[str, ...] = ()) -> str:
-    """The filter part of a query string (to carry filters into exports and 'next page')."""
+def filter_query(
+    params: Mapping[str, str] | QueryParams | ImmutableMultiDict[str, object],
+    *,
+    drop: tuple[str, ...] = (),
+) -> str:
+    """The filter part of a query string (to carry filters into exports and 'next page').
+
+    A typed phone number (a posted form, an old bookmark) becomes a ``phone_token``."""
     from urllib.parse import urlencode
 
     pairs: list[tuple[str, str]] = []
-    items = params.multi_items() if isinstance(params, QueryParams) else list(params.items())
+    items = (
+        params.multi_items()
+        if isinstance(params, QueryParams | ImmutableMultiDict)
+        else list(params.items())
+    )
     for key, value in items:
-        if key in FILTER_KEYS and key not in drop and value:
+        if not isinstance(value, str) or not value or key in drop:
+            continue
+        if key == "phone":
+            if value.strip() and PHONE_TOKEN not in drop:
+                pairs.append((PHONE_TOKEN, phone_token(value.strip()[:40])))
+        elif key in FILTER_KEYS:
             pairs.append((key, value))
     return urlencode(pairs)
 

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from core.audit import record_audit
@@ -190,9 +190,24 @@ def _queue_choices(page: Page) -> dict[str, Any]:
     return {"teams": teams, "users": users, "places": places, "categories": categories}
 
 
+@router.post("/queue")
+async def queue_search(request: Request, page: PostPage) -> Response:
+    """The filter form is posted, so a typed phone number never appears in a URL: the answer
+    is a redirect to the queue whose URL carries an opaque ``phone_token`` instead (htmx
+    follows it and pushes that URL)."""
+    page.require(Capability.TICKETS_READ)
+    form = await request.form()
+    query = filter_query(form)
+    return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
+
+
 @router.get("/queue")
 def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Response:
     viewer = page.require(Capability.TICKETS_READ)
+    if "phone" in request.query_params:
+        # An old bookmark or a hand-made URL: swap the number for a token at once.
+        query = filter_query(request.query_params)
+        return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
     filters, errors = parse_filters(request.query_params)
     session = page.session
     try:

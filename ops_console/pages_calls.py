@@ -232,10 +232,15 @@ def _thread(page: Page, phone: str | None) -> list[Message]:
     )
 
 
+SIMULATOR_DEFAULT_PHONE = "+22370000001"
+
+
 @router.get("/simulator")
-def simulator_page(request: Request, page: PageCtx, phone: str | None = None) -> Response:
+def simulator_page(request: Request, page: PageCtx) -> Response:
+    # The phone number is never taken from the URL (access logs, history): the thread of
+    # another number is fetched by POST /simulator/thread.
     page.require(Capability.SIMULATOR)
-    phone = phone or "+22370000001"
+    phone = SIMULATOR_DEFAULT_PHONE
     context: dict[str, Any] = {
         "phone": phone,
         "thread": _thread(page, phone),
@@ -243,8 +248,23 @@ def simulator_page(request: Request, page: PageCtx, phone: str | None = None) ->
         "ussd": None,
     }
     page.session.commit()
-    block = "thread" if is_htmx(request) else None
-    return render(page, "simulator.html", context, block=block)
+    return render(page, "simulator.html", context)
+
+
+@router.post("/simulator/thread")
+async def simulator_thread(request: Request, page: PostPage) -> Response:
+    """The conversation of the posted phone number (polled by the page every 3 s)."""
+    page.require(Capability.SIMULATOR)
+    form = await request.form()
+    phone = form_text(form, "phone", 40) or SIMULATOR_DEFAULT_PHONE
+    context: dict[str, Any] = {
+        "phone": phone,
+        "thread": _thread(page, phone),
+        "errors": {},
+        "ussd": None,
+    }
+    page.session.commit()
+    return render(page, "simulator.html", context, block="thread" if is_htmx(request) else None)
 
 
 @router.post("/simulator/sms")

@@ -197,8 +197,8 @@ def test_ticket_list_filters_and_keyset_pages(client: Any, world: World, db: Any
     assert len(seen) == len(set(seen)) == 8
     wash = client.get("/api/v1/tickets", params={"category": "wash"}, headers=headers).json()
     assert [t["category"] for t in wash["tickets"]] == ["wash"]
-    by_phone = client.get(
-        "/api/v1/tickets", params={"phone": "66 00 00 01"}, headers=headers
+    by_phone = client.post(
+        "/api/v1/tickets/search", json={"phone": "66 00 00 01"}, headers=headers
     ).json()
     assert [t["description"] for t in by_phone["tickets"]] == ["forage cassé"]
     assert by_phone["tickets"][0]["contact"]["phone_masked"].endswith("01")
@@ -210,11 +210,36 @@ def test_ticket_list_filters_and_keyset_pages(client: Any, world: World, db: Any
     assert [t["reference"] for t in by_ref["tickets"]] == [ref]
     in_gao = client.get("/api/v1/tickets", params={"place": "ML07"}, headers=headers).json()
     assert len(in_gao["tickets"]) == 8
-    bad = client.get("/api/v1/tickets", params={"phone": "abc"}, headers=headers)
+    bad = client.post("/api/v1/tickets/search", json={"phone": "abc"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("phone:")
+    assert "abc" not in bad.json()["detail"]  # input is never echoed (it reaches logs)
+    both = client.post(
+        "/api/v1/tickets/search",
+        json={"phone": "66 00 00 01", "category": ["wash"]},
+        headers=headers,
+    ).json()
+    assert [t["description"] for t in both["tickets"]] == ["forage cassé"]
     assert (
         client.get("/api/v1/tickets", params={"cursor": "xx"}, headers=headers).status_code == 422
     )
+
+
+def test_phone_in_the_ticket_list_url_is_refused_pointing_to_the_post(
+    client: Any, world: World, db: Any
+) -> None:
+    new_ticket(db, category="wash", phone="+22366000001", description="forage cassé")
+    headers = world["operator"].headers
+    response = client.get("/api/v1/tickets", params={"phone": "66000001"}, headers=headers)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "/api/v1/tickets/search" in detail and "66000001" not in detail
+    found = client.post(
+        "/api/v1/tickets/search", json={"phone": "+223 66 00 00 01"}, headers=headers
+    )
+    assert found.status_code == 200
+    assert [t["description"] for t in found.json()["tickets"]] == ["forage cassé"]
+    unknown = client.post("/api/v1/tickets/search", json={"colour": "red"}, headers=headers)
+    assert unknown.status_code == 422  # a misspelt filter is named, not silently ignored
 
 
 def test_operator_works_a_ticket_through_patch(client: Any, world: World, db: Any) -> None:

@@ -92,6 +92,36 @@ def test_queue_filters_and_size(browser_client: Any, world: World, db: Any) -> N
     assert "60 nouveaux tickets" in indicator.text
 
 
+def test_queue_phone_filter_is_posted_and_never_in_the_url(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    mine = new_ticket(db, category="health", phone="+22376000191")
+    other = new_ticket(db, category="health", phone="+22376000192")
+    client = browser_client()
+    csrf = login(client, "operator-user")
+    posted = client.post(
+        "/queue", data={"csrf_token": csrf, "phone": "76 00 01 91"}, follow_redirects=False
+    )
+    assert posted.status_code == 303
+    location = posted.headers["location"]
+    assert "phone_token=" in location and "76" not in location.split("phone_token=")[0]
+    assert "000191" not in location and "phone=" not in location
+    page = client.get(location)
+    assert mine.reference in page.text and other.reference not in page.text
+    # Carried on into "older tickets", exports and the live indicator as the token only.
+    assert "000191" not in page.text.split('name="phone"')[1].split(">", 1)[1]
+    old = client.get("/queue", params={"phone": "+22376000191"}, follow_redirects=False)
+    assert old.status_code == 303 and "000191" not in old.headers["location"]
+    forged = client.get("/queue", params={"phone_token": "not-a-token"})
+    assert forged.status_code == 200 and "Valeur inconnue" in forged.text
+    # A stored (column-encrypted) number is no token: the page is no decryption oracle.
+    from core.crypto import encrypt_text
+
+    stored = encrypt_text("+22376000191")
+    oracle = client.get("/queue", params={"phone_token": stored})
+    assert "Valeur inconnue" in oracle.text and "000191" not in oracle.text
+
+
 def test_sms_content_is_escaped(browser_client: Any, world: World, db: Any) -> None:
     payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     ticket = new_ticket(db, category="health", description=payload)

@@ -28,6 +28,7 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/logout", HUMANS, 403),
     ("POST", "/language", HUMANS, 403),
     ("GET", "/queue", HUMANS, 403),
+    ("POST", "/queue", HUMANS, 403),
     ("GET", "/queue/new", HUMANS, 403),
     ("GET", "/tickets/{health}", HUMANS, 404),
     ("GET", "/tickets/{wash}", HOTLINE, 404),
@@ -48,6 +49,7 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/calls/999999/done", HOTLINE, 403),
     ("GET", "/simulator", HOTLINE, 403),
     ("POST", "/simulator/sms", HOTLINE, 403),
+    ("POST", "/simulator/thread", HOTLINE, 403),
     ("POST", "/simulator/ussd", HOTLINE, 403),
     ("GET", "/dashboard", HOTLINE, 403),
     ("GET", "/registry", HOTLINE, 403),
@@ -82,6 +84,7 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
 
 API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("GET", "/api/v1/tickets", EVERYONE, 403),
+    ("POST", "/api/v1/tickets/search", EVERYONE, 403),
     ("POST", "/api/v1/tickets", API_CREATORS, 403),
     ("GET", "/api/v1/tickets/{health}", EVERYONE, 404),
     ("GET", "/api/v1/tickets/{protection}", PROTECTION, 404),
@@ -173,6 +176,7 @@ def _fill(path: str, values: dict[str, str]) -> str:
 _API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/tickets"): {"phone": "+22376555555", "category": "health"},
     ("PATCH", "/api/v1/tickets/{health}"): {"note": "vu"},
+    ("POST", "/api/v1/tickets/search"): {"phone": "+22376111111"},
     ("PATCH", "/api/v1/tickets/{protection}"): {"household_size": 2},
     ("POST", "/api/v1/households"): {"sender": "{sender}", "size": 4, "place": "Gao"},
 }

@@ -140,6 +140,16 @@ def test_login_filter_open_reply_assign(chromium: Any, server: str, bworld: Worl
     page = _login(chromium, server, "operator-user")
     assert page.locator("table.queue tbody tr").count() == 5
     _shot(page, "queue")
+    # The phone filter is posted: the address bar carries an opaque token, never the number.
+    page.fill("input[name=phone]", "76 40 00 01")
+    page.press("input[name=phone]", "Enter")
+    page.wait_for_function("document.querySelectorAll('table.queue tbody tr').length === 1")
+    page.wait_for_url("**/queue?*phone_token=*")
+    assert "400001" not in page.url and "phone=" not in page.url
+    assert "forage 1" in page.locator("table.queue tbody").inner_text()
+    page.fill("input[name=phone]", "")
+    page.press("input[name=phone]", "Enter")
+    page.wait_for_function("document.querySelectorAll('table.queue tbody tr').length === 5")
     page.select_option("select[name=category]", "health")  # htmx swaps #results
     page.wait_for_function("document.querySelectorAll('table.queue tbody tr').length === 1")
     assert "category=health" in page.url
