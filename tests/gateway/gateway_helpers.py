@@ -189,7 +189,20 @@ class TcpProxy:
         self.port = int(self.listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._closed = False
+        self._refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """The database goes away: drop every connection, refuse new ones until restore()."""
+        self._refusing = True
+        for s in self._sockets:
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+        self._sockets = []
+
+    def restore(self) -> None:
+        self._refusing = False
 
     def _accept(self) -> None:
         while not self._closed:
@@ -200,6 +213,9 @@ class TcpProxy:
             if self._closed:
                 client.close()
                 return
+            if self._refusing:
+                client.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
