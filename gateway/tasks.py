@@ -522,6 +522,14 @@ def sweep_outbound_task() -> list[int]:
     return list(sweep_outbound())
 
 
+@celery_app.task(name="gateway.reconcile_unknown", ignore_result=True)
+def reconcile_unknown_task() -> list[int]:
+    """Unknown sends: Twilio look-ups, and the warning when their share is too high."""
+    from gateway.delivery import reconcile_unknown
+
+    return list(reconcile_unknown())
+
+
 @celery_app.task(name="gateway.request_callback", ignore_result=True, acks_late=True)
 def request_callback_task(call_id: int) -> int | None:
     from gateway.calls import process_callback_request

@@ -188,3 +188,183 @@ def test_a_send_that_succeeds_after_a_throttle_has_no_error_left(
     message = _message(db, message_id)
     assert len(fake.sent()) == 2 and message.send_attempts == 2
     assert message.error_code is None and message.error_message is None
+
+
+# --- ambiguous sends: reconciled, counted, listed, resent on purpose ----------------------
+
+
+def test_unknown_twilio_send_is_reconciled_by_lookup_and_never_resent(
+    celery_worker: Any, client: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+) -> None:
+    from gateway.delivery import reconcile_unknown
+    from tests.gateway.gateway_helpers import ACCOUNT_SID, signed
+
+    fake.fail_next(fp.ACCEPTED_THEN_500)  # Twilio took it, then answered 500
+    message_id = _queue(db, twilio_channel)
+    publish_committed(db)
+    wait_until(lambda: _message(db, message_id).status == MessageStatus.UNKNOWN)
+    assert _message(db, message_id).error_code == "20500"
+
+    assert reconcile_unknown() == (1, 1)
+    message = _message(db, message_id)
+    [held] = fake.messages
+    assert message.status == MessageStatus.SENT and message.provider_id == held["sid"]
+    assert message.error_code is None and message.error_message is None
+    [lookup] = fake.lookups()
+    assert lookup.form["To"] == SENDER and "DateSent>" in lookup.form
+    assert len(fake.sent()) == 1  # looked up, never sent again
+    assert reconcile_unknown() == (0, 0)
+    assert len(fake.lookups()) == 1
+
+    # Now that its provider id is known, Twilio's status callbacks follow it as usual.
+    form = {"AccountSid": ACCOUNT_SID, "MessageSid": held["sid"], "MessageStatus": "delivered"}
+    body, headers = signed("/webhooks/twilio/status", form)
+    assert client.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 204
+    assert _message(db, message_id).status == MessageStatus.DELIVERED
+
+
+def test_unknown_twilio_send_not_at_the_provider_stays_unknown_and_is_asked_again_later(
+    celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+) -> None:
+    from gateway.delivery import reconcile_unknown
+
+    fake.fail_next(fp.SERVER_ERROR)
+    message_id = _queue(db, twilio_channel)
+    publish_committed(db)
+    wait_until(lambda: _message(db, message_id).status == MessageStatus.UNKNOWN)
+    results: list[tuple[int, int]] = []
+    barrier = threading.Barrier(2)
+
+    def reconcile() -> None:
+        barrier.wait()
+        results.append(reconcile_unknown())
+
+    threads = [threading.Thread(target=reconcile) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [(0, 0), (1, 0)]  # one look-up, by one of the two
+    assert len(fake.lookups()) == 1 and len(fake.sent()) == 1
+    assert _message(db, message_id).status == MessageStatus.UNKNOWN
+    db.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(reconciled_at=utcnow() - timedelta(minutes=6))
+    )
+    db.commit()
+    assert reconcile_unknown() == (1, 0)  # asked again after RECHECK_EVERY
+
+
+def _unknown_row(db: Session, channel: Any, ticket_id: int | None = None) -> int:
+    message_id = _queue(db, channel)
+    discard_pending(db)
+    db.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            status=MessageStatus.UNKNOWN,
+            send_started_at=utcnow(),
+            error_code="500",
+            ticket_id=ticket_id,
+        )
+    )
+    db.commit()
+    return message_id
+
+
+def test_unknown_on_africastalking_is_listed_and_resent_only_after_confirmation(
+    celery_worker: Any, client: Any, db: Session, at_channel: Any, fake: fp.FakeProvider
+) -> None:
+    from sqlalchemy import select
+
+    from gateway.delivery import reconcile_unknown
+    from models.audit import AuditLog
+    from ops_console.auth import address_throttle
+    from tests.console.conftest import csrf_of, login, make_world, new_ticket
+
+    address_throttle.reset()
+    world = make_world(db)
+    fake.fail_next(fp.SERVER_ERROR)
+    message_id = _queue(db, at_channel)
+    publish_committed(db)
+    wait_until(lambda: _message(db, message_id).status == MessageStatus.UNKNOWN)
+    assert reconcile_unknown() == (0, 0)  # no look-up API: surfaced instead
+    assert fake.lookups() == []
+    protection = new_ticket(db, category="protection", phone="+22376333333", sensitive=True)
+    db.commit()
+    hidden = _unknown_row(db, at_channel, ticket_id=protection.id)
+
+    login(client, world["supervisor"].username)
+    page = client.get("/delivery-unknown")
+    assert page.status_code == 200
+    assert f'id="unknown-{message_id}"' in page.text
+    assert f'id="unknown-{hidden}"' not in page.text  # a protection case's SMS: not for them
+    assert SENDER not in page.text and "recue" not in page.text  # masked, no body
+    csrf = csrf_of(page.text)
+
+    refused = client.post(f"/delivery-unknown/{message_id}/resend", data={"csrf_token": csrf})
+    assert refused.status_code == 400
+    assert "deux fois" in refused.text or "twice" in refused.text
+    assert db.scalar(select(AuditLog).where(AuditLog.action == "message.resent")) is None
+    assert (
+        client.post(
+            f"/delivery-unknown/{hidden}/resend", data={"csrf_token": csrf, "accept_double": "yes"}
+        ).status_code
+        == 404
+    )
+
+    done = client.post(
+        f"/delivery-unknown/{message_id}/resend",
+        data={"csrf_token": csrf, "accept_double": "yes"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    wait_until(lambda: len(fake.sent("africastalking")) == 2)
+    db.expire_all()
+    [audit] = db.scalars(select(AuditLog).where(AuditLog.action == "message.resent"))
+    assert audit.actor_user_id == world["supervisor"].user_id
+    assert audit.object_id == str(message_id) and audit.details["accepted_double_risk"] is True
+    new_id = audit.details["new_message_id"]
+    wait_until(lambda: _message(db, new_id).status == MessageStatus.SENT)
+    assert f'id="unknown-{message_id}"' not in client.get("/delivery-unknown").text
+    again = client.post(
+        f"/delivery-unknown/{message_id}/resend", data={"csrf_token": csrf, "accept_double": "yes"}
+    )
+    assert again.status_code == 404  # resent once; a second click sends nothing
+    assert len(fake.sent()) == 2
+
+    client.post("/logout", data={"csrf_token": csrf})
+    login(client, world["protection_officer"].username)
+    assert f'id="unknown-{hidden}"' in client.get("/delivery-unknown").text
+    client.cookies.clear()
+    login(client, world["operator"].username)
+    assert client.get("/delivery-unknown").status_code == 403
+
+
+def test_unknown_sends_are_counted_on_metrics_and_warned_past_the_threshold(
+    client: Any, db: Session, at_channel: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from gateway.delivery import check_unknown_share
+
+    for _ in range(4):
+        _unknown_row(db, at_channel)
+    sent = _queue(db, at_channel)
+    discard_pending(db)
+    db.execute(
+        update(Message)
+        .where(Message.id == sent)
+        .values(status=MessageStatus.SENT, send_started_at=utcnow(), provider_id="ATX1")
+    )
+    db.commit()
+    metrics = client.get("/metrics").text
+    assert "deme_outbound_unknown 4.0" in metrics
+    assert "deme_outbound_unknown_share 0.8" in metrics
+    assert "deme_outbound_unknown_alert 1.0" in metrics
+    with caplog.at_level(logging.WARNING, logger="deme.alerts"):
+        stats = check_unknown_share()
+    assert stats.alerting and stats.window_unknown == 4 and stats.window_ended == 5
+    [record] = [r for r in caplog.records if r.name == "deme.alerts"]
+    assert "4 of 5" in record.getMessage() and SENDER not in record.getMessage()
