@@ -149,15 +149,15 @@ def unknown_stats(session: Session, *, now: datetime | None = None) -> UnknownSt
     since = moment - timedelta(minutes=settings.unknown_send_window_minutes)
     open_unknown = session.scalar(select(func.count(Message.id)).where(*unresolved())) or 0
     rows = session.execute(
-        select(Message.status == MessageStatus.UNKNOWN, func.count(Message.id))
+        select(Message.status, func.count(Message.id))
         .where(
             Message.direction == MessageDirection.OUTBOUND,
             Message.send_started_at >= since,
             Message.status.in_(_ENDED),
         )
-        .group_by(Message.status == MessageStatus.UNKNOWN)
+        .group_by(Message.status)
     ).all()
-    unknown = sum(int(count) for is_unknown, count in rows if is_unknown)
+    unknown = sum(int(count) for status, count in rows if status == MessageStatus.UNKNOWN)
     ended = sum(int(count) for _, count in rows)
     share = unknown / ended if ended else 0.0
     alerting = unknown >= settings.unknown_send_alert_min and share > (
