@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 from twilio.request_validator import RequestValidator
 
 from support import PROJECT_ROOT, var_dir_for_tests
+from support.workers import WorkerProcess
 
 PUBLIC_URL = "https://deme.test"
 ACCOUNT_SID = "AC" + "1" * 32
@@ -259,3 +261,26 @@ def environ(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class CutOffWorker:
+    """A worker whose database connections go through a proxy the test can cut."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        from core.celery_app import make_celery
+        from core.settings import Settings, get_settings
+
+        self.proxy = TcpProxy(5432)
+        url = get_settings().effective_database_url
+        proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{self.proxy.port}")
+        assert proxied != url
+        self.broker = make_celery(Settings(redis_url=redis.url))
+        with environ(DEME_REDIS_URL=redis.url, DEME_DATABASE_URL=proxied):
+            self.worker = WorkerProcess(concurrency=1)
+
+    def send(self, task: str, *args: Any) -> None:
+        self.broker.send_task(task, args=list(args))
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.proxy.close()

@@ -18,9 +18,8 @@ from core.outbox import discard_pending, publish_committed
 from models import Message, MessageStatus
 from models.base import utcnow
 from support import queued_tasks, wait_until
-from support.workers import WorkerProcess
 from tests.gateway import fake_provider as fp
-from tests.gateway.gateway_helpers import RedisServer, TcpProxy, environ
+from tests.gateway.gateway_helpers import CutOffWorker, RedisServer, environ
 from tickets.contacts import get_or_create_contact
 
 SENDER = "+22376125555"
@@ -31,29 +30,6 @@ def private_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.kill()
-
-
-class CutOffWorker:
-    """A worker whose database connections go through a proxy the test can cut."""
-
-    def __init__(self, redis: RedisServer) -> None:
-        from core.celery_app import make_celery
-        from core.settings import Settings, get_settings
-
-        self.proxy = TcpProxy(5432)
-        url = get_settings().effective_database_url
-        proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{self.proxy.port}")
-        assert proxied != url
-        self.broker = make_celery(Settings(redis_url=redis.url))
-        with environ(DEME_REDIS_URL=redis.url, DEME_DATABASE_URL=proxied):
-            self.worker = WorkerProcess(concurrency=1)
-
-    def send(self, task: str, *args: Any) -> None:
-        self.broker.send_task(task, args=list(args))
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.proxy.close()
 
 
 @pytest.fixture()
