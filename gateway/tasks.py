@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 HANDLE_MESSAGE = "conversation.handle_message"
 MAX_SEND_RETRIES = 8
 STUCK_SENDING_AFTER = timedelta(minutes=10)
+# The kind of a message re-published by the sweep (the message row does not store it):
+# resolved from its outbox row when it matters (an opted-out contact).
+SWEPT_KIND = "swept"
 # A PENDING message with no claim this old has lost its task: the sweep publishes it again.
 STUCK_PENDING_AFTER = timedelta(seconds=30)
 # QUEUED = released after a throttle, its retry waits in the broker for up to five minutes
@@ -329,6 +332,24 @@ def _after_call(
     )
 
 
+def _queued_kind(session: Session, message: Message) -> str:
+    """The kind ``queue_sms`` gave a message the sweep re-published (its outbox row, written
+    in the same transaction): only the opt-out confirmation may reach an opted-out contact."""
+    from models.outbox import OutboxTask
+
+    rows = session.scalars(
+        select(OutboxTask.args).where(
+            OutboxTask.task_name == SEND_OUTBOUND,
+            OutboxTask.created_at >= message.created_at - timedelta(minutes=1),
+            OutboxTask.created_at <= message.created_at + timedelta(minutes=1),
+        )
+    )
+    for args in rows:
+        if len(args or []) >= 2 and args[0] == message.id:
+            return str(args[1])
+    return "reply"
+
+
 def _send_outbound(self: Any, message_id: int, kind: str) -> str:
     with get_sessionmaker()() as session:
         message = session.get(Message, message_id)
@@ -356,6 +377,8 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         to = None if contact is None else contact.phone
         opted_out = contact is not None and contact.is_opted_out
         erased = contact is not None and contact.erased_at is not None
+        if opted_out and kind == SWEPT_KIND:
+            kind = _queued_kind(session, message)
     if contact is None or not to or erased:
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
@@ -506,7 +529,7 @@ def sweep_outbound(
     republished = 0
     for message_id in stuck:
         try:
-            publish(SEND_OUTBOUND, [message_id])
+            publish(SEND_OUTBOUND, [message_id, SWEPT_KIND])
         except Exception as exc:  # broker down: the rows come round again in 30 s
             log.warning("sweep: broker unavailable (%s), %d left", type(exc).__name__, len(stuck))
             break

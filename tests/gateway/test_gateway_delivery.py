@@ -134,8 +134,38 @@ def test_lost_reply_task_is_found_by_the_sweep_once_even_with_two_sweeps(
             fastpublish.reset()
     assert sum(republished for _, republished in results) == 1
     tasks = queued_tasks(private_redis.client())
-    assert tasks == [("gateway.send_outbound", [lost])]
+    assert tasks == [("gateway.send_outbound", [lost, "swept"])]
     assert _message(db, fresh).status == MessageStatus.PENDING
+
+
+def test_a_swept_opt_out_confirmation_still_reaches_the_opted_out_contact(
+    celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+) -> None:
+    """The sweep re-publishes by id; the kind comes back from the message's outbox row, so
+    the one SMS an opted-out contact may get (the confirmation) is sent, and nothing else."""
+    from core.outbox import publish
+    from gateway.outbound import KIND_OPT_OUT_CONFIRMATION, queue_sms
+    from tickets.contacts import opt_out
+
+    reply = _queue(db, twilio_channel, "a reply queued before the opt-out")
+    discard_pending(db)
+    contact = get_or_create_contact(db, SENDER)
+    opt_out(contact)
+    confirmation = queue_sms(
+        db,
+        contact=contact,
+        body="Desinscrit.",
+        channel=twilio_channel,
+        kind=KIND_OPT_OUT_CONFIRMATION,
+    )
+    db.commit()
+    discard_pending(db)
+    assert confirmation is not None
+    publish("gateway.send_outbound", [confirmation.id, "swept"])
+    publish("gateway.send_outbound", [reply, "swept"])
+    wait_until(lambda: _message(db, reply).status == MessageStatus.FAILED)
+    wait_until(lambda: _message(db, confirmation.id).status == MessageStatus.SENT)
+    assert [r.form["Body"] for r in fake.sent()] == ["Desinscrit."]
 
 
 def test_the_sweep_runs_every_thirty_seconds_and_takes_a_thirty_second_old_reply() -> None:
