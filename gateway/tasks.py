@@ -10,9 +10,14 @@
     one provider call at most per message: ``send_started_at`` is committed *before* the
     call; a run that finds it set without a provider id (the worker died mid-send, acks_late
     redelivered the task) records UNKNOWN instead of sending again.
+    A database or broker error retries the task with backoff (``core.tasks.retry_transient``);
+    after the provider call, the retry only records the provider's answer.
 ``gateway.relay_inbound``, ``gateway.replay_spool``, ``gateway.sweep_outbound``
     beat: re-publish inbound messages the broker never got, replay the disk spool, and
-    settle outbound messages whose worker vanished.
+    re-publish outbound messages whose task was lost (PENDING and unclaimed for 30 s) or
+    settle those whose worker vanished mid-send.
+``gateway.reconcile_unknown``
+    beat: Twilio look-ups of sends of unknown outcome (``gateway.delivery``).
 ``gateway.request_callback(call_id)``
     open the "call back" ticket for a missed call.
 """
