@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto import validate_pii_key
@@ -26,6 +26,32 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# Outbound sends of unknown outcome (gateway.delivery), read from the database at scrape time.
+UNKNOWN_SENDS = Gauge(
+    "deme_outbound_unknown", "Outbound SMS of unknown outcome, not resolved nor resent"
+)
+UNKNOWN_SHARE = Gauge(
+    "deme_outbound_unknown_share",
+    "Share of the sends of the last DEME_UNKNOWN_SEND_WINDOW_MINUTES that ended unknown",
+)
+UNKNOWN_ALERT = Gauge(
+    "deme_outbound_unknown_alert", "1 when that share passes DEME_UNKNOWN_SEND_ALERT_SHARE"
+)
+
+
+def _update_delivery_gauges() -> None:
+    from core.db import TRANSIENT_ERRORS, get_sessionmaker
+    from gateway.delivery import unknown_stats
+
+    try:
+        with get_sessionmaker()() as session:
+            stats = unknown_stats(session)
+    except TRANSIENT_ERRORS:  # database down: /readyz says so; keep the last values
+        return
+    UNKNOWN_SENDS.set(stats.open_unknown)
+    UNKNOWN_SHARE.set(stats.share)
+    UNKNOWN_ALERT.set(1 if stats.alerting else 0)
 
 
 class MetricsMiddleware:
@@ -119,6 +145,7 @@ def create_app() -> FastAPI:
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:
+        _update_delivery_gauges()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in _package_routers():

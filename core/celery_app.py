@@ -65,7 +65,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.outbox_relay_seconds),
         },
         # Gateway: inbound messages the broker never got, the disk spool written while the
-        # database was down, and outbound messages whose worker vanished mid-send.
+        # database was down, outbound messages whose task was lost (PENDING > 30 s unclaimed)
+        # or whose worker vanished mid-send, and sends of unknown outcome (provider look-up).
         "gateway-relay-inbound": {
             "task": "gateway.relay_inbound",
             "schedule": timedelta(seconds=settings.outbox_relay_seconds),
@@ -73,12 +74,21 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "gateway-replay-spool": {"task": "gateway.replay_spool", "schedule": timedelta(seconds=10)},
         "gateway-sweep-outbound": {
             "task": "gateway.sweep_outbound",
+            "schedule": timedelta(seconds=30),
+        },
+        "gateway-reconcile-unknown": {
+            "task": "gateway.reconcile_unknown",
             "schedule": timedelta(minutes=1),
         },
         # SLA breaches are escalated within a minute of the deadline.
         "tickets-check-sla": {"task": "tickets.check_sla", "schedule": timedelta(minutes=1)},
         # Alerts whose retry is due (or whose worker died mid-attempt) are sent again.
         "tickets-retry-alerts": {"task": "tickets.retry_alerts", "schedule": timedelta(minutes=1)},
+        # Sender notifications whose task failed or was lost are sent within a minute.
+        "tickets-sweep-notifications": {
+            "task": "tickets.sweep_notifications",
+            "schedule": timedelta(minutes=1),
+        },
         # Retention runs at night (UTC = Mali time), away from the daytime hotline load.
         "tickets-purge-retention": {
             "task": "tickets.purge_retention",

@@ -138,3 +138,24 @@ def reset_engine_cache() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     get_sessionmaker.cache_clear()
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    return (
+        OperationalError,  # database down, restarting, connection dropped, SQLite busy
+        InterfaceError,
+        DisconnectionError,
+        BrokerError,
+        RedisConnectionError,
+        RedisTimeoutError,
+    )
+
+
+# Errors that say "the database or the broker is briefly unavailable, try again soon" — what
+# the outbound tasks (replies, sender notifications, alerts) retry with backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()

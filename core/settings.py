@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     alert_retry_base_seconds: float = Field(default=30.0, gt=0)
     # Team alerts are written for staff; the console's working language by default.
     alert_language: Literal["fr", "bm", "en"] = "fr"
+    # Outbound SMS whose outcome is unknown (provider 5xx / timeout): warn (log + metric) when
+    # more than this share of the sends of the last window ended unknown (and at least
+    # unknown_send_alert_min of them did).
+    unknown_send_alert_share: float = Field(default=0.05, gt=0, le=1)
+    unknown_send_window_minutes: int = Field(default=15, ge=1)
+    unknown_send_alert_min: int = Field(default=3, ge=1)
 
     # Surges: this many reports of one category at one cercle/site within the window.
     surge_window_hours: float = Field(default=24.0, gt=0)

@@ -1,9 +1,20 @@
-"""Platform-wide periodic tasks."""
+"""Platform-wide periodic tasks, and the retry rule of tasks after a database/broker error."""
 
 from __future__ import annotations
 
+import logging
+import random
+from typing import Any
+
 from core.celery_app import celery_app
+from core.db import TRANSIENT_ERRORS
 from core.outbox import purge_published, relay_pending
+
+log = logging.getLogger(__name__)
+
+# Database / broker briefly unavailable: retry soon (≤ 30 s apart), a bounded number of
+# times; past that the beat sweeps (every minute) find the work again.
+MAX_TRANSIENT_RETRIES = 12
 
 
 @celery_app.task(name="core.relay_outbox", ignore_result=True)
@@ -11,3 +22,30 @@ def relay_outbox() -> int:
     published = relay_pending()
     purge_published()
     return published
+
+
+def transient_backoff_seconds(retries: int) -> float:
+    """Retry delay after a database/broker error: 1, 2, 4 … s, capped at 30 s, ±25 %."""
+    return min(30.0, 2.0**retries) * random.uniform(0.75, 1.25)
+
+
+def retry_transient(task: Any, exc: BaseException) -> Exception:
+    """The ``self.retry`` to raise after a database/broker error, or ``exc`` itself once the
+    retries are spent (the periodic sweeps then find the work again)."""
+    retries = int(task.request.retries or 0)
+    log.warning(
+        "task %s: %s, retry %d/%d",
+        task.name,
+        type(exc).__name__,
+        retries + 1,
+        MAX_TRANSIENT_RETRIES,
+    )
+    if retries >= MAX_TRANSIENT_RETRIES:
+        return exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)
+    try:
+        retry: Exception = task.retry(
+            countdown=transient_backoff_seconds(retries), exc=exc, throw=False
+        )
+        return retry
+    except TRANSIENT_ERRORS:  # the broker is down too: the sweep will find the work
+        return exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)

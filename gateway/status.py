@@ -109,13 +109,18 @@ def advance_status(
     error_code: str | None = None,
     error_message: str | None = None,
     provider_id_to_set: str | None = None,
+    clear_error: bool = False,
 ) -> bool:
     """Move an outbound message to ``status`` if that is forward; True when it moved.
 
     Identify the message by ``message_id`` or by (``channel_id``, ``provider_id``).
+    ``clear_error``: forget an earlier attempt's error (a send that succeeded after retries).
     """
     now = utcnow()
     values: dict[str, object] = {"status": status, "status_updated_at": now}
+    if clear_error:
+        values["error_code"] = None
+        values["error_message"] = None
     if error_code is not None:
         values["error_code"] = error_code[:40]
     if error_message is not None:

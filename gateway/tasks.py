@@ -10,9 +10,14 @@
     one provider call at most per message: ``send_started_at`` is committed *before* the
     call; a run that finds it set without a provider id (the worker died mid-send, acks_late
     redelivered the task) records UNKNOWN instead of sending again.
+    A database or broker error retries the task with backoff (``core.tasks.retry_transient``);
+    after the provider call, the retry only records the provider's answer.
 ``gateway.relay_inbound``, ``gateway.replay_spool``, ``gateway.sweep_outbound``
     beat: re-publish inbound messages the broker never got, replay the disk spool, and
-    settle outbound messages whose worker vanished.
+    re-publish outbound messages whose task was lost (PENDING and unclaimed for 30 s) or
+    settle those whose worker vanished mid-send.
+``gateway.reconcile_unknown``
+    beat: Twilio look-ups of sends of unknown outcome (``gateway.delivery``).
 ``gateway.request_callback(call_id)``
     open the "call back" ticket for a missed call.
 """
@@ -25,13 +30,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.celery_app import celery_app
-from core.db import get_sessionmaker
+from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.outbox import enqueue_after_commit, publish, publish_committed
 from core.settings import get_settings
+from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
 from gateway.channels import ChannelInfo, load_channel
 from gateway.i18n import translate
 from gateway.keywords import KeywordAction, match_keyword
@@ -51,7 +57,14 @@ log = logging.getLogger(__name__)
 HANDLE_MESSAGE = "conversation.handle_message"
 MAX_SEND_RETRIES = 8
 STUCK_SENDING_AFTER = timedelta(minutes=10)
-STUCK_PENDING_AFTER = timedelta(minutes=15)
+# The kind of a message re-published by the sweep (the message row does not store it):
+# resolved from its outbox row when it matters (an opted-out contact).
+SWEPT_KIND = "swept"
+# A PENDING message with no claim this old has lost its task: the sweep publishes it again.
+STUCK_PENDING_AFTER = timedelta(seconds=30)
+# QUEUED = released after a throttle, its retry waits in the broker for up to five minutes
+# (backoff_seconds): only past that is it considered lost.
+STUCK_QUEUED_AFTER = timedelta(minutes=6)
 
 
 # --- inbound ----------------------------------------------------------------------------
@@ -182,6 +195,8 @@ def _finish(
             error_code=error_code,
             error_message=error_message,
             provider_id_to_set=provider_id,
+            # Sent after retries: the earlier attempt's error no longer describes it.
+            clear_error=error_code is None and RANK[status] >= RANK[MessageStatus.SENT],
         )
         if opt_out_contact:
             contact = session.scalar(
@@ -245,7 +260,102 @@ def backoff_seconds(retries: int) -> float:
     acks_late=True,
     max_retries=None,
 )
-def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
+def send_outbound(
+    self: Any, message_id: int, kind: str = "reply", outcome: dict[str, Any] | None = None
+) -> str:
+    """Send one message (see the module docstring). A database or broker error retries the
+    task with backoff; when it happens *after* the provider call, the retry carries the
+    provider's answer (``outcome``) and only records it — it never calls the provider again.
+    """
+    if outcome is not None:
+        try:
+            _finish(message_id, **_outcome_args(outcome))
+        except TRANSIENT_ERRORS as exc:
+            raise retry_transient(self, exc) from exc
+        return "recorded"
+    try:
+        return _send_outbound(self, message_id, kind)
+    except _Recorded as pending:
+        try:
+            _finish(message_id, **_outcome_args(pending.outcome))
+        except TRANSIENT_ERRORS as exc:
+            if int(self.request.retries or 0) >= MAX_TRANSIENT_RETRIES:
+                raise
+            try:
+                retry = self.retry(
+                    args=[message_id, kind],
+                    kwargs={"outcome": pending.outcome},
+                    countdown=transient_backoff_seconds(int(self.request.retries or 0)),
+                    exc=exc,
+                    throw=False,
+                )
+            except TRANSIENT_ERRORS:
+                raise exc from None
+            raise retry from exc
+        return pending.result
+    except TRANSIENT_ERRORS as exc:
+        raise retry_transient(self, exc) from exc
+
+
+class _Recorded(Exception):
+    """The provider answered; what to record (``outcome``) and what the task returns."""
+
+    def __init__(self, outcome: dict[str, Any], result: str) -> None:
+        super().__init__(result)
+        self.outcome = outcome
+        self.result = result
+
+
+def _outcome_args(outcome: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": MessageStatus(outcome["status"]),
+        "error_code": outcome.get("error_code"),
+        "error_message": outcome.get("error_message"),
+        "provider_id": outcome.get("provider_id"),
+        "opt_out_contact": bool(outcome.get("opt_out_contact")),
+    }
+
+
+def _after_call(
+    status: MessageStatus,
+    result: str,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    provider_id: str | None = None,
+    opt_out_contact: bool = False,
+) -> _Recorded:
+    return _Recorded(
+        {
+            "status": status.value,
+            "error_code": error_code,
+            "error_message": error_message,
+            "provider_id": provider_id,
+            "opt_out_contact": opt_out_contact,
+        },
+        result,
+    )
+
+
+def _queued_kind(session: Session, message: Message) -> str:
+    """The kind ``queue_sms`` gave a message the sweep re-published (its outbox row, written
+    in the same transaction): only the opt-out confirmation may reach an opted-out contact."""
+    from models.outbox import OutboxTask
+
+    rows = session.scalars(
+        select(OutboxTask.args).where(
+            OutboxTask.task_name == SEND_OUTBOUND,
+            OutboxTask.created_at >= message.created_at - timedelta(minutes=1),
+            OutboxTask.created_at <= message.created_at + timedelta(minutes=1),
+        )
+    )
+    for args in rows:
+        if len(args or []) >= 2 and args[0] == message.id:
+            return str(args[1])
+    return "reply"
+
+
+def _send_outbound(self: Any, message_id: int, kind: str) -> str:
     with get_sessionmaker()() as session:
         message = session.get(Message, message_id)
         if message is None or message.direction != MessageDirection.OUTBOUND:
@@ -272,6 +382,8 @@ def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
         to = None if contact is None else contact.phone
         opted_out = contact is not None and contact.is_opted_out
         erased = contact is not None and contact.erased_at is not None
+        if opted_out and kind == SWEPT_KIND:
+            kind = _queued_kind(session, message)
     if contact is None or not to or erased:
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
@@ -316,39 +428,35 @@ def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
         log.info("send message=%s failed kind=%s code=%s", message_id, failure.kind, failure.code)
         if failure.kind == FailureKind.RETRY:
             if self.request.retries >= MAX_SEND_RETRIES:
-                _finish(
-                    message_id,
+                raise _after_call(
                     MessageStatus.FAILED,
+                    "failed-retries",
                     error_code=failure.code,
                     error_message="gave up after retries: " + failure.message,
-                )
-                return "failed-retries"
+                ) from None
             _release_claim(message_id, failure.code, failure.message)
             raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
         if failure.kind == FailureKind.AMBIGUOUS:
-            _finish(
-                message_id,
+            raise _after_call(
                 MessageStatus.UNKNOWN,
+                "unknown",
                 error_code=failure.code,
                 error_message=failure.message,
-            )
-            return "unknown"
-        _finish(
-            message_id,
+            ) from None
+        raise _after_call(
             MessageStatus.FAILED,
+            "failed",
             error_code=failure.code,
             error_message=failure.message,
             opt_out_contact=failure.kind == FailureKind.OPTED_OUT,
-        )
-        return "failed"
+        ) from None
     status = (
         delivery.status
         if delivery.status and RANK[delivery.status] > RANK[MessageStatus.SENT]
         else MessageStatus.SENT
     )
-    _finish(message_id, status, provider_id=delivery.provider_id)
     log.info("sent message=%s in %.0f ms", message_id, (time.monotonic() - started) * 1000)
-    return "sent"
+    raise _after_call(status, "sent", provider_id=delivery.provider_id)
 
 
 # --- periodic -----------------------------------------------------------------------------
@@ -372,13 +480,18 @@ def sweep_outbound(
     *,
     stuck_sending: timedelta = STUCK_SENDING_AFTER,
     stuck_pending: timedelta = STUCK_PENDING_AFTER,
+    stuck_queued: timedelta = STUCK_QUEUED_AFTER,
+    limit: int = 500,
 ) -> tuple[int, int]:
     """Settle messages whose sending task vanished. Returns (marked unknown, re-published).
 
     SENDING with a marker long past any provider timeout: the worker died mid-call and the
-    broker has not redelivered yet — record UNKNOWN (never resend). PENDING/QUEUED long
-    after creation: the task was lost (broker flushed) — publish it again; the claim makes a
-    duplicate harmless.
+    broker has not redelivered yet — record UNKNOWN (never resend). PENDING with no claim
+    (``send_started_at`` unset) for ``stuck_pending`` (30 s), or QUEUED past any throttle
+    backoff: the task was lost (database or broker down when it ran, broker flushed) —
+    publish it again. Each such row is claimed for this sweep by one compare-and-set UPDATE
+    (``status_updated_at`` still old → now, RETURNING id), so two sweeps running at once
+    publish it once; the send claim (``_claim``) makes any duplicate task harmless anyway.
     """
     now = utcnow()
     with get_sessionmaker()() as session:
@@ -392,36 +505,57 @@ def sweep_outbound(
             )
             .values(status=MessageStatus.UNKNOWN, error_code="interrupted", status_updated_at=now)
         )
-        stuck = list(
+        lost = or_(
+            and_(
+                Message.status == MessageStatus.PENDING,
+                Message.status_updated_at < now - stuck_pending,
+            ),
+            and_(
+                Message.status == MessageStatus.QUEUED,
+                Message.status_updated_at < now - stuck_queued,
+            ),
+        )
+        unclaimed = and_(
+            Message.direction == MessageDirection.OUTBOUND, Message.send_started_at.is_(None), lost
+        )
+        candidates = (
+            select(Message.id).where(unclaimed).order_by(Message.id).limit(limit).scalar_subquery()
+        )
+        stuck = sorted(
             session.scalars(
-                select(Message.id)
-                .where(
-                    Message.direction == MessageDirection.OUTBOUND,
-                    Message.status.in_([MessageStatus.PENDING, MessageStatus.QUEUED]),
-                    Message.status_updated_at < now - stuck_pending,
-                )
-                .order_by(Message.id)
-                .limit(500)
+                update(Message)
+                .where(Message.id.in_(candidates), unclaimed)
+                .values(status_updated_at=now)
+                .returning(Message.id),
+                execution_options={"synchronize_session": False},
             )
         )
-        if stuck:
-            session.execute(
-                update(Message).where(Message.id.in_(stuck)).values(status_updated_at=now)
-            )
         session.commit()
     republished = 0
     for message_id in stuck:
         try:
-            publish(SEND_OUTBOUND, [message_id])
-        except Exception:
+            publish(SEND_OUTBOUND, [message_id, SWEPT_KIND])
+        except Exception as exc:  # broker down: the rows come round again in 30 s
+            log.warning("sweep: broker unavailable (%s), %d left", type(exc).__name__, len(stuck))
             break
         republished += 1
-    return int(getattr(unknown, "rowcount", 0) or 0), republished
+    interrupted = int(getattr(unknown, "rowcount", 0) or 0)
+    if stuck or interrupted:
+        log.info("sweep: %d re-published, %d interrupted", republished, interrupted)
+    return interrupted, republished
 
 
 @celery_app.task(name="gateway.sweep_outbound", ignore_result=True)
 def sweep_outbound_task() -> list[int]:
     return list(sweep_outbound())
+
+
+@celery_app.task(name="gateway.reconcile_unknown", ignore_result=True)
+def reconcile_unknown_task() -> list[int]:
+    """Unknown sends: Twilio look-ups, and the warning when their share is too high."""
+    from gateway.delivery import reconcile_unknown
+
+    return list(reconcile_unknown())
 
 
 @celery_app.task(name="gateway.request_callback", ignore_result=True, acks_late=True)

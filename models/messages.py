@@ -47,6 +47,10 @@ class Message(Base):
     status_updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    # UNKNOWN sends: last time the provider was asked whether it has the message (Twilio
+    # look-up), and when an operator resent it after accepting the risk of a double.
+    reconciled_at: Mapped[datetime | None]
+    resent_at: Mapped[datetime | None]
 
 
 class Call(Base):

@@ -501,9 +501,10 @@ def ticket_reveal(reference: str, page: PostPage) -> Response:
 
 
 def _register_subrouters() -> None:
-    from ops_console import pages_admin, pages_calls, pages_reports
+    from ops_console import pages_admin, pages_calls, pages_delivery, pages_reports
 
     router.include_router(pages_calls.router)
+    router.include_router(pages_delivery.router)
     router.include_router(pages_reports.router)
     router.include_router(pages_admin.router)
 

@@ -57,6 +57,10 @@ _STATUS_PROGRESS = {
     TicketStatus.CLOSED: 3,
 }
 SMS_LIMIT = 160
+# The sweep re-runs notifications scheduled this long ago (and no longer ago than the
+# window) that left no "sender_notified" event: their task failed or was lost.
+SWEEP_AFTER = timedelta(seconds=30)
+SWEEP_WINDOW = timedelta(hours=2)
 SATISFACTION_WINDOW = timedelta(days=7)
 _YES = {"oui", "yes", "owo", "awo", "ok", "o"}
 _NO = {"non", "no", "ayi", "n"}
@@ -174,6 +178,50 @@ def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
         session.commit()
         publish_committed(session)
         return message_id is not None
+
+
+def sweep_unsent(
+    *, older_than: timedelta = SWEEP_AFTER, window: timedelta = SWEEP_WINDOW, limit: int = 500
+) -> int:
+    """Periodic sweep (beat, every minute): run again each ``tickets.notify_sender`` scheduled
+    (its outbox row) between ``window`` and ``older_than`` ago whose notification was never
+    recorded. ``notify_sender`` itself is the guard against a double: it locks the ticket and
+    skips a (kind, event) already notified, so two sweeps at once send it once. Returns how
+    many were sent now."""
+    from models.outbox import OutboxTask
+
+    now = utcnow()
+    with get_sessionmaker()() as session:
+        rows = session.scalars(
+            select(OutboxTask.args)
+            .where(
+                OutboxTask.task_name == NOTIFY_TASK,
+                OutboxTask.created_at >= now - window,
+                OutboxTask.created_at <= now - older_than,
+            )
+            .order_by(OutboxTask.id)
+            .limit(limit)
+        ).all()
+        scheduled = {
+            (int(args[0]), str(args[1]), int(args[2])) for args in rows if len(args or []) == 3
+        }
+        if not scheduled:
+            return 0
+        done = {
+            (event.ticket_id, str(event.data.get("kind")), event.data.get("source_event_id"))
+            for event in session.scalars(
+                select(TicketEvent).where(
+                    TicketEvent.ticket_id.in_({ticket_id for ticket_id, _, _ in scheduled}),
+                    TicketEvent.kind == "sender_notified",
+                )
+            )
+        }
+    sent = 0
+    for ticket_id, kind, event_id in sorted(scheduled - done):
+        sent += notify_sender(ticket_id, kind, event_id)
+    if sent:
+        log.info("notification sweep: %d sender notifications sent late", sent)
+    return sent
 
 
 def parse_satisfaction(text: str) -> int | None:

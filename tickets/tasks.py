@@ -3,9 +3,12 @@ transaction, and is safe to run twice (acks_late redelivery, the outbox relay)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.celery_app import celery_app
-from core.db import get_sessionmaker
+from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.outbox import publish_committed
+from core.tasks import retry_transient
 from tickets import alerts, erasure, intake, notifications, sla
 
 
@@ -15,9 +18,12 @@ def process_intake(ticket_id: int) -> bool:
     return intake.process_ticket(ticket_id)
 
 
-@celery_app.task(name="tickets.deliver_alert", ignore_result=True)
-def deliver_alert(alert_id: int) -> str | None:
-    status = alerts.deliver_alert(alert_id)
+@celery_app.task(bind=True, name="tickets.deliver_alert", ignore_result=True, max_retries=None)
+def deliver_alert(self: Any, alert_id: int) -> str | None:
+    try:
+        status = alerts.deliver_alert(alert_id)
+    except TRANSIENT_ERRORS as exc:  # database/broker down: soon again, then the sweep
+        raise retry_transient(self, exc) from exc
     return None if status is None else status.value
 
 
@@ -38,9 +44,20 @@ def check_sla() -> int:
     return len(breaches)
 
 
-@celery_app.task(name="tickets.notify_sender", ignore_result=True)
-def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
-    return notifications.notify_sender(ticket_id, kind, event_id)
+@celery_app.task(
+    bind=True, name="tickets.notify_sender", ignore_result=True, acks_late=True, max_retries=None
+)
+def notify_sender(self: Any, ticket_id: int, kind: str, event_id: int) -> bool:
+    try:
+        return notifications.notify_sender(ticket_id, kind, event_id)
+    except TRANSIENT_ERRORS as exc:  # database/broker down: soon again, then the sweep
+        raise retry_transient(self, exc) from exc
+
+
+@celery_app.task(name="tickets.sweep_notifications", ignore_result=True)
+def sweep_notifications() -> int:
+    """Sender notifications due but never sent (their task failed or was lost)."""
+    return notifications.sweep_unsent()
 
 
 @celery_app.task(name="tickets.notify_incident_closed", ignore_result=True)

@@ -11,6 +11,7 @@ number). Each channel's validator is built once, with its decrypted auth token.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -152,9 +153,7 @@ def parse_status(fields: FormFields, channel: ChannelInfo) -> StatusUpdate:
     )
 
 
-def send(channel: ChannelInfo, *, to: str, body: str, status_callback: str | None) -> Delivery:
-    """Send one SMS; raises SendFailure classified as retryable / ambiguous / permanent."""
-    from twilio.base.exceptions import TwilioRestException
+def _client(channel: ChannelInfo) -> Any:
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
@@ -166,6 +165,40 @@ def send(channel: ChannelInfo, *, to: str, body: str, status_callback: str | Non
     base_url = channel.config.get("api_base_url") or get_settings().twilio_api_base_url
     if base_url:
         client.api.base_url = str(base_url)
+    return client
+
+
+def find_sent(
+    channel: ChannelInfo, *, to: str, body: str, since: datetime, known: set[str]
+) -> Delivery | None:
+    """Look up a message whose send ended ambiguously (5xx, timeout): Twilio's Messages list
+    filtered by To and a DateSent window from just before our attempt, matched on the body
+    (and our number), skipping provider ids we already hold. None when Twilio has no such
+    message (yet: a message still queued at Twilio has no DateSent). Raises on API errors."""
+    client = _client(channel)
+    earliest = since - timedelta(minutes=2)
+    records = client.messages.list(to=to, date_sent_after=earliest, limit=50)
+    matches = [
+        record
+        for record in records
+        if record.body == body
+        and str(record.sid) not in known
+        and (channel.config.get("messaging_service_sid") or record.from_ == channel.address)
+        and (record.date_created is None or record.date_created >= earliest)
+    ]
+    if not matches:
+        return None
+    first = min(matches, key=lambda r: r.date_created or earliest)
+    return Delivery(
+        provider_id=str(first.sid), status=TWILIO_STATUS.get(str(first.status or "").lower())
+    )
+
+
+def send(channel: ChannelInfo, *, to: str, body: str, status_callback: str | None) -> Delivery:
+    """Send one SMS; raises SendFailure classified as retryable / ambiguous / permanent."""
+    from twilio.base.exceptions import TwilioRestException
+
+    client = _client(channel)
     kwargs: dict[str, Any] = {"to": to, "body": body}
     if status_callback:
         kwargs["status_callback"] = status_callback

@@ -19,6 +19,7 @@ BOT_AND_ADMIN = ("admin", "service")
 API_CREATORS = (*HOTLINE, "service")
 EVERYONE = (*HUMANS, "service")
 PROTECTION = ("protection_officer",)
+DELIVERY = ("admin", "supervisor", "protection_officer")
 
 # (method, path template, allowed roles, what a refused role gets)
 PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
@@ -66,6 +67,8 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("GET", "/admin/channels", ADMIN, 403),
     ("GET", "/admin/canned", ADMIN, 403),
     ("GET", "/admin/audit", AUDITORS, 403),
+    ("GET", "/delivery-unknown", DELIVERY, 403),
+    ("POST", "/delivery-unknown/999999/resend", DELIVERY, 403),
     ("POST", "/admin/users", ADMIN, 403),
     ("POST", "/admin/users/999999", ADMIN, 403),
     ("POST", "/admin/tokens", ADMIN, 403),
@@ -133,14 +136,14 @@ def _template(path: str) -> str:
     return path
 
 
+ID_PARAMS = "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id"
+
+
 def test_every_route_is_in_the_table() -> None:
     import re
 
     tabled = {(m, _template(p)) for m, p, _a, _r in PAGE_ROUTES + API_ROUTES}
-    actual = {
-        (m, re.sub(r"\{(call_id|user_id|token_id|team_id|rule_id|channel_id)\}", "{id}", p))
-        for m, p in _collect_routes()
-    }
+    actual = {(m, re.sub(rf"\{{({ID_PARAMS})\}}", "{id}", p)) for m, p in _collect_routes()}
     actual = {(m, "/admin/users" if p == "/admin/{section}" else p) for m, p in actual}
     missing = actual - tabled
     assert not missing, f"routes missing from the role table: {sorted(missing)}"

@@ -1,6 +1,8 @@
-"""A local fake SMS provider for tests: speaks Twilio's Messages.json and Africa's Talking's
-/version1/messaging well enough for the real SDKs, records every request, and fails on
-command (HTTP 429, 500, a hang past the client's timeout, Twilio 21610 / 21211).
+"""A local fake SMS provider for tests: speaks Twilio's Messages.json (create, and the
+Messages list with its To / DateSent filters) and Africa's Talking's /version1/messaging well
+enough for the real SDKs, records every request, and fails on command (HTTP 429, 500, a hang
+past the client's timeout, Twilio 21610 / 21211; or 500 / a slow success after *accepting*
+the message, which the Messages list then shows, as a real provider would).
 
 It runs in a thread of the test process and listens on 127.0.0.1 only; worker processes
 reach it over HTTP like they would reach the real provider.
@@ -25,6 +27,8 @@ SERVER_ERROR = "500"
 HANG = "hang"
 OPTED_OUT = "21610"
 INVALID_NUMBER = "21211"
+ACCEPTED_THEN_500 = "accepted-500"  # message taken (listed), answer 500
+DELAYED_OK = "delayed-ok"  # message taken, success answered after hang_seconds
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Recorded:
 class FakeProvider:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.messages: list[dict[str, Any]] = []  # what Twilio holds (the Messages list)
         self._commands: deque[str] = deque()
         self._lock = threading.Lock()
         self.release = threading.Event()  # ends every hang
@@ -52,6 +57,17 @@ class FakeProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                params = dict(parse_qsl(query, keep_blank_values=True))
+                fake._record(Recorded("twilio-list", path, params, dict(self.headers), OK))
+                payload = json.dumps(fake._twilio_list(path, params)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")
@@ -63,6 +79,8 @@ class FakeProvider:
                     fake.release.wait(fake.hang_seconds)
                     self.close_connection = True
                     return
+                if outcome == DELAYED_OK:
+                    fake.release.wait(fake.hang_seconds)
                 status, body = fake._answer(provider, outcome, form)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -96,12 +114,22 @@ class FakeProvider:
         with self._lock:
             self._commands.clear()
             self.requests.clear()
+            self.messages.clear()
         self.release.set()
         self.release = threading.Event()
 
     def sent(self, provider: str | None = None) -> list[Recorded]:
+        """Send requests (list look-ups excluded)."""
         with self._lock:
-            return [r for r in self.requests if provider is None or r.provider == provider]
+            return [
+                r
+                for r in self.requests
+                if r.provider != "twilio-list" and (provider is None or r.provider == provider)
+            ]
+
+    def lookups(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.provider == "twilio-list"]
 
     # --- internals --------------------------------------------------------------------
     def _next(self) -> str:
@@ -114,8 +142,40 @@ class FakeProvider:
 
     def _answer(self, provider: str, outcome: str, form: dict[str, str]) -> tuple[int, Any]:
         if provider == "twilio":
-            return self._twilio(outcome, form)
+            status, body = self._twilio(outcome, form)
+            if outcome == ACCEPTED_THEN_500:
+                body = {**self._twilio(OK, form)[1], "status": "sent"}
+            if status == 201 or outcome == ACCEPTED_THEN_500:
+                now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+                stored = {**body, "date_sent": now}
+                with self._lock:
+                    self.messages.append(stored)
+            if outcome == ACCEPTED_THEN_500:
+                return self._twilio(SERVER_ERROR, form)
+            return status, body
         return self._africastalking(outcome, form)
+
+    def _twilio_list(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        """GET .../Messages.json: newest first, filtered by To and From (no date filter
+        beyond day granularity is simulated; the caller matches times itself)."""
+        with self._lock:
+            found = [
+                m
+                for m in reversed(self.messages)
+                if ("To" not in params or m.get("to") == params["To"])
+                and ("From" not in params or m.get("from") == params["From"])
+            ]
+        return {
+            "messages": found,
+            "end": max(len(found) - 1, 0),
+            "first_page_uri": path,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": len(found),
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": path,
+        }
 
     @staticmethod
     def _twilio(outcome: str, form: dict[str, str]) -> tuple[int, Any]:
@@ -145,7 +205,7 @@ class FakeProvider:
             "num_segments": "1",
             "account_sid": "AC" + "0" * 32,
             "direction": "outbound-api",
-            "date_created": "Thu, 28 Nov 2026 10:00:00 +0000",
+            "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
             "uri": f"/2010-04-01/Accounts/AC/Messages/{sid}.json",
         }
 

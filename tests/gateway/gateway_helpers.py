@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 from twilio.request_validator import RequestValidator
 
 from support import PROJECT_ROOT, var_dir_for_tests
+from support.workers import WorkerProcess
 
 PUBLIC_URL = "https://deme.test"
 ACCOUNT_SID = "AC" + "1" * 32
@@ -189,7 +191,20 @@ class TcpProxy:
         self.port = int(self.listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._closed = False
+        self._refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """The database goes away: drop every connection, refuse new ones until restore()."""
+        self._refusing = True
+        for s in self._sockets:
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+        self._sockets = []
+
+    def restore(self) -> None:
+        self._refusing = False
 
     def _accept(self) -> None:
         while not self._closed:
@@ -200,6 +215,9 @@ class TcpProxy:
             if self._closed:
                 client.close()
                 return
+            if self._refusing:
+                client.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
@@ -243,3 +261,26 @@ def environ(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class CutOffWorker:
+    """A worker whose database connections go through a proxy the test can cut."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        from core.celery_app import make_celery
+        from core.settings import Settings, get_settings
+
+        self.proxy = TcpProxy(5432)
+        url = get_settings().effective_database_url
+        proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{self.proxy.port}")
+        assert proxied != url
+        self.broker = make_celery(Settings(redis_url=redis.url))
+        with environ(DEME_REDIS_URL=redis.url, DEME_DATABASE_URL=proxied):
+            self.worker = WorkerProcess(concurrency=1)
+
+    def send(self, task: str, *args: Any) -> None:
+        self.broker.send_task(task, args=list(args))
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.proxy.close()
