@@ -9,17 +9,19 @@ Both answer ``text/plain`` ``CON …`` / ``END …``. Only a request that cannot
 all gets an HTTP error: missing fields (400, naming them), a wrong shared secret (403), an
 unknown channel (404), an oversized body (413). Everything else, however odd, gets a screen.
 
-Authentication. Africa's Talking signs nothing and publishes no fixed source addresses, so a
-channel may hold a shared secret (``Channel.credentials["ussd_secret"]``) that the callback URL
-registered with the aggregator carries, as ``?token=…`` or an ``X-Deme-Token`` header; it is
-compared in constant time. Without a configured secret the endpoint is open (development, or a
-deployment that filters at its reverse proxy). ``networkCode`` is accepted but not required:
-nothing uses it, and refusing a hop for it would drop a real caller.
+Authentication (``gateway.channels.auth``, shared with the SMS webhooks). The menu shows a
+caller's open requests and can erase their contact, so every hop must prove it comes from the
+channel's aggregator: the channel's secret (``Channel.credentials["ussd_secret"]``, presented
+as an ``X-Deme-Token`` header or ``?token=…`` in the registered callback URL; constant time)
+and/or its IP allow-list (``Channel.config["ussd_allow_ips"]``). A channel with neither is
+refused (403), never open. A channel answers only on the endpoint of its own type: an Africa's
+Talking USSD channel on ``/webhooks/africastalking/ussd``, a generic aggregator's (``http``) on
+``/webhooks/http/{id}/ussd``; anything else is an unknown channel. ``networkCode`` is accepted
+but not required: nothing uses it, and refusing a hop for it would drop a real caller.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -32,6 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
+from gateway.channels.auth import CallerCheck, CallerRefused, authenticate_ussd, is_ussd_channel
 from gateway.ussd.dbwork import in_lookup_thread
 from gateway.ussd.service import Hop, HopAnswer, TextMode, default_service
 from models.enums import ChannelType
@@ -63,7 +66,7 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 @dataclass(frozen=True, slots=True)
 class UssdChannel:
     id: int
-    secret: str | None
+    caller: CallerCheck
     fields: dict[str, str] = field(default_factory=dict)
     text_mode: TextMode = TextMode.PATH
 
@@ -81,7 +84,6 @@ class _HttpError(Exception):
 def _to_ussd_channel(row: Any) -> UssdChannel:
     credentials: dict[str, Any] = row.credentials or {}
     config: dict[str, Any] = row.config or {}
-    secret = credentials.get("ussd_secret")
     fields = dict(GENERIC_DEFAULT_FIELDS)
     mapping = config.get("ussd_fields")
     if isinstance(mapping, dict):
@@ -90,7 +92,7 @@ def _to_ussd_channel(row: Any) -> UssdChannel:
         mode = TextMode(str(config.get("ussd_text_mode") or TextMode.PATH.value))
     except ValueError:
         mode = TextMode.PATH
-    return UssdChannel(row.id, str(secret) if secret else None, fields, mode)
+    return UssdChannel(row.id, CallerCheck.of(credentials, config), fields, mode)
 
 
 def _normalise_code(code: str | None) -> str:
@@ -104,48 +106,29 @@ def _service_code_of(row: Any) -> str:
 
 
 def _load_africastalking_channel(service_code: str) -> UssdChannel | None:
-    """The Africa's Talking channel serving ``service_code``: the one whose
-    ``config["ussd_service_code"]`` matches, else one without a code, else the first."""
+    """The Africa's Talking USSD channel serving ``service_code``: the one whose service code
+    matches, else one without a code. Nothing is provisioned on the fly: a channel (and its
+    secret) comes from ``deme seed`` or an administrator."""
     from sqlalchemy import select
 
     from core.db import get_sessionmaker
-    from core.settings import Environment, get_settings
     from models.channels import Channel
 
     with get_sessionmaker()() as session:
-        rows = session.scalars(
-            select(Channel)
-            .where(Channel.type == ChannelType.AFRICASTALKING, Channel.active.is_(True))
-            .order_by(Channel.id)
-        ).all()
+        rows = [
+            row
+            for row in session.scalars(
+                select(Channel)
+                .where(Channel.type == ChannelType.AFRICASTALKING, Channel.active.is_(True))
+                .order_by(Channel.id)
+            )
+            if is_ussd_channel(row.type, row.config, row.credentials)
+        ]
         wanted = _normalise_code(service_code)
         chosen = next((r for r in rows if _service_code_of(r) == wanted), None) or next(
             (r for r in rows if not _service_code_of(r)), None
         )
-        if chosen is None and rows:
-            chosen = rows[0]
-        if chosen is not None:
-            return _to_ussd_channel(chosen)
-        if get_settings().env is Environment.PRODUCTION:
-            return None
-        # Development and tests: a first hop provisions the channel, so the simulator works on
-        # a fresh install. Production must configure it (and its secret) explicitly.
-        from sqlalchemy.exc import IntegrityError
-
-        channel = Channel(
-            name="africastalking-ussd",
-            type=ChannelType.AFRICASTALKING,
-            config={"ussd_service_code": wanted} if wanted else {},
-        )
-        session.add(channel)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            existing = session.scalar(select(Channel).where(Channel.name == "africastalking-ussd"))
-            return _to_ussd_channel(existing) if existing is not None else None
-        log.warning("provisioned Africa's Talking USSD channel id=%s (no secret)", channel.id)
-        return _to_ussd_channel(channel)
+        return _to_ussd_channel(chosen) if chosen is not None else None
 
 
 def _load_channel(channel_id: int) -> UssdChannel | None:
@@ -154,7 +137,9 @@ def _load_channel(channel_id: int) -> UssdChannel | None:
 
     with get_sessionmaker()() as session:
         row = session.get(Channel, channel_id)
-        if row is None or not row.active:
+        if row is None or not row.active or row.type != ChannelType.HTTP:
+            return None  # a Twilio or Africa's Talking channel is no generic USSD endpoint
+        if not is_ussd_channel(row.type, row.config, row.credentials):
             return None
         return _to_ussd_channel(row)
 
@@ -216,12 +201,11 @@ async def _read_fields(request: Request) -> dict[str, str]:
     return fields
 
 
-def _check_secret(request: Request, channel: UssdChannel) -> None:
-    if channel.secret is None:
-        return
-    presented = request.headers.get("x-deme-token") or request.query_params.get("token") or ""
-    if not hmac.compare_digest(presented.encode(), channel.secret.encode()):
-        raise _HttpError(403, "invalid token")
+def _check_caller(request: Request, channel: UssdChannel) -> None:
+    try:
+        authenticate_ussd(request, channel.caller, channel_id=channel.id)
+    except CallerRefused as refused:
+        raise _HttpError(refused.status_code, refused.detail) from None
 
 
 def _hop(
@@ -272,11 +256,11 @@ async def africastalking_ussd(request: Request) -> Response:
             "at:" + service_code, _load_africastalking_channel, service_code
         )
         if channel is None:
-            log.error("USSD hop for service code with no Africa's Talking channel configured")
+            log.warning("USSD hop for a service code no Africa's Talking channel serves")
             return PlainTextResponse(
                 default_service().engine.end(None, "end.error"), media_type=TEXT_PLAIN
             )
-        _check_secret(request, channel)
+        _check_caller(request, channel)
         hop = _hop(channel, fields, AT_FIELDS, AT_REQUIRED)
     except _HttpError as error:
         return _problem(error)
@@ -292,7 +276,7 @@ async def generic_ussd(channel_id: int, request: Request) -> Response:
             channel = await channel_cache.get(f"id:{channel_id}", _load_channel, channel_id)
         if channel is None:
             raise _HttpError(404, "unknown channel")
-        _check_secret(request, channel)
+        _check_caller(request, channel)
         fields = await _read_fields(request)
         hop = _hop(channel, fields, channel.fields, GENERIC_REQUIRED)
     except _HttpError as error:

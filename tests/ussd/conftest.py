@@ -43,15 +43,20 @@ def _delete_ussd_keys(redis_client: Any) -> None:
 
 @pytest.fixture()
 def at_channel(client: Any) -> int:
-    """An Africa's Talking channel serving *384*123#, without a secret."""
+    """An Africa's Talking channel serving *384*123#, with the secret ``USSD_TEST_TOKEN``; the
+    test client presents it on every request (as the aggregator's callback URL would)."""
+    from ussd.helpers import USSD_TEST_TOKEN
+
     from core.db import session_scope
     from models.channels import Channel
     from models.enums import ChannelType
 
+    client.headers["X-Deme-Token"] = USSD_TEST_TOKEN
     with session_scope() as session:
         channel = Channel(
             name="at-ussd",
             type=ChannelType.AFRICASTALKING,
+            credentials={"ussd_secret": USSD_TEST_TOKEN},
             config={"ussd_service_code": "*384*123#"},
         )
         session.add(channel)

@@ -44,6 +44,9 @@ def check_response(response: Any) -> str:
     return check_screen(response.text)
 
 
+# The secret of the test channels (``at_channel``): every hop must prove its aggregator.
+USSD_TEST_TOKEN = "ussd-test-token"
+
 _numbers = itertools.count(100000)
 
 
@@ -67,8 +70,10 @@ class Phone:
         *,
         url: str = "/webhooks/africastalking/ussd",
         service_code: str = "*384*123#",
+        token: str | None = USSD_TEST_TOKEN,
     ) -> None:
         self.http = http
+        self.headers = {"X-Deme-Token": token} if token else {}
         self.number = number or new_phone_number()
         self.url = url
         self.service_code = service_code
@@ -90,6 +95,7 @@ class Phone:
                 "networkCode": "61001",
                 "text": text,
             },
+            headers=self.headers,
         )
         screen = check_response(response)
         self.screens.append(screen)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from ussd.helpers import Phone
+from ussd.helpers import USSD_TEST_TOKEN, Phone
 
 from models.contacts import Household
 from models.enums import TicketCategory, TicketSource
@@ -57,6 +57,7 @@ def embedded_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
                 Channel(
                     name="at-ussd",
                     type=ChannelType.AFRICASTALKING,
+                    credentials={"ussd_secret": USSD_TEST_TOKEN},
                     config={"ussd_service_code": "*384*123#"},
                 )
             )

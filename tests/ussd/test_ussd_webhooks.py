@@ -135,24 +135,28 @@ def test_secret_is_checked_when_the_channel_has_one(client: Any) -> None:
 
 
 def test_channel_is_chosen_by_service_code(client: Any) -> None:
-    make_channel(name="other", type=ChannelType.AFRICASTALKING, config={"ussd_service_code": "*1#"})
+    make_channel(
+        name="other",
+        type=ChannelType.AFRICASTALKING,
+        credentials={"ussd_secret": "other-token"},
+        config={"ussd_service_code": "*1#"},
+    )
     make_channel(
         name="locked",
         type=ChannelType.AFRICASTALKING,
         credentials={"ussd_secret": "abc"},
         config={"ussd_service_code": "*384*123#"},
     )
-    assert client.post(AT_URL, data=at_form()).status_code == 403
-    check_response(client.post(AT_URL, data=at_form(serviceCode="*1#")))
+    other = {"X-Deme-Token": "other-token"}
+    assert client.post(AT_URL, data=at_form(), headers=other).status_code == 403
+    check_response(client.post(AT_URL, data=at_form(serviceCode="*1#"), headers=other))
 
 
-def test_development_provisions_an_africastalking_channel(client: Any) -> None:
-    check_response(client.post(AT_URL, data=at_form()))
+def test_a_hop_for_no_configured_channel_provisions_nothing(client: Any) -> None:
+    screen = check_response(client.post(AT_URL, data=at_form()))
+    assert screen.startswith("END ")
     with session_scope() as session:
-        channels = session.query(Channel).all()
-        assert [(c.name, c.type) for c in channels] == [
-            ("africastalking-ussd", ChannelType.AFRICASTALKING)
-        ]
+        assert session.query(Channel).count() == 0
 
 
 def generic_channel(**config: Any) -> int:
@@ -229,15 +233,18 @@ def test_redis_down_gives_an_end_screen(
 
 def test_channel_seeded_with_ussd_code_is_found(client: Any) -> None:
     # ``deme seed`` stores DEME_AFRICASTALKING_USSD_CODE as config["ussd_code"].
-    make_channel(name="plain", type=ChannelType.AFRICASTALKING, config={})
+    make_channel(
+        name="plain", type=ChannelType.AFRICASTALKING, credentials={"ussd_secret": "plain-token"}
+    )
     make_channel(
         name="africastalking",
         type=ChannelType.AFRICASTALKING,
         credentials={"ussd_secret": "seeded"},
         config={"ussd_code": "*2#"},
     )
-    assert client.post(AT_URL, data=at_form(serviceCode="*2#")).status_code == 403
-    check_response(client.post(AT_URL, data=at_form(serviceCode="*9#")))  # → "plain"
+    plain = {"X-Deme-Token": "plain-token"}
+    assert client.post(AT_URL, data=at_form(serviceCode="*2#"), headers=plain).status_code == 403
+    check_response(client.post(AT_URL, data=at_form(serviceCode="*9#"), headers=plain))
 
 
 def test_service_handle_returns_the_screen_text(client: Any, at_channel: int) -> None:
