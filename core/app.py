@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +16,7 @@ from core.crypto import validate_pii_key
 from core.health import readiness
 from core.http_limits import BodyLimitMiddleware
 from core.logging import access_log, configure_logging, redact_query
-from core.settings import get_settings
+from core.settings import Environment, Settings, get_settings
 
 _ACCESS = access_log()
 REQUESTS = Counter("deme_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -102,8 +102,40 @@ class MetricsMiddleware:
                 )
 
 
+class UnsafeConfiguration(RuntimeError):
+    """Production must not start like this (the message names what to fix)."""
+
+
+def refuse_unsafe_channels() -> None:
+    """Production refuses to start while an active USSD channel cannot authenticate its
+    caller: anyone knowing a phone number could read or erase that person's case. A database
+    that cannot be reached is not a reason to refuse (the webhooks spool meanwhile)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import get_sessionmaker
+    from gateway.channels.auth import unauthenticated_ussd_channels
+
+    try:
+        with get_sessionmaker()() as session:
+            names = unauthenticated_ussd_channels(session)
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).warning(
+            "channel check skipped, database unavailable: %s", type(exc).__name__
+        )
+        return
+    if names:
+        raise UnsafeConfiguration(
+            "refusing to start: USSD channel(s) "
+            + ", ".join(repr(name) for name in names)
+            + " have neither a caller secret nor an IP allow-list; "
+            "run `deme channel-secret NAME` (or `deme seed`) and register the callback it prints"
+        )
+
+
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    if get_settings().env is Environment.PRODUCTION:
+        refuse_unsafe_channels()
     yield
     from core.db import dispose_async_engine
 
@@ -114,13 +146,15 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging()
     validate_pii_key()
+    production = settings.env is Environment.PRODUCTION
     app = FastAPI(
         lifespan=_lifespan,
         title="Deme",
         version="0.1.0",
         description="SMS/USSD feedback and hotline platform for humanitarian response.",
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        # Public in development; in production only for signed-in staff (below).
+        docs_url=None if production else "/api/docs",
+        openapi_url=None if production else "/api/openapi.json",
     )
 
     # Added last = outermost: the access log and metrics also see the 413/408 answers.
@@ -144,9 +178,18 @@ def create_app() -> FastAPI:
         return JSONResponse(body, status_code=200 if not failing else 503)
 
     @app.get("/metrics", tags=["health"])
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics; in production only with ``DEME_METRICS_TOKEN`` or an admin's
+        bearer token (they reveal traffic volumes and error rates)."""
+        if production:
+            _require_metrics_access(request, settings)
         _update_delivery_gauges()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if production:
+        from ops_console.api_docs import install_staff_docs
+
+        install_staff_docs(app)
 
     for router in _package_routers():
         app.include_router(router)
@@ -154,6 +197,31 @@ def create_app() -> FastAPI:
 
     install_console(app)  # /static and the console's error pages
     return app
+
+
+def _require_metrics_access(request: Request, settings: Settings) -> None:
+    import hmac
+
+    from core.db import get_sessionmaker
+    from ops_console.auth import user_for_bearer_token
+    from ops_console.permissions import Capability, Viewer
+
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        expected = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+        if expected and hmac.compare_digest(token.encode(), expected.encode()):
+            return
+        with get_sessionmaker()() as session:
+            user = user_for_bearer_token(session, token)
+            if user is not None and Viewer.load(session, user).can(Capability.ADMIN):
+                session.commit()
+                return
+    raise HTTPException(
+        401,
+        "metrics need 'Authorization: Bearer <DEME_METRICS_TOKEN or an admin token>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _package_routers() -> list[APIRouter]:

@@ -73,7 +73,62 @@ def seed(
         password_file.chmod(0o600)
         _say(f"First admin: username 'admin', password {report.admin_password}")
         _say(f"(also saved in {password_file}; change it after the first login)")
+    for name, secret in report.new_ussd_secrets:
+        _show_ussd_secret(name, secret)
     _say("Seed complete.")
+
+
+def _ussd_callback(name: str, secret: str) -> str:
+    """How the aggregator of channel ``name`` must call the USSD webhook."""
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from models.channels import Channel
+    from models.enums import ChannelType
+
+    base = get_settings().public_url.rstrip("/")
+    with session_scope() as session:
+        channel = session.scalar(select(Channel).where(Channel.name == name))
+        if channel is not None and channel.type == ChannelType.HTTP:
+            return f"{base}/webhooks/http/{channel.id}/ussd with header X-Deme-Token: {secret}"
+    return f"{base}/webhooks/africastalking/ussd?token={secret}"
+
+
+def _show_ussd_secret(name: str, secret: str) -> None:
+    # Printed to the terminal once, never logged: the callback URL carries it.
+    _say(f"USSD channel '{name}': new caller secret (shown once): {secret}")
+    _say(f"  register this callback with the aggregator: {_ussd_callback(name, secret)}")
+
+
+@app.command("channel-secret")
+def channel_secret(
+    name: Annotated[str, typer.Argument(help="The channel's name (see `deme check`).")],
+    set_value: Annotated[
+        str | None, typer.Option("--set", help="Use this secret instead of a generated one.")
+    ] = None,
+) -> None:
+    """Give a USSD channel a new caller secret (generated, or --set) and show it once."""
+    import secrets as token_source
+
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.seed import set_ussd_secret
+    from gateway.channels.auth import USSD_CHANNEL_TYPES
+    from models.channels import Channel
+
+    secret = set_value if set_value is not None else token_source.token_urlsafe(24)
+    if len(secret) < 16 or any(ch.isspace() for ch in secret):
+        raise _fail("a USSD secret needs at least 16 characters and no spaces")
+    with session_scope() as session:
+        channel = session.scalar(select(Channel).where(Channel.name == name))
+        if channel is None:
+            raise _fail(f"no channel named {name!r}")
+        if str(channel.type) not in USSD_CHANNEL_TYPES:
+            raise _fail(f"channel {name!r} ({channel.type}) does not serve USSD")
+        set_ussd_secret(channel, secret)
+    _show_ussd_secret(name, secret)
+    _say("The web app picks it up within 30 seconds; the old secret stops working then.")
 
 
 ROLE_CHOICES = ["admin", "supervisor", "operator", "protection_officer", "team_member", "service"]
@@ -216,8 +271,28 @@ def check() -> None:
         status = "ok" if reason is None else f"NOT REACHABLE — {reason}"
         failures += reason is not None
         _say(f"{name:>17}: {status}")
+    unsafe = _unauthenticated_ussd_channels()
+    if unsafe:
+        failures += 1
+        _say(
+            f"{'ussd callers':>17}: NOT AUTHENTICATED on {', '.join(unsafe)}"
+            " — deme channel-secret NAME"
+        )
     if failures:
         raise typer.Exit(1)
+
+
+def _unauthenticated_ussd_channels() -> list[str]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import session_scope
+    from gateway.channels.auth import unauthenticated_ussd_channels
+
+    try:
+        with session_scope() as session:
+            return unauthenticated_ussd_channels(session)
+    except SQLAlchemyError:
+        return []  # the database line above already says it is unreachable
 
 
 @app.command()

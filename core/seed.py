@@ -37,6 +37,8 @@ class SeedReport:
     rules_created: int = 0
     channels: list[str] = field(default_factory=list)
     admin_password: str | None = None
+    # (channel name, secret) of USSD secrets created by this run: shown once, never logged.
+    new_ussd_secrets: list[tuple[str, str]] = field(default_factory=list)
 
 
 def seed_places(session: Session, progress: Progress) -> tuple[int, int]:
@@ -146,8 +148,11 @@ def _upsert_channel(
     channel.active = True
 
 
-def seed_channels(session: Session, settings: Settings, progress: Progress) -> list[str]:
-    """Turn provider credentials found in the settings into channels (and the simulator)."""
+def seed_channels(
+    session: Session, settings: Settings, progress: Progress, report: SeedReport | None = None
+) -> list[str]:
+    """Turn provider credentials found in the settings into channels (and the simulator), and
+    give every USSD channel that cannot authenticate its caller a secret."""
     from gateway.channels import ensure_settings_channels
 
     channels = ensure_settings_channels(session, settings)
@@ -155,6 +160,12 @@ def seed_channels(session: Session, settings: Settings, progress: Progress) -> l
         if channel.type == ChannelType.AFRICASTALKING and settings.africastalking_ussd_code:
             # The USSD menu answers only its own service code on this channel.
             channel.config = {**channel.config, "ussd_code": settings.africastalking_ussd_code}
+            if settings.africastalking_ussd_secret is not None:
+                set_ussd_secret(channel, settings.africastalking_ussd_secret.get_secret_value())
+    session.flush()
+    created = ensure_ussd_secrets(session)
+    if report is not None:
+        report.new_ussd_secrets.extend(created)
     names = [channel.name for channel in channels]
     _upsert_channel(
         session,
@@ -168,6 +179,32 @@ def seed_channels(session: Session, settings: Settings, progress: Progress) -> l
     session.flush()
     progress(f"  channels: {', '.join(names)}")
     return names
+
+
+def set_ussd_secret(channel: Channel, secret: str) -> None:
+    from gateway.channels.auth import USSD_SECRET
+
+    channel.credentials = {**(channel.credentials or {}), USSD_SECRET: secret}
+
+
+def ensure_ussd_secrets(session: Session) -> list[tuple[str, str]]:
+    """A generated secret for every active USSD channel with neither a secret nor an IP
+    allow-list; returns (name, secret) of those created, for the caller to show once."""
+    from gateway.channels.auth import CallerCheck, is_ussd_channel
+
+    created: list[tuple[str, str]] = []
+    for channel in session.scalars(
+        select(Channel).where(Channel.active.is_(True)).order_by(Channel.id)
+    ):
+        if not is_ussd_channel(channel.type, channel.config, channel.credentials):
+            continue
+        if CallerCheck.of(channel.credentials, channel.config).configured:
+            continue
+        secret = secrets.token_urlsafe(24)
+        set_ussd_secret(channel, secret)
+        created.append((channel.name, secret))
+    session.flush()
+    return created
 
 
 def ensure_first_admin(session: Session, progress: Progress) -> str | None:
@@ -201,6 +238,6 @@ def run_seed(
         progress("Seeding demo teams and routing rules…")
         report.teams_created, report.rules_created = seed_teams_and_rules(session, progress)
     progress("Seeding channels from settings…")
-    report.channels = seed_channels(session, settings, progress)
+    report.channels = seed_channels(session, settings, progress, report)
     report.admin_password = ensure_first_admin(session, progress)
     return report

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # Bearer token Prometheus presents for /metrics in production (else an admin's token).
+    metrics_token: SecretStr | None = None
     # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)
 
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     africastalking_api_key: SecretStr | None = None
     africastalking_from: str | None = None
     africastalking_ussd_code: str | None = None
+    # The USSD callback's secret (``?token=``); ``deme seed`` generates one when unset.
+    africastalking_ussd_secret: SecretStr | None = None
     africastalking_api_base_url: str | None = None
 
     bot: Literal["rasa", "fallback"] = "rasa"
@@ -154,8 +158,13 @@ class Settings(BaseSettings):
             problems.append("DEME_SECRET_KEY is missing or still the development default")
         elif len(self.secret_key.get_secret_value()) < 32:
             problems.append("DEME_SECRET_KEY must be at least 32 characters")
-        if self.pii_key.get_secret_value() in ("", DEV_PII_KEY):
-            problems.append("DEME_PII_KEY is missing or still the development default")
+        pii_keys = [key.strip() for key in self.pii_key.get_secret_value().split(",")]
+        if not any(pii_keys) or DEV_PII_KEY in pii_keys:
+            # In any position: a secondary key still decrypts, so the development key would
+            # open every phone number encrypted with it.
+            problems.append(
+                "DEME_PII_KEY is missing or still the development default (in any position)"
+            )
         if self.bot_shared_secret.get_secret_value() in ("", DEV_BOT_SHARED_SECRET):
             problems.append("DEME_BOT_SHARED_SECRET is missing or still the development default")
         if not self.database_url:

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from ops_console.auth import user_for_bearer_token
+from ops_console.auth import SESSION_COOKIE, session_for_cookie, user_for_bearer_token
 from ops_console.permissions import Capability, Viewer
 
 
@@ -56,3 +56,17 @@ def require(viewer: Viewer, capability: Capability) -> None:
     """403 for a whole kind of action the role never has (the endpoint itself is no secret)."""
     if not viewer.can(capability):
         raise HTTPException(403, f"your role ({viewer.role.value}) may not do this")
+
+
+def staff_viewer(request: Request, session: DbSession) -> Viewer:
+    """A signed-in person or token holder: a console session cookie or a bearer token (for
+    pages that are no secret to staff but are to the public, e.g. the API documentation)."""
+    browser = session_for_cookie(session, request.cookies.get(SESSION_COOKIE))
+    if browser is not None:
+        viewer = Viewer.load(session, browser.user)
+        session.commit()  # last_used_at
+        return viewer
+    return api_viewer(request, session)
+
+
+StaffViewer = Annotated[Viewer, Depends(staff_viewer)]

@@ -154,6 +154,7 @@ def ensure_settings_channels(session: Session, settings: Settings | None = None)
         assert settings.africastalking_api_key is not None
         previous = dict(row.credentials or {})
         row.credentials = {
+            **previous,  # keeps the USSD secret
             "username": settings.africastalking_username,
             "api_key": settings.africastalking_api_key.get_secret_value(),
             "webhook_secret": previous.get("webhook_secret") or secrets.token_urlsafe(24),

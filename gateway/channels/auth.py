@@ -165,7 +165,9 @@ def unauthenticated_ussd_channels(session: Any) -> list[str]:
     for row in session.scalars(
         select(Channel).where(Channel.active.is_(True)).order_by(Channel.id)
     ):
-        if is_ussd_channel(row.type, row.config, row.credentials):
-            if not CallerCheck.of(row.credentials, row.config).configured:
-                names.append(row.name)
+        if (
+            is_ussd_channel(row.type, row.config, row.credentials)
+            and not CallerCheck.of(row.credentials, row.config).configured
+        ):
+            names.append(row.name)
     return names

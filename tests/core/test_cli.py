@@ -81,3 +81,63 @@ def test_check_names_what_is_unreachable(database: str) -> None:
     result = deme("check", env={"DEME_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.returncode == 1
     assert "broker: NOT REACHABLE" in result.stdout
+
+
+def test_seed_gives_the_ussd_channel_a_secret_shown_once(db: Session) -> None:
+    from sqlalchemy import select
+
+    from models.channels import Channel
+
+    env = {
+        "DEME_AFRICASTALKING_USERNAME": "sandbox",
+        "DEME_AFRICASTALKING_API_KEY": "at-api-key",
+        "DEME_AFRICASTALKING_USSD_CODE": "*384*123#",
+    }
+    first = deme("seed", "--no-demo", env=env)
+    assert first.returncode == 0, first.stderr
+    [line] = [x for x in first.stdout.splitlines() if "caller secret (shown once)" in x]
+    secret = line.rsplit(" ", 1)[1]
+    assert f"/webhooks/africastalking/ussd?token={secret}" in first.stdout
+    channel = db.scalar(select(Channel).where(Channel.name == "africastalking"))
+    assert channel is not None and channel.credentials["ussd_secret"] == secret
+    sms_secret = channel.credentials["webhook_secret"]
+
+    again = deme("seed", "--no-demo", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "shown once" not in again.stdout and secret not in again.stdout
+    db.expire_all()
+    channel = db.scalar(select(Channel).where(Channel.name == "africastalking"))
+    assert channel is not None
+    assert channel.credentials["ussd_secret"] == secret  # kept, with the SMS webhook's
+    assert channel.credentials["webhook_secret"] == sms_secret
+
+
+def test_channel_secret_sets_a_given_secret_and_refuses_a_short_one(db: Session) -> None:
+    from sqlalchemy import select
+
+    from models.channels import Channel
+    from models.enums import ChannelType
+
+    db.add(Channel(name="orange", type=ChannelType.HTTP, config={"ussd_fields": {}}))
+    db.commit()
+    short = deme("channel-secret", "orange", "--set", "short")
+    assert short.returncode != 0 and "at least 16 characters" in short.stderr
+    done = deme("channel-secret", "orange", "--set", "a-chosen-secret-of-20")
+    assert done.returncode == 0, done.stderr
+    assert "X-Deme-Token: a-chosen-secret-of-20" in done.stdout
+    db.expire_all()
+    channel = db.scalar(select(Channel).where(Channel.name == "orange"))
+    assert channel is not None and channel.credentials["ussd_secret"] == "a-chosen-secret-of-20"
+    unknown = deme("channel-secret", "nope")
+    assert unknown.returncode != 0 and "no channel named 'nope'" in unknown.stderr
+
+
+def test_check_names_a_ussd_channel_nobody_can_authenticate(db: Session) -> None:
+    from models.channels import Channel
+    from models.enums import ChannelType
+
+    db.add(Channel(name="at-open", type=ChannelType.AFRICASTALKING, config={"ussd_code": "*1#"}))
+    db.commit()
+    result = deme("check")
+    assert result.returncode == 1
+    assert "NOT AUTHENTICATED on at-open" in result.stdout

@@ -92,3 +92,13 @@ def test_web_start_up_stops_with_a_message_naming_the_variable() -> None:
     assert result.returncode == 2
     assert "DEME_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_the_development_pii_key_even_as_a_secondary_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in PRODUCTION_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEME_PII_KEY", f"{PRODUCTION_SECRETS['DEME_PII_KEY']}, {DEV_PII_KEY}")
+    with pytest.raises(SettingsError, match=r"DEME_PII_KEY .*development default"):
+        load_settings()
