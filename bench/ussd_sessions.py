@@ -51,6 +51,7 @@ DB_NAME = os.environ.get("DEME_BENCH_DB", "deme_bench_ussd")
 REDIS_URL = os.environ.get("DEME_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 USSD_PATH = "/webhooks/africastalking/ussd"
 SERVICE_CODE = "*384*123#"
+USSD_TOKEN = "bench-ussd-token"  # every hop authenticates, as a real aggregator's does
 
 # -- the baseline: the cheapest possible USSD answer under the same server --------------------
 
@@ -111,6 +112,7 @@ def prepare_database(env: dict[str, str]) -> None:
             Channel(
                 name="bench-at",
                 type=ChannelType.AFRICASTALKING,
+                credentials={"ussd_secret": USSD_TOKEN},
                 config={"ussd_service_code": SERVICE_CODE},
             )
         )
@@ -253,6 +255,7 @@ class Connection:
             (
                 f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"X-Deme-Token: {USSD_TOKEN}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode()
             + body
