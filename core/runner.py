@@ -64,7 +64,7 @@ def platform_commands(bot_mode: str) -> list[tuple[str, list[str]]]:
                 settings.host,
                 "--port",
                 str(settings.port),
-                "--proxy-headers",
+                "--no-proxy-headers",  # the app reads them, only from DEME_TRUSTED_PROXIES
                 "--log-level",
                 settings.log_level.lower(),
             ],
