@@ -272,6 +272,8 @@ def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
         to = None if contact is None else contact.phone
         opted_out = contact is not None and contact.is_opted_out
         erased = contact is not None and contact.erased_at is not None
+        # A phone-simulator contact: whatever channel was picked, nothing reaches a provider.
+        simulated = contact is not None and contact.is_test
     if contact is None or not to or erased:
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
@@ -287,7 +289,7 @@ def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
         _finish(message_id, MessageStatus.FAILED, error_code="channel", error_message="no channel")
         return "failed-no-channel"
 
-    if channel.type == ChannelType.SIMULATOR:
+    if channel.type == ChannelType.SIMULATOR or simulated:
         if _claim(message_id):
             _finish(message_id, MessageStatus.SENT, provider_id=f"sim-{message_id}")
         return "simulated"
