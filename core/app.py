@@ -160,6 +160,13 @@ def create_app() -> FastAPI:
     # Added last = outermost: the access log and metrics also see the 413/408 answers.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
+    if settings.trusted_proxy_list:
+        # The one place proxy headers are read (uvicorn runs with proxy headers off): the
+        # client address used by login throttling and audit is the TCP peer unless that peer
+        # is a configured proxy (DEME_TRUSTED_PROXIES); then it is the first untrusted hop.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -158,14 +158,17 @@ def create_user(
     from models.enums import UserRole
     from models.teams import Team, TeamMember
     from models.users import User
-    from ops_console.auth import hash_password
+    from ops_console.auth import WeakPassword, check_password_rules, clear_backoff, hash_password
 
     if role not in ROLE_CHOICES:
         raise _fail(f"--role must be one of {', '.join(ROLE_CHOICES)}, not {role!r}", 2)
     if not re.fullmatch(r"[A-Za-z0-9._-]{2,80}", username):
         raise _fail("USERNAME must be 2–80 letters, digits, '.', '_' or '-'", 2)
-    if password is not None and len(password) < 10:
-        raise _fail("--password must be at least 10 characters", 2)
+    if password is not None:
+        try:
+            check_password_rules(password, username=username)
+        except WeakPassword as weak:
+            raise _fail(f"--password: {weak}", 2) from None
     chosen = password or secrets.token_urlsafe(12)
     with session_scope() as session:
         user = session.scalar(select(User).where(User.username == username))
@@ -182,8 +185,7 @@ def create_user(
             action = "user.created"
         else:
             user.password_hash = hash_password(chosen)
-            user.failed_logins = 0
-            user.locked_until = None
+            clear_backoff(session, user.username)
             action = "user.password_reset"
         session.flush()
         if team:

@@ -200,7 +200,8 @@ def uvicorn_options(settings: Settings | None = None) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "proxy_headers": True,
+        # X-Forwarded-* are read by the app, only from DEME_TRUSTED_PROXIES (core.app).
+        "proxy_headers": False,
         "log_level": settings.log_level.lower(),
         # Our own access log (core.app) redacts query strings; uvicorn's would not.
         "access_log": False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 
@@ -10,13 +12,32 @@ class InvalidPhoneNumber(ValueError):
     it ends up in API answers and logs)."""
 
 
+# The console's phone simulator speaks only from this range: Malian national numbers are
+# 8 digits and none starts with 0 (no trunk prefix; mobiles 5x-9x, fixed 2x/44, toll free 80),
+# so +223 00 xx xx xx can never belong to a real subscriber. It is parsed here like any number,
+# so a provider's webhook "from" such a number is handled normally (it cannot really happen).
+SIMULATOR_PREFIX = "+22300"
+SIMULATOR_EXAMPLE = "+22300000001"
+_SIMULATOR_NUMBER = re.compile(r"\+22300\d{6}")
+
+
+def is_simulator_number(e164: str) -> bool:
+    """True for numbers of the simulator range (+223 00 xx xx xx)."""
+    return _SIMULATOR_NUMBER.fullmatch(e164 or "") is not None
+
+
 def normalize_phone(raw: str, default_region: str = "ML") -> str:
     """Return the E.164 form of ``raw`` ("76 12 34 56" in Mali → "+22376123456")."""
     text = (raw or "").strip()
     if not text:
         raise InvalidPhoneNumber("phone number is empty")
-    if text.startswith("00"):
+    if text.startswith("00") and not _looks_national_simulator(text):
         text = "+" + text[2:]
+    compact = re.sub(r"[\s.\-]", "", text)
+    if compact.startswith("00") and len(compact) == 8:  # "00 12 34 56" in Mali
+        compact = "+223" + compact
+    if is_simulator_number(compact):
+        return compact
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -24,6 +45,10 @@ def normalize_phone(raw: str, default_region: str = "ML") -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber("not a valid phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _looks_national_simulator(text: str) -> bool:
+    return len(re.sub(r"[\s.\-]", "", text)) == 8
 
 
 def mask_phone(e164: str) -> str:

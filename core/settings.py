@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     body_timeout_seconds: float = Field(default=15.0, gt=0)
     header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses
+    # or CIDR networks). Empty: none; the client address is the TCP peer, whoever sends what.
+    trusted_proxies: str = ""
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     # Bearer token Prometheus presents for /metrics in production (else an admin's token).
@@ -129,6 +132,23 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return ",".join(items)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item for item in self.trusted_proxies.split(",") if item]
 
     @field_validator("database_url")
     @classmethod

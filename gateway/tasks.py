@@ -384,6 +384,8 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         erased = contact is not None and contact.erased_at is not None
         if opted_out and kind == SWEPT_KIND:
             kind = _queued_kind(session, message)
+        # A phone-simulator contact: whatever channel was picked, nothing reaches a provider.
+        simulated = contact is not None and contact.is_test
     if contact is None or not to or erased:
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
@@ -399,7 +401,7 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         _finish(message_id, MessageStatus.FAILED, error_code="channel", error_message="no channel")
         return "failed-no-channel"
 
-    if channel.type == ChannelType.SIMULATOR:
+    if channel.type == ChannelType.SIMULATOR or simulated:
         if _claim(message_id):
             _finish(message_id, MessageStatus.SENT, provider_id=f"sim-{message_id}")
         return "simulated"

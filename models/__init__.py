@@ -28,7 +28,7 @@ from models.places import Place, PlaceAlias
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
 from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent
-from models.users import ApiToken, User
+from models.users import ApiToken, LoginBackoff, User
 from models.ussd import UssdSession
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "Language",
+    "LoginBackoff",
     "Message",
     "MessageDirection",
     "MessageEncoding",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import EncryptedText
@@ -31,6 +31,9 @@ class Contact(TimestampMixin, Base):
     opted_out_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    # Created by the console's phone simulator: left out of dashboards, reports and exports,
+    # and never sent to a real provider.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     households: Mapped[list[Household]] = relationship(back_populates="contact")
 

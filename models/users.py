@@ -23,6 +23,7 @@ class User(TimestampMixin, Base):
     language: Mapped[Language] = mapped_column(str_enum(Language, 8), default=Language.FRENCH)
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    # Unused since login backoff moved to ``login_backoffs`` (kept so old rows still load).
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
 
@@ -44,3 +45,19 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class LoginBackoff(Base):
+    """Failed logins for one (account, client address) pair: each failure past the free ones
+    doubles the wait before that pair may try again. Keyed by a SHA-256 of both, so neither
+    the typed username nor the address is stored; in the database so it survives restarts
+    and is shared by every web process (Redis is absent in ``make run``)."""
+
+    __tablename__ = "login_backoffs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SHA-256 of the lower-cased username alone: lets an admin clear every pair of a user.
+    account_key: Mapped[str] = mapped_column(String(64), index=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
+    blocked_until: Mapped[datetime | None]

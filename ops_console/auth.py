@@ -10,9 +10,17 @@ Design choices (why):
   (and bearer tokens are never accepted as cookies), so stealing one does not widen access.
 - CSRF tokens are an HMAC of the session (or, before login, of a random per-browser seed)
   with ``DEME_SECRET_KEY``: nothing to store, and a token is useless with another session.
-- Login throttling has two layers: per account (``User.failed_logins`` / ``locked_until``,
-  survives restarts, shared by all web processes) and per client address (in memory, a sliding
-  window that slows down password spraying across many accounts from one address).
+- Login throttling has two layers, and neither lets a stranger lock a real user out: per
+  (account, client address) an exponential backoff (``login_backoffs``: survives restarts,
+  shared by all web processes), so an attacker hammering the admin account from one address
+  waits longer and longer while the admin logging in from elsewhere is not slowed at all; and
+  per client address (in memory, a sliding window that slows down password spraying across
+  many accounts from one address). The client address is the TCP peer unless the peer is a
+  configured proxy (``DEME_TRUSTED_PROXIES``, see ``core.app``): X-Forwarded-For from anyone
+  else is ignored.
+- Passwords: 12 to 1024 characters, used exactly as typed (never stripped or truncated), not
+  in the shipped list of common passwords (``data/common-passwords.txt``), not only digits,
+  not a run of one repeated character, not the username.
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
@@ -36,7 +47,8 @@ from core.logging import security_log
 from core.settings import get_settings
 from models.base import utcnow
 from models.enums import Language, UserRole
-from models.users import ApiToken, User
+from models.users import ApiToken, LoginBackoff, User
+from ops_console.i18n import N_
 
 SESSION_COOKIE = "deme_session"
 CSRF_SEED_COOKIE = "deme_csrf"
@@ -48,8 +60,12 @@ SESSION_LIFETIME = timedelta(hours=12)
 # Refreshing last_used_at on every request would turn each page view into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+# Per (account, address): this many failures are free, then each one doubles the wait.
+FREE_FAILURES = 3
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=15)
+# A pair that has not failed for this long starts again from zero (and its row is pruned).
+BACKOFF_FORGET = timedelta(hours=24)
 IP_WINDOW_SECONDS = 15 * 60
 IP_MAX_FAILURES = 30
 
@@ -63,15 +79,51 @@ _DUMMY_HASH = _hasher.hash("deme-dummy-password-for-timing")
 
 
 class WeakPassword(ValueError):
-    """The password does not meet the minimum rules (the message says which)."""
+    """The password does not meet the rules. ``str()`` is an English sentence (the CLI);
+    ``message`` is the console catalog's msgid for the same rule."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+
+PASSWORD_TOO_SHORT = N_("At least 12 characters.")
+PASSWORD_TOO_LONG = N_("At most 1024 characters.")
+PASSWORD_COMMON = N_("This password is on the list of common passwords: choose another one.")
+PASSWORD_DIGITS = N_("A password made only of digits is too easy to guess.")
+PASSWORD_REPEATED = N_("A password made of one repeated character is too easy to guess.")
+PASSWORD_USERNAME = N_("The password must not contain the username.")
 
 
-def check_password_rules(password: str) -> None:
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list (lower case), read once; lines starting with ``#`` are comments."""
+    with COMMON_PASSWORDS_FILE.open(encoding="utf-8") as source:
+        return frozenset(
+            line.strip().lower() for line in source if line.strip() and not line.startswith("#")
+        )
+
+
+def check_password_rules(password: str, *, username: str | None = None) -> None:
+    """Raise WeakPassword naming the first rule ``password`` breaks. The password is judged
+    exactly as typed: spaces count, nothing is stripped."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise WeakPassword(PASSWORD_TOO_SHORT)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise WeakPassword(PASSWORD_TOO_LONG)
+    folded = password.lower()
+    if folded in common_passwords() or folded.strip() in common_passwords():
+        raise WeakPassword(PASSWORD_COMMON)
+    if password.isdigit():
+        raise WeakPassword(PASSWORD_DIGITS)
+    if len(set(password)) == 1:
+        raise WeakPassword(PASSWORD_REPEATED)
+    if username and username.strip() and username.strip().lower() in folded:
+        raise WeakPassword(PASSWORD_USERNAME)
 
 
 def hash_password(password: str) -> str:
@@ -108,7 +160,7 @@ def create_user(
     if session.scalar(taken) is not None:
         raise ValueError(f"user {username!r} already exists")
     if password is not None:
-        check_password_rules(password)
+        check_password_rules(password, username=username)
     elif role != UserRole.SERVICE:
         raise ValueError("people need a password; only service users may have none")
     user = User(
@@ -136,11 +188,11 @@ def create_user(
 def set_password(
     session: Session, user: User, password: str, *, actor_label: str, actor_user_id: int | None
 ) -> None:
-    """Change a password; every open browser session of that user is revoked."""
-    check_password_rules(password)
+    """Change a password; every open browser session of that user is revoked, and failed
+    attempts against the account are forgotten."""
+    check_password_rules(password, username=user.username)
     user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    clear_backoff(session, user.username)
     revoke_sessions(session, user)
     record_audit(
         session,
@@ -336,6 +388,66 @@ class _AddressThrottle:
 address_throttle = _AddressThrottle(IP_WINDOW_SECONDS, IP_MAX_FAILURES)
 
 
+def _account_key(username: str) -> str:
+    return hashlib.sha256(b"account\0" + username.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _pair_key(username: str, address: str) -> str:
+    raw = f"{username.strip().lower()}\0{address}".encode()
+    return hashlib.sha256(b"pair\0" + raw).hexdigest()
+
+
+def backoff_delay(failures: int) -> timedelta:
+    """How long a pair with ``failures`` consecutive failures must wait before trying again."""
+    if failures < FREE_FAILURES:
+        return timedelta(0)
+    exponent = min(failures - FREE_FAILURES, 20)
+    delay: timedelta = min(BACKOFF_BASE * (2**exponent), BACKOFF_MAX)
+    return delay
+
+
+def _backoff_blocked(session: Session, username: str, address: str, now: datetime) -> bool:
+    row = session.get(LoginBackoff, _pair_key(username, address))
+    return row is not None and row.blocked_until is not None and row.blocked_until > now
+
+
+def _backoff_failed(session: Session, username: str, address: str, now: datetime) -> None:
+    key = _pair_key(username, address)
+    row = session.get(LoginBackoff, key, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():  # two workers may fail the same pair at once
+                session.add(
+                    LoginBackoff(
+                        key=key, account_key=_account_key(username), failures=0, last_failed_at=now
+                    )
+                )
+        except IntegrityError:
+            pass
+        row = session.get(LoginBackoff, key, with_for_update=True, populate_existing=True)
+        assert row is not None
+    if now - row.last_failed_at > BACKOFF_FORGET:
+        row.failures = 0
+    row.failures += 1
+    row.last_failed_at = now
+    delay = backoff_delay(row.failures)
+    row.blocked_until = now + delay if delay else None
+    # Keep the table small: pairs that stopped failing long ago are forgotten.
+    session.execute(delete(LoginBackoff).where(LoginBackoff.last_failed_at < now - BACKOFF_FORGET))
+    session.flush()
+
+
+def clear_backoff(session: Session, username: str, address: str | None = None) -> int:
+    """Forget failures of one pair (after a successful login) or of every pair of an account
+    (password reset, admin "unlock"); returns how many pairs were cleared."""
+    if address is not None:
+        where = LoginBackoff.key == _pair_key(username, address)
+    else:
+        where = LoginBackoff.account_key == _account_key(username)
+    result = session.execute(delete(LoginBackoff).where(where))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 class LoginRefused(Exception):
     """Login failed; ``reason`` is a catalog key, deliberately vague about which part was
     wrong ("invalid" covers unknown user, wrong password and inactive account)."""
@@ -346,40 +458,39 @@ class LoginRefused(Exception):
 
 
 def authenticate(session: Session, *, username: str, password: str, address: str) -> User:
-    """Check credentials with throttling; flushes the counters; raises LoginRefused."""
+    """Check credentials with throttling; flushes the counters; raises LoginRefused.
+
+    ``password`` is compared exactly as typed. Failures slow down only the (account, address)
+    pair that made them (and, past the window's limit, that address): the account itself is
+    never locked, so nobody can lock a colleague out by typing wrong passwords."""
     if address_throttle.blocked(address):
         security_log().warning("login throttled for address")
         raise LoginRefused("throttled")
+    now = utcnow()
+    if _backoff_blocked(session, username, address, now):
+        security_log().warning("login refused: backoff for account and address")
+        raise LoginRefused("backoff")
     # Case-insensitive: the CLI stores usernames as typed, people type them as they like.
     user = session.scalar(
         select(User).where(func.lower(User.username) == username.strip().lower()).limit(1)
     )
-    now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        raise LoginRefused("locked")
-    if user is None or user.role == UserRole.SERVICE or not user.active:
-        verify_password(_DUMMY_HASH, password)
+    if (
+        user is None
+        or user.role == UserRole.SERVICE
+        or not user.active
+        or len(password) > MAX_PASSWORD_LENGTH
+    ):
+        verify_password(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
         address_throttle.failed(address)
+        _backoff_failed(session, username, address, now)
         raise LoginRefused("invalid")
     if not verify_password(user.password_hash, password):
         address_throttle.failed(address)
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-            record_audit(
-                session,
-                action="user.locked",
-                actor_label="system",
-                object_type="user",
-                object_id=user.id,
-            )
-        session.flush()
+        _backoff_failed(session, username, address, now)
         raise LoginRefused("invalid")
     if user.password_hash and _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    clear_backoff(session, username, address)
     user.last_login_at = now
     session.flush()
     return user

@@ -155,3 +155,10 @@ def filter_query(
 def form_text(form: ImmutableMultiDict[str, object], key: str, limit: int = 5000) -> str:
     value = form.get(key)
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def form_password(form: ImmutableMultiDict[str, object], key: str = "password") -> str:
+    """A password exactly as typed: never stripped, never truncated (too long is refused by
+    ``auth.check_password_rules`` with a message)."""
+    value = form.get(key)
+    return value if isinstance(value, str) else ""

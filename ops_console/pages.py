@@ -85,7 +85,10 @@ def login_form(page: AnonPage, next: str | None = None) -> Response:
 
 _LOGIN_ERRORS = {
     "invalid": N_("Wrong username or password."),
-    "locked": N_("Too many failed attempts: this account is locked for 15 minutes."),
+    "backoff": N_(
+        "Too many failed attempts for this account from this address: "
+        "wait a few minutes and try again."
+    ),
     "throttled": N_("Too many failed attempts from this address: try again later."),
 }
 

@@ -29,7 +29,7 @@ from models.teams import Team, TeamMember
 from models.users import ApiToken, User
 from ops_console import auth
 from ops_console.canned import LANGUAGES, CannedReply, canned_replies, save_canned_replies
-from ops_console.forms import form_text
+from ops_console.forms import form_password, form_text
 from ops_console.i18n import N_
 from ops_console.permissions import Capability
 from ops_console.web import Page, PageCtx, PostPage, redirect, render
@@ -161,7 +161,7 @@ async def create_user(request: Request, page: PostPage) -> Response:
     form = await request.form()
     username = form_text(form, "username", 80)
     role_value = form_text(form, "role", 24)
-    password = form_text(form, "password", 200)
+    password = form_password(form)
     errors: dict[str, str] = {}
     import re
 
@@ -172,8 +172,11 @@ async def create_user(request: Request, page: PostPage) -> Response:
     except ValueError:
         errors["role"] = N_("Unknown value.")
         role = UserRole.OPERATOR
-    if role != UserRole.SERVICE and len(password) < auth.MIN_PASSWORD_LENGTH:
-        errors["password"] = N_("At least 10 characters.")
+    if role != UserRole.SERVICE:
+        try:
+            auth.check_password_rules(password, username=username)
+        except auth.WeakPassword as weak:
+            errors["password"] = weak.message
     if errors:
         return _fail(page, "users", errors)
     viewer = page.user_viewer
@@ -227,7 +230,7 @@ async def update_user(user_id: int, request: Request, page: PostPage) -> Respons
             changes.append("active")
             if not wanted:
                 auth.revoke_sessions(page.session, user)
-    password = form_text(form, "password", 200)
+    password = form_password(form)
     if password:
         try:
             auth.set_password(
@@ -237,11 +240,9 @@ async def update_user(user_id: int, request: Request, page: PostPage) -> Respons
                 actor_label=viewer.user.username,
                 actor_user_id=viewer.user.id,
             )
-        except auth.WeakPassword:
-            return _fail(page, "users", {"password": N_("At least 10 characters.")})
-    if form.get("unlock") == "1":
-        user.locked_until = None
-        user.failed_logins = 0
+        except auth.WeakPassword as weak:
+            return _fail(page, "users", {"password": weak.message})
+    if form.get("unlock") == "1" and auth.clear_backoff(page.session, user.username):
         changes.append("unlocked")
     if changes:
         _audit(page, "user.updated", "user", user.id, fields=changes)

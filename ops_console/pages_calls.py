@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from core.phones import InvalidPhoneNumber, normalize_phone
+from core.phones import SIMULATOR_EXAMPLE, InvalidPhoneNumber, is_simulator_number, normalize_phone
 from models.channels import Channel
 from models.enums import (
     ChannelType,
@@ -210,16 +210,43 @@ def simulator_channel(page: Page) -> Channel:
     return channel
 
 
+SIMULATOR_ONLY = N_(
+    "The simulator speaks only from test numbers +223 00 xx xx xx (for example +22300000001): "
+    "real numbers are refused."
+)
+
+
+def simulator_phone(raw: str) -> tuple[str | None, str | None]:
+    """(E.164, None) for a number of the simulator range, else (None, error msgid): the
+    simulator must never speak, or read answers, as a real sender."""
+    try:
+        e164 = normalize_phone(raw)
+    except InvalidPhoneNumber:
+        return None, N_("Not a valid phone number.")
+    if not is_simulator_number(e164):
+        return None, SIMULATOR_ONLY
+    return e164, None
+
+
+def _simulator_contact(page: Page, e164: str) -> None:
+    """The contact the simulator speaks as, marked as test data (left out of dashboards,
+    reports and exports; never sent to a real provider)."""
+    from tickets.contacts import get_or_create_contact
+
+    contact = get_or_create_contact(page.session, e164)
+    if not contact.is_test:
+        contact.is_test = True
+        page.session.flush()
+
+
 def _thread(page: Page, phone: str | None) -> list[Message]:
-    if not phone:
+    e164, error = simulator_phone(phone or "")
+    if e164 is None or error is not None:
         return []
     from tickets.contacts import find_contact_by_phone
 
-    try:
-        contact = find_contact_by_phone(page.session, phone)
-    except InvalidPhoneNumber:
-        return []
-    if contact is None:
+    contact = find_contact_by_phone(page.session, e164)
+    if contact is None or not contact.is_test:
         return []
     channel = simulator_channel(page)
     return list(
@@ -232,15 +259,12 @@ def _thread(page: Page, phone: str | None) -> list[Message]:
     )
 
 
-SIMULATOR_DEFAULT_PHONE = "+22370000001"
-
-
 @router.get("/simulator")
 def simulator_page(request: Request, page: PageCtx) -> Response:
     # The phone number is never taken from the URL (access logs, history): the thread of
     # another number is fetched by POST /simulator/thread.
     page.require(Capability.SIMULATOR)
-    phone = SIMULATOR_DEFAULT_PHONE
+    phone = SIMULATOR_EXAMPLE
     context: dict[str, Any] = {
         "phone": phone,
         "thread": _thread(page, phone),
@@ -256,7 +280,7 @@ async def simulator_thread(request: Request, page: PostPage) -> Response:
     """The conversation of the posted phone number (polled by the page every 3 s)."""
     page.require(Capability.SIMULATOR)
     form = await request.form()
-    phone = form_text(form, "phone", 40) or SIMULATOR_DEFAULT_PHONE
+    phone = form_text(form, "phone", 40) or SIMULATOR_EXAMPLE
     context: dict[str, Any] = {
         "phone": phone,
         "thread": _thread(page, phone),
@@ -276,14 +300,14 @@ async def simulator_sms(request: Request, page: PostPage) -> Response:
     phone = form_text(form, "phone", 40)
     text = form_text(form, "text", 1600)
     errors: dict[str, str] = {}
-    e164 = None
-    try:
-        e164 = normalize_phone(phone)
-    except InvalidPhoneNumber:
-        errors["phone"] = N_("Not a valid phone number.")
+    e164, phone_error = simulator_phone(phone)
+    if phone_error is not None:
+        errors["phone"] = phone_error
     if not text:
         errors["text"] = N_("Write a message.")
     channel = simulator_channel(page)
+    if not errors and e164 is not None:
+        _simulator_contact(page, e164)
     page.session.commit()
     if not errors and e164 is not None:
         from gateway.inbound import InboundSms, publish_inbound, record_inbound
@@ -325,12 +349,12 @@ async def simulator_ussd(request: Request, page: PostPage) -> Response:
     errors: dict[str, str] = {}
     screen = ""
     ended = False
-    try:
-        e164 = normalize_phone(phone)
-    except InvalidPhoneNumber:
-        errors["phone"] = N_("Not a valid phone number.")
-        e164 = None
+    e164, phone_error = simulator_phone(phone)
+    if phone_error is not None:
+        errors["phone"] = errors["ussd"] = phone_error
     channel = simulator_channel(page)
+    if e164 is not None:
+        _simulator_contact(page, e164)
     page.session.commit()
     if e164 is not None:
         from gateway.ussd.service import Hop, default_service
@@ -352,4 +376,10 @@ async def simulator_ussd(request: Request, page: PostPage) -> Response:
         "errors": errors,
         "ussd": {"session_id": session_id, "screen": screen, "ended": ended, "history": text},
     }
-    return render(page, "simulator.html", context, block="ussd" if is_htmx(request) else None)
+    return render(
+        page,
+        "simulator.html",
+        context,
+        block="ussd" if is_htmx(request) else None,
+        status_code=422 if errors else 200,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
@@ -34,6 +34,8 @@ from ops_console.queries import (
     filter_conditions,
     hidden_protection_total,
     queue_statement,
+    real_households_clause,
+    real_tickets_clause,
     region_of_places,
     sla_clause,
     sla_state,
@@ -100,7 +102,7 @@ def _as_date(value: date | datetime | str) -> date:
 
 
 def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
-    visible = viewer.ticket_clause()
+    visible = and_(viewer.ticket_clause(), real_tickets_clause())
     now = utcnow()
     by_place = session.execute(
         select(Ticket.place_id, Ticket.category, func.count())
@@ -168,7 +170,9 @@ def registry_data(session: Session) -> dict[str, Any]:
             Household.current_place_id,
             func.count(),
             func.coalesce(func.sum(Household.size), 0),
-        ).group_by(Household.current_place_id)
+        )
+        .where(real_households_clause())
+        .group_by(Household.current_place_id)
     ).all()
     rows = []
     for place_id, households, people in by_place:
@@ -190,7 +194,9 @@ def registry_data(session: Session) -> dict[str, Any]:
             Household.current_place_id,
             func.count(),
             func.coalesce(func.sum(Household.size), 0),
-        ).group_by(Household.origin_place_id, Household.current_place_id)
+        )
+        .where(real_households_clause())
+        .group_by(Household.origin_place_id, Household.current_place_id)
     ).all()
     flows: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for origin_id, current_id, households, people in flows_raw:
@@ -250,7 +256,11 @@ def _safe_cell(value: str) -> str:
 def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator[list[str]]:
     filters, _errors = parse_filters(request.query_params)
     regions = region_of_places(session)
-    statement = queue_statement(session, filters, viewer).limit(EXPORT_ROW_LIMIT)
+    statement = (
+        queue_statement(session, filters, viewer)
+        .where(real_tickets_clause())
+        .limit(EXPORT_ROW_LIMIT)
+    )
     batch: list[Ticket] = []
 
     def flush() -> Iterator[list[str]]:
@@ -356,7 +366,7 @@ def _suppress(count: int) -> str:
 
 def hxl_aggregate(session: Session, viewer: Viewer) -> list[list[str]]:
     regions = region_of_places(session)
-    visible = viewer.ticket_clause()
+    visible = and_(viewer.ticket_clause(), real_tickets_clause())
     totals = session.execute(
         select(
             Ticket.place_id,
@@ -383,7 +393,9 @@ def hxl_aggregate(session: Session, viewer: Viewer) -> list[list[str]]:
             Household.current_place_id,
             func.count(),
             func.coalesce(func.sum(Household.size), 0),
-        ).group_by(Household.current_place_id)
+        )
+        .where(real_households_clause())
+        .group_by(Household.current_place_id)
     ).all()
     displaced: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for place_id, count, people in households:

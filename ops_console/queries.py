@@ -230,6 +230,23 @@ class QueuePage:
     next_cursor: str | None
 
 
+def _test_contact_ids() -> Select[tuple[int]]:
+    return select(Contact.id).where(Contact.is_test)
+
+
+def real_tickets_clause() -> ColumnElement[bool]:
+    """Tickets not made through the phone simulator (its contacts are ``is_test``): the one
+    filter dashboards, reports and exports apply so demos never count as field data."""
+    return or_(Ticket.contact_id.is_(None), Ticket.contact_id.not_in(_test_contact_ids()))
+
+
+def real_households_clause() -> ColumnElement[bool]:
+    """Households not registered through the phone simulator (see ``real_tickets_clause``)."""
+    from models.contacts import Household
+
+    return or_(Household.contact_id.is_(None), Household.contact_id.not_in(_test_contact_ids()))
+
+
 def queue_statement(
     session: Session, filters: TicketFilter, viewer: Viewer, *, cursor: str | None = None
 ) -> Select[tuple[Ticket]]:
@@ -276,7 +293,7 @@ def hidden_protection_total(session: Session, viewer: Viewer) -> int | None:
     statement = (
         select(func.count())
         .select_from(Ticket)
-        .where(protection_clause(), Ticket.status.in_(OPEN_STATUSES))
+        .where(protection_clause(), Ticket.status.in_(OPEN_STATUSES), real_tickets_clause())
     )
     return int(session.scalar(statement) or 0)
 

@@ -254,7 +254,7 @@ def test_simulator_sms_becomes_a_ticket(
 
     page = _login(chromium, server, "operator-user")
     page.goto(f"{server}/simulator")
-    page.fill("#sim-phone", "+22370123456")
+    page.fill("#sim-phone", "+22300123456")
     page.fill(
         "#sim-text", "Il n'y a plus d'eau potable au site de Sévaré, les enfants sont malades"
     )
