@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.celery_app import celery_app
 from core.db import get_sessionmaker
+from core.locks import single_run
 from core.outbox import enqueue_after_commit, publish, publish_committed
 from core.settings import get_settings
 from gateway.channels import ChannelInfo, load_channel
@@ -368,6 +369,7 @@ def replay_spool() -> int:
     return replay()
 
 
+@single_run("gateway.sweep_outbound", skipped=(0, 0))
 def sweep_outbound(
     *,
     stuck_sending: timedelta = STUCK_SENDING_AFTER,

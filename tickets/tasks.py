@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.celery_app import celery_app
 from core.db import get_sessionmaker
+from core.locks import single_run
 from core.outbox import publish_committed
 from tickets import alerts, erasure, intake, notifications, sla
 
@@ -27,6 +28,7 @@ def retry_alerts() -> int:
 
 
 @celery_app.task(name="tickets.check_sla", ignore_result=True)
+@single_run("tickets.check_sla", skipped=0)
 def check_sla() -> int:
     # First the recorded tickets whose processing task was lost: until processed they have no
     # due times, so this check (and everyone else) would never notice them.
