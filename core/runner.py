@@ -5,7 +5,8 @@ their output is prefixed with their name. A child that dies is restarted after a
 (1 s, 2 s, 4 s … capped at 30 s; reset once it has stayed up a minute) while the others
 keep running. Ctrl-C (or SIGTERM) stops all of them.
 
-- Children die with the supervisor: each gets ``PR_SET_PDEATHSIG`` (Linux), so a
+- Children die with the supervisor: each gets ``PR_SET_PDEATHSIG`` (Linux; see
+  ``death_signal``), so a
   SIGKILLed ``deme run`` leaves no orphan holding the port or running a second beat.
 - One ``deme run`` per ``var/``: an ``flock`` on ``var/deme-run.lock`` (held until the
   process dies, whatever kills it); a second one exits naming the pid of the first.
@@ -70,12 +71,20 @@ def _load_prctl() -> Callable[..., int] | None:
 _prctl = _load_prctl()
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: the kernel sends SIGTERM to the child when the supervisor dies."""
+def death_signal(name: str) -> signal.Signals:
+    """What a child gets when the supervisor dies. Celery processes: SIGKILL — a warm
+    shutdown could wait forever on a pool process blocked writing to the dead supervisor's
+    pipe, and Celery's pool processes already die with their worker (PDEATHSIG SIGKILL);
+    a killed task is redelivered (acks_late). Web and bot: SIGTERM, they stop on it."""
+    return signal.SIGTERM if name in ("web", "bot") else signal.SIGKILL
+
+
+def _die_with_parent(parent_pid: int, signum: signal.Signals) -> Callable[[], None]:
+    """preexec_fn: the kernel sends ``signum`` to the child when the supervisor dies."""
 
     def preexec() -> None:
         if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            _prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
         if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
             os._exit(1)
 
@@ -92,7 +101,7 @@ def _start(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own group: we stop it and everything it spawned
-        preexec_fn=_die_with_parent(os.getpid()),
+        preexec_fn=_die_with_parent(os.getpid(), death_signal(name)),
         pass_fds=pass_fds,
     )
     assert process.stdout is not None
