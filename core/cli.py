@@ -301,6 +301,10 @@ def _unauthenticated_ussd_channels() -> list[str]:
 def web(
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
     workers: Annotated[int, typer.Option(min=1, max=32)] = 1,
+    fd: Annotated[
+        int | None,
+        typer.Option(help="Serve an already bound socket (deme run keeps it across restarts)."),
+    ] = None,
 ) -> None:
     """Serve the web app (webhooks, console, API) with uvicorn on DEME_HOST:DEME_PORT."""
     import uvicorn
@@ -309,7 +313,10 @@ def web(
     from core.logging import install_redaction
 
     install_redaction()
-    uvicorn.run("core.asgi:app", reload=reload, workers=workers, **uvicorn_options())
+    options = uvicorn_options()
+    if fd is not None:
+        options["fd"] = fd
+    uvicorn.run("core.asgi:app", reload=reload, workers=workers, **options)
 
 
 @app.command()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from core.settings import get_settings
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -30,22 +30,25 @@ def _configure_sqlite(engine: Engine) -> None:
         # instead of failing with "database is locked" when web, worker and beat share a file.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 15000, **kwargs: Any) -> Engine:
     # Errors must not carry statement parameters (phone hashes, message bodies) into logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = url.split(":///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.pop("connect_args", None)  # PostgreSQL's; SQLite's are set here
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 15}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
+            **kwargs,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)

@@ -1,7 +1,13 @@
 """Per-key mutual exclusion across processes: Redis locks, or file locks when embedded.
 
 Used to hand one sender's messages to the bot one at a time (Rasa's open-source lock store
-is not atomic across instances, so ordering is enforced before the bot is called).
+is not atomic across instances, so ordering is enforced before the bot is called), and by
+``single_run`` so a periodic task whose previous run is still going (a slow relay, a second
+beat) skips instead of doing the same work twice.
+
+With Redis the lock lives there (shared by every host); embedded (``make run``, no Redis)
+it is an ``flock`` on a file under ``var/locks/`` — every process runs on the one host, and
+the kernel releases it when its holder dies, so a crashed run never blocks the next one.
 """
 
 from __future__ import annotations
@@ -9,12 +15,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class LockTimeout(RuntimeError):
@@ -48,12 +61,62 @@ def exclusive(key: str, *, hold_seconds: float = 120, wait_seconds: float = 60) 
             with contextlib.suppress(Exception):
                 lock.release()
         return
-    folder = settings.var_dir / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / hashlib.sha256(key.encode()).hexdigest()[:32]
-    with path.open("a") as handle:
+    with _lock_path(key).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # the OS drops it if the holder dies
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_path(key: str) -> Path:
+    folder = get_settings().var_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@contextmanager
+def try_exclusive(key: str, *, hold_seconds: float = 900) -> Iterator[bool]:
+    """Take the lock ``key`` if it is free, without waiting: yields True when held (released
+    on exit), False when another process holds it."""
+    if get_settings().redis_url:
+        lock = _redis().lock(f"deme:lock:{key}", timeout=hold_seconds)
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
+        return
+    with _lock_path(key).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def single_run(
+    key: str, *, hold_seconds: float = 900, skipped: Any = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a periodic job so overlapping runs never do the same work twice: a run that
+    finds the previous one still going returns ``skipped`` at once."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with try_exclusive(f"single-run:{key}", hold_seconds=hold_seconds) as held:
+                if not held:
+                    log.info("%s skipped: the previous run is still going", key)
+                    return skipped  # type: ignore[no-any-return]
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

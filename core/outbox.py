@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.locks import single_run
 from models.base import utcnow
 from models.outbox import OutboxTask
 
@@ -87,6 +88,7 @@ def discard_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
+@single_run("core.relay_outbox", skipped=0)
 def relay_pending(*, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
     """Publish outbox rows left unpublished (broker was down, process died). Returns count."""
     cutoff = utcnow() - older_than

@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from core import fastpublish
 from core.crypto import lookup_hash
 from core.db import get_sessionmaker, make_engine
+from core.locks import single_run
 from core.outbox import publish
 from core.phones import normalize_phone
 from core.settings import get_settings
@@ -114,10 +115,22 @@ def webhook_engine() -> Engine:
     """The webhook's own pool: autocommit (the common case is one statement, so BEGIN and
     COMMIT would be two extra round trips) and no pre-ping (a SELECT 1 per request would
     cost as much as the INSERT). A connection that went stale (database restarted) fails,
-    is invalidated by SQLAlchemy, and ``record_inbound`` retries once on a fresh one."""
+    is invalidated by SQLAlchemy, and ``record_inbound`` retries once on a fresh one.
+
+    Short timeouts everywhere, so a sick database fails fast and the message is spooled:
+    pool checkout, connect (libpq's minimum is 2 s; the route's budget cuts it shorter),
+    statement and lock waits on PostgreSQL; SQLite's busy wait."""
     settings = get_settings()
     return make_engine(
-        settings.effective_database_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT"
+        settings.effective_database_url,
+        pool_pre_ping=False,
+        isolation_level="AUTOCOMMIT",
+        pool_timeout=0.5,
+        connect_args={
+            "connect_timeout": 2,
+            "options": "-c statement_timeout=800 -c lock_timeout=500",
+        },
+        sqlite_busy_timeout_ms=500,
     )
 
 
@@ -264,6 +277,7 @@ def publish_inbound(message_id: int) -> bool:
     return True
 
 
+@single_run("gateway.relay_inbound", skipped=0)
 def relay_stuck_inbound(*, older_than: timedelta = RELAY_GRACE, limit: int = 1000) -> int:
     """Publish inbound messages still RECEIVED after ``older_than``; returns how many.
 

@@ -2,18 +2,25 @@
 keep them stable (gateway/README.md lists them).
 
 Each handler: read (≤64 KiB) → find the channel → verify → normalise → record idempotently
-→ commit → publish → answer at once. Handlers are ``async`` and run the two or three
-database statements inline rather than in a thread pool: a hop to a worker thread would cost
-about as much as the statements, and uvicorn runs several processes. Bad input is a 4xx
-(``WebhookError``), never a 500; an unreachable database makes the request go to the disk
-spool and still answers success.
+→ commit → publish → answer at once. Database work (the channel lookup, recording) runs in
+a small thread pool of its own, never on the event loop, and is given ``DB_BUDGET_SECONDS``:
+a database that is frozen rather than refusing (a stalled disk, a hung failover) would
+otherwise hold every request. When the budget runs out the request is spooled exactly as if
+the connection had been refused; the abandoned thread ends on its own (statement/connect
+timeouts of ``webhook_engine``), and if it did store the message after all, the replay's
+idempotent recording makes it one message. Bad input is a 4xx (``WebhookError``), never a
+500; an unreachable database makes the request go to the disk spool and still answers
+success.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -35,8 +42,32 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-DB_DOWN_ERRORS = (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable)
+DB_DOWN_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    DatabaseUnavailable,
+    TimeoutError,
+)
 XML = "application/xml"
+
+# Time a webhook waits on the database before spooling; with the spool write (a few ms) the
+# provider has its answer within a second.
+DB_BUDGET_SECONDS = 0.8
+
+T = TypeVar("T")
+
+# Its own threads: Starlette's shared pool cannot abandon a call that overran its budget.
+_db_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-db")
+
+
+async def in_db_thread(function: Callable[[], T]) -> T:
+    """Run ``function`` (database work) off the event loop; ``TimeoutError`` after
+    ``DB_BUDGET_SECONDS`` (the thread is left to finish on its own)."""
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(
+        loop.run_in_executor(_db_threads, function), timeout=DB_BUDGET_SECONDS
+    )
 
 
 class _DatabaseBreaker:
@@ -62,27 +93,30 @@ def _error_response(exc: WebhookError) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code)
 
 
-def _accept_sms(sms: InboundSms) -> str:
-    """Record and publish; spool when the database is down. Returns what happened."""
+def _record_and_publish(sms: InboundSms) -> str:
+    message_id = record_inbound(sms)
+    if message_id is None:
+        return "duplicate"
+    publish_inbound(message_id)
+    return "stored"
+
+
+async def _accept_sms(sms: InboundSms) -> str:
+    """Record and publish; spool when the database is down or slow. Returns what happened."""
     if not db_breaker.down():
         try:
-            message_id = record_inbound(sms)
+            return await in_db_thread(lambda: _record_and_publish(sms))
         except DB_DOWN_ERRORS as exc:
             db_breaker.trip()
             log.warning("database unavailable, spooling inbound SMS: %s", type(exc).__name__)
-        else:
-            if message_id is None:
-                return "duplicate"
-            publish_inbound(message_id)
-            return "stored"
     spool.write(spool.KIND_SMS, sms.to_json())
     return "spooled"
 
 
-def _accept_status(update: StatusUpdate) -> None:
+async def _accept_status(update: StatusUpdate) -> None:
     if not db_breaker.down():
         try:
-            apply_status_update(update)
+            await in_db_thread(lambda: apply_status_update(update))
             return
         except DB_DOWN_ERRORS as exc:
             db_breaker.trip()
@@ -106,16 +140,20 @@ async def _guarded(handler: Callable[[], Awaitable[Response]]) -> Response:
 
 async def _twilio_fields(request: Request, *our_numbers: str) -> tuple[FormFields, ChannelInfo]:
     fields = parse_form(await read_body(request))
-    channel = twilio.channel_for(fields, *our_numbers)
-    twilio.verify(request, fields, channel)
-    return fields, channel
+
+    def lookup() -> ChannelInfo:
+        channel = twilio.channel_for(fields, *our_numbers)
+        twilio.verify(request, fields, channel)
+        return channel
+
+    return fields, await in_db_thread(lookup)
 
 
 @router.post("/twilio/sms")
 async def twilio_sms(request: Request) -> Response:
     async def handle() -> Response:
         fields, channel = await _twilio_fields(request, "To")
-        _accept_sms(twilio.parse_sms(fields, channel))
+        await _accept_sms(twilio.parse_sms(fields, channel))
         return Response(twilio.TWIML_EMPTY, media_type=XML)
 
     return await _guarded(handle)
@@ -125,7 +163,7 @@ async def twilio_sms(request: Request) -> Response:
 async def twilio_status(request: Request) -> Response:
     async def handle() -> Response:
         fields, channel = await _twilio_fields(request, "From", "To")
-        _accept_status(twilio.parse_status(fields, channel))
+        await _accept_status(twilio.parse_status(fields, channel))
         return Response(status_code=204)
 
     return await _guarded(handle)
@@ -146,7 +184,7 @@ async def twilio_voice(request: Request) -> Response:
         try:
             if db_breaker.down():
                 raise DatabaseUnavailable("breaker open")
-            record_call(call)
+            await in_db_thread(lambda: record_call(call))
         except DB_DOWN_ERRORS:
             db_breaker.trip()
             spool.write(spool.KIND_CALL, call.to_json())
@@ -163,9 +201,9 @@ async def twilio_voice(request: Request) -> Response:
 async def africastalking_sms(request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        channel = at.channel_for(request)
+        channel = await in_db_thread(lambda: at.channel_for(request))
         fields = parse_body(body, request.headers.get("content-type"))
-        _accept_sms(at.parse_sms(fields, channel))
+        await _accept_sms(at.parse_sms(fields, channel))
         return PlainTextResponse("OK")
 
     return await _guarded(handle)
@@ -175,9 +213,9 @@ async def africastalking_sms(request: Request) -> Response:
 async def africastalking_delivery(request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        channel = at.channel_for(request)
+        channel = await in_db_thread(lambda: at.channel_for(request))
         fields = parse_body(body, request.headers.get("content-type"))
-        _accept_status(at.parse_status(fields, channel))
+        await _accept_status(at.parse_status(fields, channel))
         return PlainTextResponse("OK")
 
     return await _guarded(handle)
@@ -192,10 +230,10 @@ async def http_receive(channel_id: str, request: Request) -> Response:
         body = await read_body(request)
         if not channel_id.isdigit():
             raise WebhookError("unknown channel", 404)
-        channel = http.channel_for(int(channel_id))
+        channel = await in_db_thread(lambda: http.channel_for(int(channel_id)))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
-        outcome = _accept_sms(http.parse_sms(fields, channel))
+        outcome = await _accept_sms(http.parse_sms(fields, channel))
         return PlainTextResponse(outcome)
 
     return await _guarded(handle)
@@ -207,10 +245,10 @@ async def http_status(channel_id: str, request: Request) -> Response:
         body = await read_body(request)
         if not channel_id.isdigit():
             raise WebhookError("unknown channel", 404)
-        channel = http.channel_for(int(channel_id))
+        channel = await in_db_thread(lambda: http.channel_for(int(channel_id)))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
-        _accept_status(http.parse_status(fields, channel))
+        await _accept_status(http.parse_status(fields, channel))
         return PlainTextResponse("OK")
 
     return await _guarded(handle)

@@ -10,10 +10,12 @@ PII key like the database columns.
 ``replay_spool`` (beat task ``gateway.replay_spool``) feeds the files back through the same
 idempotent recording as the webhook — a request spooled twice, or also stored by a retry that
 reached the database, still makes one message — and deletes each file once committed.
+Runs never overlap (``core.locks.single_run``); a file already gone is skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.crypto import decrypt_text, encrypt_text
+from core.locks import single_run
 from core.settings import get_settings
 from models.base import utcnow
 
@@ -71,6 +74,7 @@ def read(path: Path) -> tuple[str, dict[str, Any]]:
     return str(data["kind"]), dict(data["payload"])
 
 
+@single_run("gateway.replay_spool", skipped=0)
 def replay_spool(limit: int = 5000) -> int:
     """Store spooled requests in the database; returns how many files were replayed.
 
@@ -85,11 +89,14 @@ def replay_spool(limit: int = 5000) -> int:
     for path in pending_files()[:limit]:
         try:
             kind, payload = read(path)
+        except FileNotFoundError:
+            continue  # replayed meanwhile by another run (a spool shared by two hosts)
         except Exception:
             log.exception("unreadable spool file %s moved aside", path.name)
             bad = path.parent / "bad"
             bad.mkdir(exist_ok=True)
-            path.replace(bad / path.name)
+            with contextlib.suppress(FileNotFoundError):
+                path.replace(bad / path.name)
             continue
         try:
             if kind == KIND_SMS:
@@ -109,6 +116,6 @@ def replay_spool(limit: int = 5000) -> int:
                 log.warning("spool replay paused, database still failing: %s", type(exc).__name__)
                 break
             raise
-        path.unlink()
+        path.unlink(missing_ok=True)  # recording is idempotent: a second replay is harmless
         replayed += 1
     return replayed

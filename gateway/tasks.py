@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS, get_sessionmaker
+from core.locks import single_run
 from core.outbox import enqueue_after_commit, publish, publish_committed
 from core.settings import get_settings
 from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
@@ -478,6 +479,7 @@ def replay_spool() -> int:
     return replay()
 
 
+@single_run("gateway.sweep_outbound", skipped=(0, 0))
 def sweep_outbound(
     *,
     stuck_sending: timedelta = STUCK_SENDING_AFTER,

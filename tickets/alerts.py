@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.locks import single_run
 from core.outbox import enqueue_after_commit, publish_committed
 from core.settings import Settings, get_settings
 from models.alerts import Alert, AlertAttempt, AlertChannel
@@ -485,6 +486,7 @@ def _schedule_retry(alert_id: int, delay: timedelta) -> None:
         log.warning("alert %s: retry not scheduled (%s); the sweep will", alert_id, exc)
 
 
+@single_run("tickets.retry_alerts", skipped=0)
 def retry_due_alerts(*, now: datetime | None = None, limit: int = 200) -> int:
     """Periodic sweep: re-publish alerts whose retry is due, reclaim interrupted ones."""
     moment = now or utcnow()

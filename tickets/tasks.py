@@ -7,6 +7,7 @@ from typing import Any
 
 from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS, get_sessionmaker
+from core.locks import single_run
 from core.outbox import publish_committed
 from core.tasks import retry_transient
 from tickets import alerts, erasure, intake, notifications, sla
@@ -33,6 +34,7 @@ def retry_alerts() -> int:
 
 
 @celery_app.task(name="tickets.check_sla", ignore_result=True)
+@single_run("tickets.check_sla", skipped=0)
 def check_sla() -> int:
     # First the recorded tickets whose processing task was lost: until processed they have no
     # due times, so this check (and everyone else) would never notice them.

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import redis
 from sqlalchemy import select
@@ -88,4 +90,47 @@ def test_broker_up_publishes_right_after_commit(db: Session) -> None:
     _run(ENQUEUE, INSPECT_REDIS_URL)
     assert sorted(_queued_task_args(inspect)) == [[41], [42]]
     assert all(r.published_at is not None for r in db.scalars(select(OutboxTask)))
+    inspect.flushdb()
+
+
+RELAY_AT_SIGNAL = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import timedelta
+    from pathlib import Path
+    from core.outbox import relay_pending
+    go = Path(sys.argv[1])
+    while not go.exists():
+        time.sleep(0.001)
+    print(relay_pending(older_than=timedelta(0), limit=1000))
+    """
+)
+
+
+def test_overlapping_relays_publish_each_task_once(db: Session, tmp_path: Path) -> None:
+    """Two relay runs at the same instant (a slow run and the next beat tick, or two beats):
+    the second skips, so each of the 538 waiting tasks is published exactly once."""
+    inspect = redis.Redis.from_url(INSPECT_REDIS_URL)
+    inspect.flushdb()
+    db.add_all(OutboxTask(task_name="gateway.process_inbound", args=[n]) for n in range(538))
+    db.commit()
+    go = tmp_path / "go"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RELAY_AT_SIGNAL, str(go)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "DEME_REDIS_URL": INSPECT_REDIS_URL},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(3)  # all three imported and waiting
+    go.touch()
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err for _, err in outputs]
+    counts = sorted(int(out.strip()) for out, _ in outputs)
+    assert counts == [0, 0, 538]
+    assert sorted(args[0] for args in _queued_task_args(inspect)) == list(range(538))  # type: ignore[type-var]
     inspect.flushdb()

@@ -180,7 +180,9 @@ class UvicornServer:
 
 class TcpProxy:
     """127.0.0.1:port → target; ``close()`` drops every connection and stops listening,
-    which is what an unreachable database looks like to the app."""
+    which is what an unreachable database looks like to the app. ``freeze()`` keeps every
+    connection open but forwards nothing (new ones are accepted and left hanging): a frozen
+    database that neither answers nor refuses; ``thaw()`` resumes."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -192,6 +194,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._closed = False
         self._refusing = False
+        self._frozen = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self) -> None:
@@ -206,6 +209,12 @@ class TcpProxy:
     def restore(self) -> None:
         self._refusing = False
 
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        self._frozen.clear()
+
     def _accept(self) -> None:
         while not self._closed:
             try:
@@ -218,15 +227,18 @@ class TcpProxy:
             if self._refusing:
                 client.close()
                 continue
+            while self._frozen.is_set() and not self._closed:
+                time.sleep(0.05)  # accepted, but the "server" says nothing until thawed
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                while self._frozen.is_set() and not self._closed:
+                    time.sleep(0.05)
                 sink.sendall(data)
         except OSError:
             pass

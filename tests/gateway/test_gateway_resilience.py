@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -183,6 +184,70 @@ def test_database_unreachable_spools_then_replays(
     assert _inbound_count(db) == 21
     bodies = set(db.scalars(select(Message.body)))
     assert {f"during {n} 😀" for n in range(20)} <= bodies
+
+
+def test_frozen_database_answers_within_a_second_spools_then_replays(
+    db: Session, twilio_channel: Any, private_redis: RedisServer
+) -> None:
+    """PostgreSQL that neither answers nor refuses (a TCP proxy that forwards nothing): every
+    webhook still answers 200 within about a second, concurrently, and nothing is lost."""
+    from core.settings import get_settings
+    from gateway import spool
+
+    for leftover in spool.pending_files():
+        leftover.unlink()
+    database_url = get_settings().effective_database_url
+    proxy = TcpProxy(5432)
+    proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    server = UvicornServer(
+        {"DEME_DATABASE_URL": proxied, "DEME_REDIS_URL": private_redis.url}, workers=1
+    )
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            warm = twilio_sms_form(SENDERS[0], "before the freeze")
+            assert _post(client, warm)[0] == 200  # stored; the channel is now cached
+            proxy.freeze()
+            forms = [twilio_sms_form(SENDERS[n % 10], f"frozen {n}") for n in range(12)]
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                results = list(pool.map(lambda form: _post(client, form), forms))
+            wall = time.monotonic() - started
+    finally:
+        server.stop()
+        proxy.close()
+    assert [code for code, _ in results] == [200] * 12, server.log()
+    assert max(elapsed for _, elapsed in results) < 1.5, results
+    assert wall < 4.0  # concurrent requests did not queue behind the frozen one
+    assert len(spool.pending_files()) == 12
+    assert _inbound_count(db) == 1
+
+    assert spool.replay_spool() == 12
+    assert spool.pending_files() == []
+    assert _inbound_count(db) == 13
+    bodies = set(db.scalars(select(Message.body)))
+    assert {f"frozen {n}" for n in range(12)} <= bodies
+
+
+def test_overlapping_spool_replays_store_each_message_once(
+    db: Session, twilio_channel: Any
+) -> None:
+    """Two replays at once (a slow run and the next beat tick): the second skips, neither
+    crashes, each spooled message is stored once."""
+    from gateway import spool
+    from gateway.channels import twilio as tw
+    from gateway.webhook_io import parse_form
+
+    for leftover in spool.pending_files():
+        leftover.unlink()
+    for n in range(30):
+        fields = parse_form(urlencode(twilio_sms_form(SENDERS[n % 10], f"spooled {n}")).encode())
+        sms = tw.parse_sms(fields, tw.channel_for(fields, "To"))
+        spool.write(spool.KIND_SMS, sms.to_json())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        counts = list(pool.map(lambda _: spool.replay_spool(), range(4)))
+    assert sum(counts) == 30
+    assert spool.pending_files() == []
+    assert _inbound_count(db) == 30
 
 
 def test_worker_killed_mid_send_never_sends_twice(
