@@ -55,7 +55,7 @@ def _children(pid: int) -> dict[str, int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
         words = [w.decode(errors="replace") for w in cmdline]
-        if "uvicorn" in words:
+        if "uvicorn" in words or words[2:4] == ["core.cli", "web"]:
             found["web"] = int(entry.name)
         elif "beat" in words:
             found["beat"] = int(entry.name)

@@ -1,7 +1,7 @@
 """Login backoff per (account, address); contacts created by the phone simulator.
 
-Revision ID: 0004_login_backoff_test_contacts
-Revises: 0003_queue_index
+Revision ID: 0005_login_backoff
+Revises: 0004_delivery_unknown
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_login_backoff_test_contacts"
-down_revision: str | None = "0003_queue_index"
+revision: str = "0005_login_backoff"
+down_revision: str | None = "0004_delivery_unknown"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
