@@ -29,6 +29,7 @@ from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.outbox import publish_committed
 from core.settings import get_settings
+from gateway.outbound import KIND_ERASURE_CONFIRMATION
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
@@ -146,8 +147,10 @@ def handle_one(session: Session, message: Message) -> None:
             ticket_id = _ticket_of_turn(session, contact, since=turn_started)
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
+            session.refresh(contact)  # the bot's actions may have erased it (/erase)
+            kind = "reply" if contact.erased_at is None else KIND_ERASURE_CONFIRMATION
             for reply in replies:
-                _reply(session, contact, reply, ticket_id=ticket_id)
+                _reply(session, contact, reply, ticket_id=ticket_id, kind=kind)
             return
     handle_with_fallback(session, message, contact, text)
 
@@ -196,9 +199,15 @@ def handle_with_fallback(session: Session, message: Message, contact: Contact, t
     if intent == "erase_data":
         from tickets.intake import erase_contact
 
-        _reply(session, contact, CATALOG.translate("fallback_erased", language))
-        session.flush()
-        erase_contact(session, contact, actor_label="sender")
+        # Send, then erase: everything goes now but the number, kept (encrypted) until the
+        # confirmation's send is final (tickets.erasure.finish_erasure).
+        erase_contact(session, contact, actor_label="sender", confirm=True)
+        _reply(
+            session,
+            contact,
+            CATALOG.translate("fallback_erased", language),
+            kind=KIND_ERASURE_CONFIRMATION,
+        )
         return
     key = "fallback_thanks" if intent == "thanks" else "fallback_help"
     _reply(session, contact, CATALOG.translate(key, language))
@@ -258,7 +267,14 @@ def _ticket_of_turn(session: Session, contact: Contact, *, since: datetime) -> i
     )
 
 
-def _reply(session: Session, contact: Contact, body: str, *, ticket_id: int | None = None) -> None:
+def _reply(
+    session: Session,
+    contact: Contact,
+    body: str,
+    *,
+    ticket_id: int | None = None,
+    kind: str = "reply",
+) -> None:
     from gateway.outbound import queue_sms
 
-    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind="reply")
+    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind)

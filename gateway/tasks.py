@@ -36,7 +36,12 @@ from gateway.channels import ChannelInfo, load_channel
 from gateway.i18n import translate
 from gateway.keywords import KeywordAction, match_keyword
 from gateway.limits import acquire_send_slot, is_flooding, max_per_second
-from gateway.outbound import KIND_OPT_OUT_CONFIRMATION, SEND_OUTBOUND, queue_sms
+from gateway.outbound import (
+    KIND_ERASURE_CONFIRMATION,
+    KIND_OPT_OUT_CONFIRMATION,
+    SEND_OUTBOUND,
+    queue_sms,
+)
 from gateway.sending import Delivery, FailureKind, SendFailure
 from gateway.status import RANK, advance_status
 from models.base import utcnow
@@ -246,6 +251,24 @@ def backoff_seconds(retries: int) -> float:
     max_retries=None,
 )
 def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
+    result = _send_outbound(self, message_id, kind)
+    if kind == KIND_ERASURE_CONFIRMATION:
+        _finish_erasure_after_send(message_id)
+    return result
+
+
+def _finish_erasure_after_send(message_id: int) -> None:
+    """Send, then erase: once the confirmation's send is final, the kept number goes."""
+    from tickets.erasure import finish_erasure
+
+    with get_sessionmaker()() as session:
+        message = session.get(Message, message_id)
+        contact = None if message is None else session.get(Contact, message.contact_id or 0)
+        if contact is not None and finish_erasure(session, contact):
+            session.commit()
+
+
+def _send_outbound(self: Any, message_id: int, kind: str) -> str:
     with get_sessionmaker()() as session:
         message = session.get(Message, message_id)
         if message is None or message.direction != MessageDirection.OUTBOUND:
@@ -272,7 +295,7 @@ def send_outbound(self: Any, message_id: int, kind: str = "reply") -> str:
         to = None if contact is None else contact.phone
         opted_out = contact is not None and contact.is_opted_out
         erased = contact is not None and contact.erased_at is not None
-    if contact is None or not to or erased:
+    if contact is None or not to or (erased and kind != KIND_ERASURE_CONFIRMATION):
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
     if opted_out and kind != KIND_OPT_OUT_CONFIRMATION:

@@ -467,7 +467,15 @@ def contact_erase(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
     contact = _contact(session, sender)
     from tickets.intake import erase_contact
 
-    erase_contact(session, contact, actor_label=_actor(viewer), actor_user_id=viewer.user.id)
+    # The bot answers the person with a confirmation SMS right after: keep the (encrypted)
+    # number until that is sent (tickets.erasure.finish_erasure); everything else goes now.
+    erase_contact(
+        session,
+        contact,
+        actor_label=_actor(viewer),
+        actor_user_id=viewer.user.id,
+        confirm=viewer.role == UserRole.SERVICE,
+    )
     session.commit()
     _publish(session)
     return OkOut()
