@@ -293,7 +293,7 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         channel = load_channel(session, message.channel_id)
         body = message.body or ""
         to = None if contact is None else contact.phone
-        opted_out = contact is not None and contact.is_opted_out
+        opted_out = contact is not None and contact.opted_out_at is not None
         erased = contact is not None and contact.erased_at is not None
     if contact is None or not to or (erased and kind != KIND_ERASURE_CONFIRMATION):
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
