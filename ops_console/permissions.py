@@ -235,6 +235,35 @@ class Viewer:
             return false()
         return or_(AuditLog.ticket_id.is_(None), self._ticket_visible(AuditLog.ticket_id))
 
+    def without_legacy_references(
+        self, session: Session, entries: list[AuditLog]
+    ) -> list[AuditLog]:
+        """Lines written before ``audit_log.ticket_id`` existed named the ticket of a
+        ``phone.revealed`` by its reference in ``details.reason``: leave out those naming a
+        ticket this viewer may not see (rows are append-only, they cannot be rewritten)."""
+        reasons = {
+            str(entry.details.get("reason"))
+            for entry in entries
+            if entry.ticket_id is None and isinstance(entry.details, dict)
+            if isinstance(entry.details.get("reason"), str)
+        }
+        if not reasons:
+            return entries
+        hidden = set(
+            session.scalars(
+                select(Ticket.reference).where(
+                    Ticket.reference.in_(sorted(reasons)), not_(self.ticket_clause())
+                )
+            )
+        )
+        return [
+            entry
+            for entry in entries
+            if entry.ticket_id is not None
+            or not isinstance(entry.details, dict)
+            or entry.details.get("reason") not in hidden
+        ]
+
     def may_see(self, ticket: Ticket) -> bool:
         if not self.can(Capability.TICKETS_READ):
             return False

@@ -213,6 +213,23 @@ def test_audit_page_hides_lines_about_protection_tickets(
     # Both lines are kept, each naming its ticket by id (the log stays complete).
     from models.audit import AuditLog
 
+    # A line written before ticket_id existed, naming the ticket in its reason: hidden too.
+    db.add(
+        AuditLog(
+            action="phone.legacy_reveal",
+            actor_label="old-op",
+            object_type="contact",
+            details={"reason": protection.reference},
+        )
+    )
+    db.add(AuditLog(action="phone.legacy_other", actor_label="old-op", details={"reason": "x"}))
+    db.commit()
+    client = browser_client()
+    login(client, "supervisor-user")
+    page = client.get("/admin/audit")
+    assert "phone.legacy_other" in page.text
+    assert "phone.legacy_reveal" not in page.text and protection.reference not in page.text
+
     lines = db.scalars(select(AuditLog).where(AuditLog.action == "phone.revealed")).all()
     assert sorted(line.ticket_id or 0 for line in lines) == sorted([protection.id, health.id])
 
