@@ -15,6 +15,7 @@ created (flagged for review) and the sender still gets an answer. Nothing is dro
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.outbox import publish_committed
 from core.settings import get_settings
+from gateway.outbound import KIND_ERASURE_CONFIRMATION
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
+from models.tickets import Ticket, TicketEvent
+from ops_console.permissions import SERVICE_ACTOR_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,7 @@ def handle_one(session: Session, message: Message) -> None:
         log.warning("message %s waited %.0f s for the bot, using the fallback", message.id, waited)
     elif settings.bot == "rasa":
         channel = session.get(Channel, message.channel_id)
+        turn_started = utcnow()
         try:
             replies = rasa_client().send(
                 sender=contact.public_id,
@@ -139,8 +144,13 @@ def handle_one(session: Session, message: Message) -> None:
         except BotUnavailable as exc:
             log.warning("bot unavailable for message %s, using the fallback: %s", message.id, exc)
         else:
+            ticket_id = _ticket_of_turn(session, contact, since=turn_started)
+            if ticket_id is not None and message.ticket_id is None:
+                message.ticket_id = ticket_id
+            session.refresh(contact)  # the bot's actions may have erased it (/erase)
+            kind = "reply" if contact.erased_at is None else KIND_ERASURE_CONFIRMATION
             for reply in replies:
-                _reply(session, contact, reply)
+                _reply(session, contact, reply, ticket_id=ticket_id, kind=kind)
             return
     handle_with_fallback(session, message, contact, text)
 
@@ -163,7 +173,12 @@ def handle_with_fallback(session: Session, message: Message, contact: Contact, t
             if category == TicketCategory.PROTECTION
             else "fallback_ticket_created"
         )
-        _reply(session, contact, CATALOG.translate(key, language, reference=ticket.reference))
+        _reply(
+            session,
+            contact,
+            CATALOG.translate(key, language, reference=ticket.reference),
+            ticket_id=ticket.id,
+        )
         return
     if intent == "register_household" and result.household_size and result.place_code:
         from tickets.intake import register_household
@@ -184,9 +199,15 @@ def handle_with_fallback(session: Session, message: Message, contact: Contact, t
     if intent == "erase_data":
         from tickets.intake import erase_contact
 
-        _reply(session, contact, CATALOG.translate("fallback_erased", language))
-        session.flush()
-        erase_contact(session, contact, actor_label="sender")
+        # Send, then erase: everything goes now but the number, kept (encrypted) until the
+        # confirmation's send is final (tickets.erasure.finish_erasure).
+        erase_contact(session, contact, actor_label="sender", confirm=True)
+        _reply(
+            session,
+            contact,
+            CATALOG.translate("fallback_erased", language),
+            kind=KIND_ERASURE_CONFIRMATION,
+        )
         return
     key = "fallback_thanks" if intent == "thanks" else "fallback_help"
     _reply(session, contact, CATALOG.translate(key, language))
@@ -228,7 +249,32 @@ def _record_satisfaction(session: Session, contact: Contact, text: str) -> bool:
     return record_satisfaction(session, contact, text) is not None
 
 
-def _reply(session: Session, contact: Contact, body: str) -> None:
+def _ticket_of_turn(session: Session, contact: Contact, *, since: datetime) -> int | None:
+    """The ticket the bot created or completed during this turn (its actions call /api/v1,
+    which writes a timeline event with actor "bot"), newest first; None when it touched none.
+    The turn's messages are linked to it, so they are shown exactly like the ticket (a
+    protection conversation only to protection officers: ops_console.permissions)."""
+    return session.scalar(
+        select(TicketEvent.ticket_id)
+        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .where(
+            Ticket.contact_id == contact.id,
+            TicketEvent.actor_label == SERVICE_ACTOR_LABEL,
+            TicketEvent.created_at >= since,
+        )
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _reply(
+    session: Session,
+    contact: Contact,
+    body: str,
+    *,
+    ticket_id: int | None = None,
+    kind: str = "reply",
+) -> None:
     from gateway.outbound import queue_sms
 
-    queue_sms(session, contact=contact, body=body, kind="reply")
+    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind)

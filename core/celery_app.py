@@ -82,6 +82,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         # SLA breaches are escalated within a minute of the deadline.
         "tickets-check-sla": {"task": "tickets.check_sla", "schedule": timedelta(minutes=1)},
+        # Numbers kept to send an erasure confirmation: gone once sent, or after 15 minutes.
+        "tickets-finish-erasures": {
+            "task": "tickets.finish_erasures",
+            "schedule": timedelta(minutes=1),
+        },
         # Alerts whose retry is due (or whose worker died mid-attempt) are sent again.
         "tickets-retry-alerts": {"task": "tickets.retry_alerts", "schedule": timedelta(minutes=1)},
         # Sender notifications whose task failed or was lost are sent within a minute.

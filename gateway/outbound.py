@@ -15,7 +15,9 @@ phones show as one message, so "splitting" would only mean several separate text
 in any order; a caller that writes a longer reply has a bug to see, not to hide.
 
 Opted-out or erased contacts get nothing (None), except ``kind="opt_out_confirmation"``:
-the single message confirming the opt-out itself.
+the single message confirming the opt-out itself, and ``kind="erasure_confirmation"``: the
+message confirming an erasure, sent before the number itself is removed
+(``tickets.erasure.finish_erasure``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
 SEND_OUTBOUND = "gateway.send_outbound"
 DEFAULT_MAX_SEGMENTS = 6
 KIND_OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+KIND_ERASURE_CONFIRMATION = "erasure_confirmation"
 SENDABLE_TYPES = (
     ChannelType.TWILIO,
     ChannelType.AFRICASTALKING,
@@ -124,7 +127,9 @@ def queue_sms(
     BodyTooLong (ValueError) for a body over the channel's segment limit, NoChannel when
     there is no channel at all.
     """
-    if contact.erased_at is not None or not contact.phone:
+    if not contact.phone:
+        return None
+    if contact.erased_at is not None and kind != KIND_ERASURE_CONFIRMATION:
         return None
     if contact.opted_out_at is not None and kind != KIND_OPT_OUT_CONFIRMATION:
         return None

@@ -43,7 +43,12 @@ from gateway.channels import ChannelInfo, load_channel
 from gateway.i18n import translate
 from gateway.keywords import KeywordAction, match_keyword
 from gateway.limits import acquire_send_slot, is_flooding, max_per_second
-from gateway.outbound import KIND_OPT_OUT_CONFIRMATION, SEND_OUTBOUND, queue_sms
+from gateway.outbound import (
+    KIND_ERASURE_CONFIRMATION,
+    KIND_OPT_OUT_CONFIRMATION,
+    SEND_OUTBOUND,
+    queue_sms,
+)
 from gateway.sending import Delivery, FailureKind, SendFailure
 from gateway.status import RANK, advance_status
 from models.base import utcnow
@@ -268,6 +273,24 @@ def send_outbound(
     task with backoff; when it happens *after* the provider call, the retry carries the
     provider's answer (``outcome``) and only records it — it never calls the provider again.
     """
+    result = _send_or_record(self, message_id, kind, outcome)
+    if kind == KIND_ERASURE_CONFIRMATION:
+        # Send, then erase: the send is final (sent, failed or unknown), the kept number goes.
+        _finish_erasure_after_send(message_id)
+    return result
+
+
+def _finish_erasure_after_send(message_id: int) -> None:
+    from tickets.erasure import finish_erasure
+
+    with get_sessionmaker()() as session:
+        message = session.get(Message, message_id)
+        contact = None if message is None else session.get(Contact, message.contact_id or 0)
+        if contact is not None and finish_erasure(session, contact):
+            session.commit()
+
+
+def _send_or_record(self: Any, message_id: int, kind: str, outcome: dict[str, Any] | None) -> str:
     if outcome is not None:
         try:
             _finish(message_id, **_outcome_args(outcome))
@@ -381,13 +404,13 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         channel = load_channel(session, message.channel_id)
         body = message.body or ""
         to = None if contact is None else contact.phone
-        opted_out = contact is not None and contact.is_opted_out
+        opted_out = contact is not None and contact.opted_out_at is not None
         erased = contact is not None and contact.erased_at is not None
-        if opted_out and kind == SWEPT_KIND:
+        if (opted_out or erased) and kind == SWEPT_KIND:
             kind = _queued_kind(session, message)
         # A phone-simulator contact: whatever channel was picked, nothing reaches a provider.
         simulated = contact is not None and contact.is_test
-    if contact is None or not to or erased:
+    if contact is None or not to or (erased and kind != KIND_ERASURE_CONFIRMATION):
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
     if opted_out and kind != KIND_OPT_OUT_CONFIRMATION:

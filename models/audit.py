@@ -22,5 +22,8 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(60))  # e.g. phone.revealed, contact.erased
     object_type: Mapped[str | None] = mapped_column(String(40))
     object_id: Mapped[str | None] = mapped_column(String(40))
+    # The ticket this line concerns (no foreign key: rows are never updated): the audit page
+    # shows it only to those who may see that ticket (ops_console.permissions).
+    ticket_id: Mapped[int | None] = mapped_column(index=True)
     # Never personal data here: counts, ids, field names.
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -244,8 +244,10 @@ def link_incident(
     return True
 
 
-def reveal_phone(session: Session, contact: Contact, viewer: Viewer, *, reason: str) -> str:
-    """The clear number, for calling back; always audited (who, which contact, why)."""
+def reveal_phone(session: Session, contact: Contact, viewer: Viewer, *, ticket: Ticket) -> str:
+    """The clear number, for calling back; always audited (who, which contact, for which
+    ticket). The ticket is the line's ``ticket_id``, never its reference in the details: the
+    audit page shows the line only to those who may see the ticket."""
     record_audit(
         session,
         action="phone.revealed",
@@ -253,7 +255,8 @@ def reveal_phone(session: Session, contact: Contact, viewer: Viewer, *, reason: 
         actor_user_id=viewer.user.id,
         object_type="contact",
         object_id=contact.id,
-        reason=reason[:40],
+        ticket_id=ticket.id,
+        reason="ticket",
     )
     return contact.phone or ""
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
@@ -33,7 +33,7 @@ from models.tickets import Ticket
 from models.users import User
 from ops_console import actions
 from ops_console.deps import ApiViewer, DbSession, require
-from ops_console.permissions import Capability, Viewer
+from ops_console.permissions import SERVICE_ACTOR_LABEL, Capability, Viewer
 from ops_console.queries import (
     FilterError,
     TicketFilter,
@@ -172,7 +172,7 @@ def _ticket_by_reference(session: Session, viewer: Viewer, reference: str) -> Ti
 
 
 def _actor(viewer: Viewer) -> str:
-    return "bot" if viewer.role == UserRole.SERVICE else viewer.user.username
+    return SERVICE_ACTOR_LABEL if viewer.role == UserRole.SERVICE else viewer.user.username
 
 
 def _action_error(exc: actions.ActionError) -> HTTPException:
@@ -223,7 +223,8 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
         needs_review=unresolved_place,
         message_id=body.message_id,
         actor_label=_actor(viewer),
-        actor_user_id=None if viewer.role == UserRole.SERVICE else viewer.user.id,
+        # The service account too: it may later complete only the tickets it created.
+        actor_user_id=viewer.user.id,
     )
     session.flush()
     out = TicketLoader(session).load([ticket]).created_out(ticket)
@@ -378,8 +379,11 @@ def update_ticket(
         if normalized is None
         else session.scalar(select(Ticket).where(Ticket.reference == normalized))
     )
-    if ticket is None or not viewer.may_act_by_reference(ticket):
+    if ticket is None or not viewer.may_act_by_reference(session, ticket):
         raise _not_found(f"no ticket {reference!r}")
+    if not given:
+        allowed = _BOT_FIELDS if viewer.role == UserRole.SERVICE else TicketUpdateIn.model_fields
+        raise HTTPException(422, "empty update: give at least one of " + ", ".join(sorted(allowed)))
     kwargs: dict[str, Any] = {}
     if "place" in given and body.place:
         place_code = resolve_place_code(session, body.place)
@@ -431,7 +435,9 @@ def ticket_messages(reference: str, viewer: ApiViewer, session: DbSession) -> An
     require(viewer, Capability.MESSAGES_READ)
     ticket = _ticket_by_reference(session, viewer, reference)
     rows = session.scalars(
-        select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at)
+        select(Message)
+        .where(Message.ticket_id == ticket.id, viewer.message_clause())
+        .order_by(Message.created_at)
     )
     return MessageListOut(messages=[message_out(m, {ticket.id: ticket.reference}) for m in rows])
 
@@ -468,17 +474,14 @@ def contact_messages(
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
-    """The sender's messages, newest last; those of tickets the role cannot see are left out."""
+    """The sender's messages, newest last; those of tickets the role cannot see are left out,
+    and so is everything of a protection case (ops_console.permissions: message_clause)."""
     require(viewer, Capability.MESSAGES_READ)
     contact = _contact(session, sender)
-    visible = select(Ticket.id).where(viewer.ticket_clause(), Ticket.contact_id == contact.id)
-    condition: ColumnElement[bool] = Message.ticket_id.in_(visible.scalar_subquery())
-    if viewer.role != UserRole.TEAM_MEMBER:
-        condition = or_(condition, Message.ticket_id.is_(None))
     rows = list(
         session.scalars(
             select(Message)
-            .where(Message.contact_id == contact.id, condition)
+            .where(Message.contact_id == contact.id, viewer.message_clause())
             .order_by(Message.created_at.desc(), Message.id.desc())
             .limit(limit)
         )
@@ -519,7 +522,15 @@ def contact_erase(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
     contact = _contact(session, sender)
     from tickets.intake import erase_contact
 
-    erase_contact(session, contact, actor_label=_actor(viewer), actor_user_id=viewer.user.id)
+    # The bot answers the person with a confirmation SMS right after: keep the (encrypted)
+    # number until that is sent (tickets.erasure.finish_erasure); everything else goes now.
+    erase_contact(
+        session,
+        contact,
+        actor_label=_actor(viewer),
+        actor_user_id=viewer.user.id,
+        confirm=viewer.role == UserRole.SERVICE,
+    )
     session.commit()
     _publish(session)
     return OkOut()

@@ -498,7 +498,7 @@ def ticket_reveal(reference: str, page: PostPage) -> Response:
     contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     if contact is None or contact.phone is None:
         raise HTTPException(404)
-    phone = actions.reveal_phone(page.session, contact, viewer, reason=ticket.reference)
+    phone = actions.reveal_phone(page.session, contact, viewer, ticket=ticket)
     page.session.commit()
     return render(page, "ticket.html", {"phone": phone}, block="revealed_phone")
 

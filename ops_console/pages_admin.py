@@ -114,7 +114,17 @@ def _section_context(page: Page, section: str) -> dict[str, Any]:
         context.update(canned=canned_replies(), canned_languages=LANGUAGES)
     elif section == "audit":
         context.update(
-            entries=list(session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(200)))
+            entries=page.user_viewer.without_legacy_references(
+                session,
+                list(
+                    session.scalars(
+                        select(AuditLog)
+                        .where(page.user_viewer.audit_clause())
+                        .order_by(AuditLog.id.desc())
+                        .limit(200)
+                    )
+                ),
+            )
         )
     return context
 

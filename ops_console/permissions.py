@@ -16,19 +16,43 @@ not listed, not counted (pages show one anonymous total), and fetching one by re
 404 exactly like a reference that does not exist. The service role may create and complete
 tickets it holds the reference of (the bot fills in a protection report step by step) and read
 the status of a sender's own tickets, but cannot list or read protection content.
+
+What belongs to a ticket is filtered exactly like the ticket, on every path (API, pages):
+- messages (``Viewer.message_clause``): a message linked to a ticket (``Message.ticket_id``:
+  the bot's replies and the sender's messages of that conversation are linked by the
+  dispatcher) is visible when the ticket is; an unlinked message of a sender who has a
+  protection case is treated as part of it (protection officers only);
+- audit lines (``Viewer.audit_clause``): a line about a ticket (``AuditLog.ticket_id``) is
+  visible when the ticket is.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, false, not_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    exists,
+    false,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
+from models.audit import AuditLog
 from models.enums import TicketCategory, UserRole
+from models.messages import Message
 from models.teams import TeamMember
-from models.tickets import Ticket
+from models.tickets import Ticket, TicketEvent
 from models.users import User
+
+# The actor label /api/v1 writes for service tokens (the bot): timelines and the dispatcher's
+# link from a conversation turn to the ticket it created or completed (bot.dispatch).
+SERVICE_ACTOR_LABEL = "bot"
 
 
 class Capability(StrEnum):
@@ -132,6 +156,23 @@ def is_protection(ticket: Ticket) -> bool:
     return bool(ticket.sensitive) or ticket.category == TicketCategory.PROTECTION
 
 
+def created_by(session: Session, ticket: Ticket, user: User) -> bool:
+    """Whether ``user`` (a service account, through any of its tokens) created ``ticket``:
+    the actor of its "created" timeline event."""
+    return (
+        session.scalar(
+            select(TicketEvent.id)
+            .where(
+                TicketEvent.ticket_id == ticket.id,
+                TicketEvent.kind == "created",
+                TicketEvent.actor_user_id == user.id,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 class Viewer:
     """A user plus what is needed to decide visibility without a query per ticket."""
 
@@ -167,6 +208,62 @@ class Viewer:
             clause = and_(clause, Ticket.team_id.in_(sorted(self.team_ids)))
         return clause
 
+    def _ticket_visible(self, ticket_id: SQLColumnExpression[int | None]) -> ColumnElement[bool]:
+        """True when the ticket with this id (a correlated column) is one this viewer sees."""
+        return exists(select(Ticket.id).where(Ticket.id == ticket_id, self.ticket_clause()))
+
+    def message_clause(self) -> ColumnElement[bool]:
+        """The SQL condition for messages this viewer may read (any listing of messages)."""
+        if not self.can(Capability.MESSAGES_READ) or not self.can(Capability.TICKETS_READ):
+            return false()
+        linked = and_(Message.ticket_id.is_not(None), self._ticket_visible(Message.ticket_id))
+        if team_scoped(self.user):
+            return linked  # team members read only the conversations of their teams' tickets
+        if self.sees_protection:
+            return or_(Message.ticket_id.is_(None), linked)
+        # Not linked (yet) to a ticket: part of a protection case when the sender has one.
+        sender_has_protection_case = exists(
+            select(Ticket.id).where(Ticket.contact_id == Message.contact_id, protection_clause())
+        )
+        unlinked = and_(Message.ticket_id.is_(None), not_(sender_has_protection_case))
+        return or_(unlinked, linked)
+
+    def audit_clause(self) -> ColumnElement[bool]:
+        """The SQL condition for audit lines this viewer may read: those about a ticket only
+        when the ticket is visible to them."""
+        if not self.can(Capability.AUDIT_LOG):
+            return false()
+        return or_(AuditLog.ticket_id.is_(None), self._ticket_visible(AuditLog.ticket_id))
+
+    def without_legacy_references(
+        self, session: Session, entries: list[AuditLog]
+    ) -> list[AuditLog]:
+        """Lines written before ``audit_log.ticket_id`` existed named the ticket of a
+        ``phone.revealed`` by its reference in ``details.reason``: leave out those naming a
+        ticket this viewer may not see (rows are append-only, they cannot be rewritten)."""
+        reasons = {
+            str(entry.details.get("reason"))
+            for entry in entries
+            if entry.ticket_id is None and isinstance(entry.details, dict)
+            if isinstance(entry.details.get("reason"), str)
+        }
+        if not reasons:
+            return entries
+        hidden = set(
+            session.scalars(
+                select(Ticket.reference).where(
+                    Ticket.reference.in_(sorted(reasons)), not_(self.ticket_clause())
+                )
+            )
+        )
+        return [
+            entry
+            for entry in entries
+            if entry.ticket_id is not None
+            or not isinstance(entry.details, dict)
+            or entry.details.get("reason") not in hidden
+        ]
+
     def may_see(self, ticket: Ticket) -> bool:
         if not self.can(Capability.TICKETS_READ):
             return False
@@ -174,12 +271,16 @@ class Viewer:
             return False
         return not (team_scoped(self.user) and ticket.team_id not in self.team_ids)
 
-    def may_act_by_reference(self, ticket: Ticket) -> bool:
-        """The bot may complete any ticket whose reference it holds (including protection
-        ones it created); people follow the normal visibility rules."""
+    def may_act_by_reference(self, session: Session, ticket: Ticket) -> bool:
+        """The bot may complete the tickets it created itself (including protection ones:
+        it fills in the report step by step) — not any reference it can guess, so a probe
+        answers exactly like a reference that does not exist. People follow the normal
+        visibility rules."""
+        if not self.can(Capability.TICKETS_UPDATE):
+            return False
         if self.role == UserRole.SERVICE:
-            return self.can(Capability.TICKETS_UPDATE)
-        return self.may_see(ticket) and self.can(Capability.TICKETS_UPDATE)
+            return created_by(session, ticket, self.user)
+        return self.may_see(ticket)
 
     def may_assign_to(self, assignee: User, assignee_team_ids: frozenset[int]) -> bool:
         """Team members may only hand work to people of their own teams."""

@@ -11,6 +11,13 @@ What counts as personal data here, table by table:
 - ticket_events: body (notes, replies), and free-text keys of ``data``;
 - calls: notes; ussd_sessions: state (menu answers);
 - alerts about these tickets: rewritten to the restricted "log in to view" text.
+
+Send, then erase (``confirm=True``, when the person asked by SMS and gets a confirmation):
+everything above is removed at once and the lookup hash too (a new message starts afresh),
+except the encrypted number and the confirmation SMS still to be sent. ``finish_erasure``
+removes those as soon as the sends are final (sent, failed, unknown — the send task calls it),
+and the sweep ``tickets.finish_erasures`` (every minute) guarantees it happens anyway within
+``ERASURE_NUMBER_MAX_AGE``, even when the send never completes.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import and_, exists, false, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
@@ -27,7 +34,7 @@ from core.outbox import enqueue_after_commit
 from core.settings import get_settings
 from models.base import utcnow
 from models.contacts import Contact
-from models.enums import TicketStatus
+from models.enums import MessageDirection, MessageStatus, TicketStatus
 from models.messages import Call, Message
 from models.tickets import Ticket, TicketEvent
 from models.ussd import UssdSession
@@ -37,6 +44,23 @@ from tickets.alerts import redact_ticket_alerts
 FREE_TEXT_KEYS = frozenset(
     {"text", "body", "note", "description", "summary", "message", "phone", "callback_time"}
 )
+
+
+# The bot answers an erasure request after its action returned (one Rasa turn): its reply is
+# queued within seconds. Until this settle time, a number with no confirmation queued since
+# the erasure is kept for it.
+ERASURE_REPLY_SETTLE = timedelta(seconds=60)
+# Whatever happens to the send, the number is gone by then.
+ERASURE_NUMBER_MAX_AGE = timedelta(minutes=15)
+_UNFINISHED_SENDS = (MessageStatus.PENDING, MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+def _unfinished_send(contact_id: object) -> Any:
+    return and_(
+        Message.contact_id == contact_id,
+        Message.direction == MessageDirection.OUTBOUND,
+        Message.status.in_(_UNFINISHED_SENDS),
+    )
 
 
 def _scrub_events(session: Session, ticket_ids: Sequence[int]) -> int:
@@ -72,8 +96,13 @@ def erase_contact(
     actor_label: str,
     actor_user_id: int | None = None,
     now: datetime | None = None,
+    confirm: bool = False,
 ) -> dict[str, int]:
-    """Remove ``contact``'s number, message bodies and free text everywhere; return counts."""
+    """Remove ``contact``'s number, message bodies and free text everywhere; return counts.
+
+    ``confirm``: the person is to get a confirmation SMS (queued before, in this transaction,
+    or by the bot's reply right after): keep the encrypted number and unsent outbound messages
+    until ``finish_erasure`` (see the module docstring)."""
     moment = now or utcnow()
     tickets = list(session.scalars(select(Ticket).where(Ticket.contact_id == contact.id)))
     ticket_ids = [t.id for t in tickets]
@@ -81,6 +110,7 @@ def erase_contact(
     counts: dict[str, int] = {}
     counts["tickets"] = _scrub_tickets(session, tickets)
     counts["ticket_events"] = _scrub_events(session, ticket_ids)
+    keep_unsent = _unfinished_send(contact.id) if confirm else false()
     counts["messages"] = _rowcount(
         session.execute(
             update(Message)
@@ -88,7 +118,8 @@ def erase_contact(
                 or_(
                     Message.contact_id == contact.id,
                     Message.ticket_id.in_(ticket_ids) if ticket_ids else false(),
-                )
+                ),
+                not_(keep_unsent),
             )
             .values(body=None, provider_id=None, error_message=None)
             .execution_options(synchronize_session="fetch")
@@ -120,7 +151,8 @@ def erase_contact(
     # The bot keeps its own copy of the conversation (Rasa's tracker store): wipe it too,
     # once this transaction has committed.
     enqueue_after_commit(session, "conversation.forget", contact.public_id)
-    contact.phone = None
+    if not confirm:
+        contact.phone = None
     contact.phone_hash = None
     if contact.erased_at is None:
         contact.erased_at = moment
@@ -136,6 +168,49 @@ def erase_contact(
         counts=counts,
     )
     return counts
+
+
+def finish_erasure(session: Session, contact: Contact, *, now: datetime | None = None) -> bool:
+    """Remove the number kept for an erasure confirmation once no send is left unfinished
+    (and the bot had time to queue its reply), or unconditionally after
+    ``ERASURE_NUMBER_MAX_AGE``. True when the number was removed now. Flushes."""
+    if contact.erased_at is None or contact.phone is None:
+        return False
+    age = (now or utcnow()) - contact.erased_at
+    if age < ERASURE_NUMBER_MAX_AGE:
+        if session.scalar(select(exists().where(_unfinished_send(contact.id)))):
+            return False
+        sent_any = session.scalar(
+            select(
+                exists().where(
+                    Message.contact_id == contact.id,
+                    Message.direction == MessageDirection.OUTBOUND,
+                    Message.created_at >= contact.erased_at,
+                )
+            )
+        )
+        if not sent_any and age < ERASURE_REPLY_SETTLE:
+            return False  # the bot's confirmation may still be on its way
+    session.execute(
+        update(Message)
+        .where(Message.contact_id == contact.id)
+        .values(body=None, provider_id=None, error_message=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    contact.phone = None
+    session.flush()
+    return True
+
+
+def finish_due_erasures(session: Session, *, now: datetime | None = None, limit: int = 500) -> int:
+    """The sweep: every erased contact whose number is still kept, finished when due."""
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.erased_at.is_not(None), Contact.phone.is_not(None))
+        .order_by(Contact.id)
+        .limit(limit)
+    ).all()
+    return sum(1 for contact in contacts if finish_erasure(session, contact, now=now))
 
 
 def purge_retention(

@@ -664,7 +664,15 @@ def open_tickets_for(
 
 
 def erase_contact(
-    session: Session, contact: Contact, *, actor_label: str, actor_user_id: int | None = None
+    session: Session,
+    contact: Contact,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    confirm: bool = False,
 ) -> dict[str, int]:
-    """See ``tickets.erasure.erase_contact``: the contract lives here for callers."""
-    return _erase_contact(session, contact, actor_label=actor_label, actor_user_id=actor_user_id)
+    """See ``tickets.erasure.erase_contact``: the contract lives here for callers
+    (``confirm``: an erasure confirmation SMS follows; the number goes once it is sent)."""
+    return _erase_contact(
+        session, contact, actor_label=actor_label, actor_user_id=actor_user_id, confirm=confirm
+    )

@@ -73,3 +73,12 @@ def purge_retention() -> dict[str, int]:
         counts = erasure.purge_retention(session)
         session.commit()
     return counts
+
+
+@celery_app.task(name="tickets.finish_erasures", ignore_result=True)
+def finish_erasures() -> int:
+    """Numbers kept for an erasure confirmation are removed once it is sent, or when due."""
+    with get_sessionmaker()() as session:
+        done = erasure.finish_due_erasures(session)
+        session.commit()
+    return done

@@ -279,13 +279,19 @@ def test_protection_tickets_are_invisible_except_to_protection_officers(
     listed = client.get("/api/v1/tickets", headers=officer).json()["tickets"]
     assert {secret.reference, visible.reference} <= {t["reference"] for t in listed}
     assert client.get(f"/api/v1/tickets/{secret.reference}", headers=officer).status_code == 200
-    # The bot may still complete the protection report it holds the reference of.
-    response = client.patch(
-        f"/api/v1/tickets/{secret.reference}",
-        headers=world["service"].headers,
-        json={"household_size": 3},
-    )
+    # The bot may still complete the protection report it created — only that one.
+    service = world["service"].headers
+    own = client.post(
+        "/api/v1/tickets",
+        headers=service,
+        json={"phone": "+22376000009", "category": "protection", "sensitive": True},
+    ).json()["reference"]
+    response = client.patch(f"/api/v1/tickets/{own}", headers=service, json={"household_size": 3})
     assert response.status_code == 200
+    response = client.patch(
+        f"/api/v1/tickets/{secret.reference}", headers=service, json={"household_size": 3}
+    )
+    assert response.status_code == 404
 
 
 def test_team_members_see_only_their_teams_tickets(client: Any, world: World, db: Any) -> None:

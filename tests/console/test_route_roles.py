@@ -91,8 +91,10 @@ API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/api/v1/tickets", API_CREATORS, 403),
     ("GET", "/api/v1/tickets/{health}", EVERYONE, 404),
     ("GET", "/api/v1/tickets/{protection}", PROTECTION, 404),
-    ("PATCH", "/api/v1/tickets/{health}", EVERYONE, 404),
-    ("PATCH", "/api/v1/tickets/{protection}", (*PROTECTION, "service"), 404),
+    # The bot completes only the tickets it created: any other reference is a 404 for it.
+    ("PATCH", "/api/v1/tickets/{health}", HUMANS, 404),
+    ("PATCH", "/api/v1/tickets/{protection}", PROTECTION, 404),
+    ("PATCH", "/api/v1/tickets/{bot_protection}", (*PROTECTION, "service"), 404),
     ("GET", "/api/v1/tickets/{health}/messages", HUMANS, 403),
     # The bot never reads conversations: 403 whatever the reference (it reveals nothing).
     ("GET", "/api/v1/tickets/{protection}/messages", PROTECTION, 404),
@@ -130,7 +132,7 @@ def _collect_routes() -> set[tuple[str, str]]:
 def _template(path: str) -> str:
     import re
 
-    path = re.sub(r"\{(health|wash|protection)\}", "{reference}", path)
+    path = re.sub(r"\{(health|wash|protection|bot_protection)\}", "{reference}", path)
     path = path.replace("{fresh_sender}", "{sender}")
     path = path.replace("/999999", "/{id}")
     return path
@@ -155,6 +157,14 @@ def _setup(db: Any, world: World) -> dict[str, str]:
     health = new_ticket(db, category="health", phone="+22376111111")
     wash = new_ticket(db, category="wash", phone="+22376222222")
     protection = new_ticket(db, category="protection", phone="+22376333333", sensitive=True)
+    bot_protection = new_ticket(
+        db,
+        category="protection",
+        phone="+22376333334",
+        sensitive=True,
+        actor_label="bot",
+        actor_user_id=world["service"].user_id,
+    )
     from models.contacts import Contact
 
     sender = db.get(Contact, health.contact_id).public_id
@@ -164,6 +174,7 @@ def _setup(db: Any, world: World) -> dict[str, str]:
         "health": health.reference,
         "wash": wash.reference,
         "protection": protection.reference,
+        "bot_protection": bot_protection.reference,
         "sender": sender,
         "fresh_sender": fresh,
         "code": "ML07",
@@ -181,6 +192,7 @@ _API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/tickets/{health}"): {"note": "vu"},
     ("POST", "/api/v1/tickets/search"): {"phone": "+22376111111"},
     ("PATCH", "/api/v1/tickets/{protection}"): {"household_size": 2},
+    ("PATCH", "/api/v1/tickets/{bot_protection}"): {"household_size": 2},
     ("POST", "/api/v1/households"): {"sender": "{sender}", "size": 4, "place": "Gao"},
 }
 
