@@ -116,13 +116,25 @@ def _index_tickets() -> None:
                 )
 
 
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+# On SQLite the tickets table is NOT rebuilt (batch mode would): with foreign keys on, dropping
+# the old table cascades to ticket_events and nulls messages/calls.ticket_id — data loss. SQLite
+# does not enforce VARCHAR lengths, so only PostgreSQL needs the widening; ADD/DROP COLUMN are
+# plain ALTER TABLE statements on both.
 def upgrade() -> None:
-    with op.batch_alter_table("tickets") as batch:
+    if not _sqlite():
         # A Fernet token is ~1.4× its UTF-8 text plus 57 bytes: no longer fits 255 characters.
-        batch.alter_column(
-            "summary", existing_type=sa.String(length=255), type_=sa.Text(), existing_nullable=True
+        op.alter_column(
+            "tickets",
+            "summary",
+            existing_type=sa.String(length=255),
+            type_=sa.Text(),
+            existing_nullable=True,
         )
-        batch.add_column(sa.Column("search_index", sa.Text(), nullable=True))
+    op.add_column("tickets", sa.Column("search_index", sa.Text(), nullable=True))
     for table, columns in COLUMNS:
         _convert(table, columns, _encrypt)
     _index_tickets()
@@ -131,8 +143,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, columns in COLUMNS:
         _convert(table, columns, _decrypt)
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("search_index")
-        batch.alter_column(
-            "summary", existing_type=sa.Text(), type_=sa.String(length=255), existing_nullable=True
-        )
+    if _sqlite():
+        op.execute("ALTER TABLE tickets DROP COLUMN search_index")  # SQLite ≥ 3.35
+        return
+    op.drop_column("tickets", "search_index")
+    op.alter_column(
+        "tickets",
+        "summary",
+        existing_type=sa.Text(),
+        type_=sa.String(length=255),
+        existing_nullable=True,
+    )
