@@ -90,9 +90,15 @@ def lookup_hash(value: str) -> str:
 SEARCH_HASH_LENGTH = 16
 
 
+@lru_cache(maxsize=4)
+def _search_hmac_for(raw_keys: str) -> hmac.HMAC:
+    return hmac.new(_search_key_for(raw_keys), digestmod=hashlib.sha256)
+
+
 def search_hash(word: str) -> str:
     """Keyed hash of one already-folded word (the search index's blind entries)."""
-    digest = hmac.new(_search_key_for(_raw_keys()), word.encode("utf-8"), hashlib.sha256)
+    digest = _search_hmac_for(_raw_keys()).copy()  # the keyed state, without re-keying
+    digest.update(word.encode("utf-8"))
     return digest.hexdigest()[:SEARCH_HASH_LENGTH]
 
 
