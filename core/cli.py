@@ -241,6 +241,23 @@ def generate_key() -> None:
     _say(new_key())
 
 
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt everything with the first DEME_PII_KEY and re-key the lookup hashes."""
+    from core.audit import record_audit
+    from core.crypto import validate_pii_key
+    from core.db import session_scope
+    from core.keyrotation import rotate_keys as rotate
+
+    validate_pii_key()
+    with session_scope() as session:
+        counts = rotate(session)
+        record_audit(session, action="pii_key.rotated", actor_label="cli", counts=counts)
+    for name, count in counts.items():
+        _say(f"{name:>28}: {count}")
+    _say("Every encrypted value now uses the first key; the old keys can be removed.")
+
+
 @app.command()
 def check() -> None:
     """Say what is configured and what is reachable."""

@@ -52,6 +52,15 @@ def _lookup_key_for(raw_keys: str) -> bytes:
     )
 
 
+@lru_cache(maxsize=4)
+def _search_key_for(raw_keys: str) -> bytes:
+    # A key of its own for the search index, so a word hash never equals a phone hash.
+    first = _key_list(raw_keys)[0]
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"deme-search-index", info=b"v1").derive(
+        first
+    )
+
+
 def _raw_keys() -> str:
     return get_settings().pii_key.get_secret_value()
 
@@ -102,6 +111,41 @@ def unseal(token: str, purpose: str, *, max_age_seconds: int) -> str:
 def lookup_hash(value: str) -> str:
     """Keyed, deterministic hash of an already-normalised value (e.g. an E.164 number)."""
     return hmac.new(_lookup_key_for(_raw_keys()), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# Hex digits kept per word: 64 bits, so two words collide about once in 10^19 pairs, and a
+# ticket's index stays short (17 characters a word).
+SEARCH_HASH_LENGTH = 16
+
+
+@lru_cache(maxsize=4)
+def _search_hmac_for(raw_keys: str) -> hmac.HMAC:
+    return hmac.new(_search_key_for(raw_keys), digestmod=hashlib.sha256)
+
+
+def search_hash(word: str) -> str:
+    """Keyed hash of one already-folded word (the search index's blind entries)."""
+    digest = _search_hmac_for(_raw_keys()).copy()  # the keyed state, without re-keying
+    digest.update(word.encode("utf-8"))
+    return digest.hexdigest()[:SEARCH_HASH_LENGTH]
+
+
+def rotate_token(token: str) -> str:
+    """``token`` re-encrypted with the newest key (readable with any configured key)."""
+    try:
+        return _fernet_for(_raw_keys()).rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken as exc:
+        raise DecryptionError("stored value cannot be decrypted with DEME_PII_KEY") from exc
+
+
+def is_current_token(token: str) -> bool:
+    """Whether ``token`` already decrypts with the newest key (nothing to rotate)."""
+    newest = Fernet(_key_list(_raw_keys())[0])
+    try:
+        newest.decrypt(token.encode("ascii"))
+    except InvalidToken:
+        return False
+    return True
 
 
 def generate_key() -> str:

@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from core import fastpublish
-from core.crypto import lookup_hash
+from core.crypto import EncryptedText, lookup_hash
 from core.db import get_sessionmaker, make_engine
 from core.locks import single_run
 from core.outbox import publish
@@ -151,6 +151,7 @@ _FAST_INSERT = text(
     "WHERE contacts.phone_hash = :phone_hash "
     "ON CONFLICT (channel_id, provider_id) DO NOTHING RETURNING id"
 ).bindparams(
+    bindparam("body", type_=EncryptedText()),  # encrypted at rest, like the ORM column
     bindparam("created_at", type_=UTCDateTime()),
     bindparam("sanitized", type_=Boolean()),
     bindparam("no", type_=Boolean()),

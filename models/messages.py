@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.crypto import EncryptedText
 from models.base import Base, str_enum, utcnow
 from models.enums import MessageDirection, MessageEncoding, MessageStatus
 
@@ -28,7 +29,7 @@ class Message(Base):
     )
     direction: Mapped[MessageDirection] = mapped_column(str_enum(MessageDirection, 4))
     provider_id: Mapped[str | None] = mapped_column(String(80))
-    body: Mapped[str | None] = mapped_column(Text)  # NULL once erased
+    body: Mapped[str | None] = mapped_column(EncryptedText())  # encrypted at rest; NULL once erased
     status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus))
     segments: Mapped[int | None]
     encoding: Mapped[MessageEncoding | None] = mapped_column(str_enum(MessageEncoding, 8))
@@ -72,6 +73,6 @@ class Call(Base):
     direction: Mapped[MessageDirection] = mapped_column(str_enum(MessageDirection, 4))
     # missed | callback_requested | called_back | completed
     status: Mapped[str] = mapped_column(String(24))
-    notes: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(EncryptedText())  # encrypted at rest
     duration_seconds: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
+from core.crypto import EncryptedText, search_hash
+from core.textfold import folded_words
 from models.base import Base, str_enum, utcnow
 from models.enums import (
     IncidentStatus,
@@ -59,8 +62,13 @@ class Ticket(Base):
     sensitive: Mapped[bool] = mapped_column(default=False, index=True)
     source: Mapped[TicketSource] = mapped_column(str_enum(TicketSource))
     language: Mapped[Language | None] = mapped_column(str_enum(Language, 8))
-    summary: Mapped[str | None] = mapped_column(String(255))
-    description: Mapped[str | None] = mapped_column(Text)  # free text: erased with the contact
+    # Free text is encrypted at rest (core.crypto.EncryptedText) and erased with the contact.
+    summary: Mapped[str | None] = mapped_column(EncryptedText())
+    description: Mapped[str | None] = mapped_column(EncryptedText())
+    # Blind index for the queue's search box: " h1 h2 … " (sorted keyed hashes of the folded
+    # words of summary and description, ``search_index_for``). NULL for protection tickets:
+    # their words are never stored in a searchable form, not even hashed.
+    search_index: Mapped[str | None] = mapped_column(Text)
     needs_review: Mapped[bool] = mapped_column(default=False)  # e.g. classified by the fallback
     callback_ok: Mapped[bool | None]
     callback_time: Mapped[str | None] = mapped_column(String(80))
@@ -115,5 +123,28 @@ class TicketEvent(Base):
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor_label: Mapped[str | None] = mapped_column(String(80))  # "bot", "sla", "system"
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    body: Mapped[str | None] = mapped_column(Text)  # notes: free text, erased with the contact
+    # Notes and replies: free text, encrypted at rest, erased with the contact.
+    body: Mapped[str | None] = mapped_column(EncryptedText())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def search_index_for(
+    *texts: str | None, sensitive: bool | None, category: TicketCategory | str | None
+) -> str | None:
+    """The blind index of a ticket with these texts (None for protection tickets)."""
+    if sensitive or category == TicketCategory.PROTECTION:
+        return None
+    words = {word for text in texts if text for word in folded_words(text)}
+    if not words:
+        return None
+    return " " + " ".join(sorted(search_hash(word) for word in words)) + " "
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _refresh_search_index(mapper: Mapper[Ticket], connection: Connection, target: Ticket) -> None:
+    # Every ORM write of a ticket recomputes it, so a change of text, sensitivity or category
+    # (re-categorised to protection) can never leave stale, searchable words behind.
+    target.search_index = search_index_for(
+        target.summary, target.description, sensitive=target.sensitive, category=target.category
+    )

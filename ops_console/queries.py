@@ -7,11 +7,23 @@ import base64
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session, aliased
 
-from core.crypto import lookup_hash
+from core.crypto import lookup_hash, search_hash
 from core.phones import InvalidPhoneNumber, normalize_phone
+from core.textfold import folded_words
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import (
@@ -23,7 +35,7 @@ from models.enums import (
 )
 from models.places import Place
 from models.tickets import Ticket
-from ops_console.permissions import Viewer
+from ops_console.permissions import Viewer, protection_clause
 from tickets.references import normalize_reference
 
 OPEN_STATUSES = (
@@ -36,6 +48,10 @@ OPEN_STATUSES = (
 SLA_STATES = ("breached", "due_soon", "on_time")
 DUE_SOON = timedelta(hours=2)
 PAGE_SIZE = 50
+# Search: at most this many words of a query are used, and a protection officer's search
+# decrypts at most this many protection tickets (the newest matching the other filters).
+SEARCH_WORDS_LIMIT = 8
+PROTECTION_SEARCH_LIMIT = 2000
 
 
 class FilterError(ValueError):
@@ -141,8 +157,38 @@ def sla_state(ticket: Ticket, now: datetime | None = None) -> str | None:
     return "on_time"
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def text_search_clause(
+    session: Session, text: str, viewer: Viewer, conditions: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Tickets having every word of ``text`` (folded: case, accents and Bambara letters do not
+    matter) in their summary or description, among those matching ``conditions``.
+
+    Texts are encrypted at rest, so the database cannot read them: ordinary tickets are found
+    through their blind index (``Ticket.search_index``, keyed hashes of their words), and
+    protection tickets, which have no index, by decrypting the newest
+    ``PROTECTION_SEARCH_LIMIT`` of them matching the other filters — only for viewers who
+    may see them."""
+    words = sorted(set(folded_words(text[:200])))[:SEARCH_WORDS_LIMIT]
+    if not words:
+        return false()
+    indexed = and_(*(Ticket.search_index.like(f"% {search_hash(word)} %") for word in words))
+    if not viewer.sees_protection:
+        return indexed
+    # The summary is the description's first line (tickets.intake): decrypting the
+    # description alone is enough, and halves the cost.
+    candidates = session.execute(
+        select(Ticket.id, Ticket.description)
+        .where(*conditions, protection_clause(), Ticket.description.is_not(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(PROTECTION_SEARCH_LIMIT)
+    )
+    wanted = set(words)
+    found = [
+        ticket_id
+        for ticket_id, description in candidates
+        if wanted <= set(folded_words(description))
+    ]
+    return or_(indexed, Ticket.id.in_(found)) if found else indexed
 
 
 def filter_conditions(
@@ -185,13 +231,7 @@ def filter_conditions(
         if reference is not None:
             conditions.append(Ticket.reference == reference)
         else:
-            pattern = f"%{_escape_like(text[:100])}%"
-            conditions.append(
-                or_(
-                    Ticket.summary.ilike(pattern, escape="\\"),
-                    Ticket.description.ilike(pattern, escape="\\"),
-                )
-            )
+            conditions.append(text_search_clause(session, text, viewer, conditions))
     if filters.phone and filters.phone.strip():
         try:
             e164 = normalize_phone(filters.phone)
@@ -288,8 +328,6 @@ def hidden_protection_total(session: Session, viewer: Viewer) -> int | None:
     cannot be used to learn anything about them."""
     if viewer.sees_protection:
         return None
-    from ops_console.permissions import protection_clause
-
     statement = (
         select(func.count())
         .select_from(Ticket)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
 from core.outbox import enqueue_after_commit, publish_committed
+from core.textfold import fold
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import TicketSource, TicketStatus
@@ -25,7 +26,6 @@ from models.tickets import Incident, Ticket, TicketEvent
 from tickets.i18n import normalize_language, translate
 from tickets.routing import OPEN_STATUSES
 from tickets.timeline import record_event
-from tickets.triage import fold
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from core.textfold import fold
 from models.enums import TicketCategory, TicketPriority
 
 KEYWORDS_FILE = Path(__file__).resolve().parent / "data" / "triage_keywords.json"
@@ -30,19 +30,6 @@ PRIORITY_ORDER: tuple[TicketPriority, ...] = (
     TicketPriority.HIGH,
     TicketPriority.URGENT,
 )
-
-# Letters of Bambara's alphabet that basic phones cannot type, and typographic apostrophes.
-_FOLD_TABLE = str.maketrans(
-    {"ɛ": "e", "ɔ": "o", "ɲ": "ny", "ŋ": "ng", "’": "'", "‘": "'", "`": "'", "´": "'"}
-)
-
-
-def fold(text: str) -> str:
-    """Lower-case, drop accents, spell Bambara letters in ASCII, squeeze whitespace."""
-    lowered = text.lower().translate(_FOLD_TABLE)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.split())
 
 
 def raise_priority(priority: TicketPriority, steps: int = 1) -> TicketPriority:

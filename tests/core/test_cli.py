@@ -141,3 +141,23 @@ def test_check_names_a_ussd_channel_nobody_can_authenticate(db: Session) -> None
     result = deme("check")
     assert result.returncode == 1
     assert "NOT AUTHENTICATED on at-open" in result.stdout
+
+
+def test_rotate_keys_re_encrypts_with_the_new_key(db: Session) -> None:
+    from core.crypto import generate_key
+    from core.settings import get_settings
+    from tickets.contacts import get_or_create_contact
+
+    old = get_settings().pii_key.get_secret_value()
+    get_or_create_contact(db, "+22376123456")
+    db.commit()
+    new = generate_key()
+    result = deme("rotate-keys", env={"DEME_PII_KEY": f"{new},{old}"})
+    assert result.returncode == 0, result.stderr
+    assert "contacts.phone_hash: 1" in result.stdout
+    assert "+22376123456" not in result.stdout + result.stderr
+    # The old key alone no longer reads the number: it was re-encrypted with the new one.
+    broken = deme("rotate-keys", env={"DEME_PII_KEY": old})
+    assert broken.returncode != 0
+    again = deme("rotate-keys", env={"DEME_PII_KEY": new})
+    assert again.returncode == 0 and "contacts.phone: 0" in again.stdout

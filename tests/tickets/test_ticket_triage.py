@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.textfold import fold
 from models.enums import TicketCategory, TicketPriority
-from tickets.triage import fold, raise_priority, triage
+from tickets.triage import raise_priority, triage
 
 P = TicketPriority
 C = TicketCategory
