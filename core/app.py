@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto import validate_pii_key
+from core.edge import TextGuardMiddleware
 from core.health import readiness
 from core.logging import configure_logging
 from core.settings import get_settings
@@ -79,6 +80,7 @@ def create_app() -> FastAPI:
         openapi_url="/api/openapi.json",
     )
 
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", tags=["health"])

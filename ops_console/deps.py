@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.sanitize import INT32_MAX
 from ops_console.auth import user_for_bearer_token
 from ops_console.permissions import Capability, Viewer
 
@@ -56,3 +57,9 @@ def require(viewer: Viewer, capability: Capability) -> None:
     """403 for a whole kind of action the role never has (the endpoint itself is no secret)."""
     if not viewer.can(capability):
         raise HTTPException(403, f"your role ({viewer.role.value}) may not do this")
+
+
+# Ids in paths and query strings: ASCII digits (pydantic's int), within the INTEGER column's
+# range, so 2**31 is a 422 naming the parameter rather than a database overflow.
+PathId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+QueryId = Annotated[int, Query(ge=0, le=INT32_MAX)]
