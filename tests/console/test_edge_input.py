@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from openpyxl import load_workbook
+
 from tests.console.conftest import World, login, new_ticket
 
 HUGE = str(2**31)
@@ -108,4 +109,3 @@ def test_several_invalid_filters_are_all_reported(
     export = console.get("/exports/queue.csv", params={"place": "NOWHERE", "phone": "x"})
     assert export.status_code == 422
     assert "place" in export.text and "phone" in export.text
-
