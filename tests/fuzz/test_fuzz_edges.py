@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.console.conftest import World, login, new_ticket
-from tests.fuzz.conftest import record
+from tests.fuzz.tally import record
 from tests.gateway.conftest import AT_SECRET, HTTP_SECRET
 from tests.gateway.gateway_helpers import signed, twilio_sms_form
 
@@ -69,7 +69,7 @@ schema = schemathesis.openapi.from_asgi("/api/openapi.json", _app())
 
 
 @schema.parametrize()
-@settings(FUZZ, max_examples=4)
+@settings(FUZZ, max_examples=3)
 def test_openapi_routes_never_answer_5xx(case: Any, world: World) -> None:
     for headers in (world["admin"].headers, {}):
         response = case.call(headers=headers)
@@ -114,7 +114,7 @@ def test_webhooks_never_answer_5xx(
         ),
         extra=FORM,
     )
-    @settings(FUZZ, max_examples=60)
+    @settings(FUZZ, max_examples=40)
     def twilio(path: str, extra: dict[str, str]) -> None:
         form = {**base, **extra}
         # urlencode cannot carry a lone surrogate: the provider would not send one in a form.
@@ -134,7 +134,7 @@ def test_webhooks_never_answer_5xx(
         ),
         as_json=st.booleans(),
     )
-    @settings(FUZZ, max_examples=60)
+    @settings(FUZZ, max_examples=40)
     def generic(kind: str, channel: str, doc: dict[str, Any], as_json: bool) -> None:
         segment = quote(channel.encode("utf-8", "surrogatepass"), safe="")
         path = f"/webhooks/http/{segment}/{kind}"
@@ -237,7 +237,7 @@ def test_console_forms_never_answer_5xx(browser_client: Any, world: World, db: A
         ident=st.one_of(st.just("1"), NASTY),
         form=st.dictionaries(st.sampled_from(FIELDS), TEXT, max_size=5),
     )
-    @settings(FUZZ, max_examples=80)
+    @settings(FUZZ, max_examples=50)
     def posts(path: str, ident: str, form: dict[str, str]) -> None:
         segment = quote(ident.encode("utf-8", "surrogatepass"), safe="") or "1"
         url = path.format(ref=reference if ident == "1" else segment, n=segment)
@@ -254,7 +254,7 @@ def test_console_forms_never_answer_5xx(browser_client: Any, world: World, db: A
         path=st.sampled_from(CONSOLE_GETS),
         params=st.dictionaries(st.sampled_from(FIELDS), TEXT, max_size=4),
     )
-    @settings(FUZZ, max_examples=60)
+    @settings(FUZZ, max_examples=40)
     def gets(path: str, params: dict[str, str]) -> None:
         query = urlencode({k: v.encode("utf-8", "replace") for k, v in params.items()})
         status = int(client.get(f"{path}?{query}").status_code)
