@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto import validate_pii_key
+from core.edge import TextGuardMiddleware
 from core.health import readiness
 from core.http_limits import BodyLimitMiddleware
 from core.logging import access_log, configure_logging, redact_query
@@ -157,7 +158,9 @@ def create_app() -> FastAPI:
         openapi_url=None if production else "/api/openapi.json",
     )
 
-    # Added last = outermost: the access log and metrics also see the 413/408 answers.
+    # Innermost first: the text guard reads bodies the limit has already bounded; added last =
+    # outermost, the access log and metrics also see the 413/408 answers.
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     if settings.trusted_proxy_list:

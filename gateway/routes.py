@@ -28,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.phones import InvalidPhoneNumber
+from core.sanitize import parse_id
 from gateway import spool
 from gateway.calls import InboundCall, record_call
 from gateway.channels import ChannelInfo, twilio
@@ -224,13 +225,20 @@ async def africastalking_delivery(request: Request) -> Response:
 # --- generic HTTP aggregator ---------------------------------------------------------------
 
 
+def _channel_id(text: str) -> int:
+    """ASCII digits within the id column's range, else the channel is unknown (404)."""
+    value = parse_id(text)
+    if value is None:
+        raise WebhookError("unknown channel", 404)
+    return value
+
+
 @router.post("/http/{channel_id}/receive")
 async def http_receive(channel_id: str, request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        if not channel_id.isdigit():
-            raise WebhookError("unknown channel", 404)
-        channel = await in_db_thread(lambda: http.channel_for(int(channel_id)))
+        number = _channel_id(channel_id)
+        channel = await in_db_thread(lambda: http.channel_for(number))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
         outcome = await _accept_sms(http.parse_sms(fields, channel))
@@ -243,9 +251,8 @@ async def http_receive(channel_id: str, request: Request) -> Response:
 async def http_status(channel_id: str, request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        if not channel_id.isdigit():
-            raise WebhookError("unknown channel", 404)
-        channel = await in_db_thread(lambda: http.channel_for(int(channel_id)))
+        number = _channel_id(channel_id)
+        channel = await in_db_thread(lambda: http.channel_for(number))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
         await _accept_status(http.parse_status(fields, channel))

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from core.sanitize import repair_text
 from gateway.errors import BodyTooLarge, WebhookError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -28,6 +29,9 @@ class FormFields:
     values: dict[str, str]
     # The raw body was not valid UTF-8; bad bytes became U+FFFD.
     invalid_utf8: bool = False
+    # Names whose value held NUL or a lone surrogate: ``values`` has it repaired (``pairs``
+    # keeps what was received, which is what a provider signed).
+    repaired: frozenset[str] = frozenset()
 
     def getall(self, name: str) -> list[str]:
         # twilio's RequestValidator.get_values() calls getall() on multi-dicts, so a name
@@ -79,7 +83,24 @@ def parse_form(body: bytes) -> FormFields:
     values: dict[str, str] = {}
     for key, value in pairs:
         values.setdefault(key, value)
-    return FormFields(pairs, values, invalid)
+    return _repaired(FormFields(pairs, values, invalid))
+
+
+def _repaired(fields: FormFields) -> FormFields:
+    """Repair every value once, here, so no provider id or status reaches the database
+    with a NUL or a lone surrogate in it."""
+    repaired: set[str] = set()
+    values: dict[str, str] = {}
+    for key, value in fields.values.items():
+        clean_key, key_changed = repair_text(key)
+        clean, changed = repair_text(value)
+        values[clean_key] = clean
+        if changed or key_changed:
+            repaired.add(clean_key)
+    if repaired:
+        fields.values = values
+        fields.repaired = frozenset(repaired)
+    return fields
 
 
 def parse_json_object(body: bytes) -> FormFields:
@@ -101,7 +122,9 @@ def parse_json_object(body: bytes) -> FormFields:
             continue
         # Scalars keep their JSON spelling (ids sent as numbers) so a mapping reads text.
         values[str(key)] = value if isinstance(value, str) else json.dumps(value)
-    return FormFields(list(values.items()), values, invalid)
+    fields = _repaired(FormFields([], values, invalid))
+    fields.pairs = list(fields.values.items())
+    return fields
 
 
 def parse_body(body: bytes, content_type: str | None) -> FormFields:
@@ -110,22 +133,17 @@ def parse_body(body: bytes, content_type: str | None) -> FormFields:
     return parse_form(body)
 
 
-def sanitize_text(text: str, *, invalid_utf8: bool = False) -> tuple[str, bool]:
+def sanitize_text(
+    text: str, *, invalid_utf8: bool = False, repaired: bool = False
+) -> tuple[str, bool]:
     """Remove what PostgreSQL text cannot hold (NUL) and flag replaced invalid UTF-8.
 
     Everything else (emoji, Arabic, Tifinagh, 1,600 characters) is kept exactly.
     Lone surrogates (from broken UTF-16 in JSON) cannot be stored as UTF-8 either.
     """
-    changed = invalid_utf8 and "\ufffd" in text
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-        changed = True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-        changed = True
-    return text, changed
+    changed = repaired or (invalid_utf8 and "\ufffd" in text)
+    text, fixed = repair_text(text)
+    return text, changed or fixed
 
 
 def require(fields: FormFields, names: tuple[str, ...]) -> None:

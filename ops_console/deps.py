@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.sanitize import INT32_MAX
 from ops_console.auth import SESSION_COOKIE, session_for_cookie, user_for_bearer_token
 from ops_console.permissions import Capability, Viewer
 
@@ -70,3 +71,9 @@ def staff_viewer(request: Request, session: DbSession) -> Viewer:
 
 
 StaffViewer = Annotated[Viewer, Depends(staff_viewer)]
+
+
+# Ids in paths and query strings: ASCII digits (pydantic's int), within the INTEGER column's
+# range, so 2**31 is a 422 naming the parameter rather than a database overflow.
+PathId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+QueryId = Annotated[int, Query(ge=0, le=INT32_MAX)]

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from starlette.datastructures import ImmutableMultiDict, QueryParams
 
+from core.sanitize import is_id
 from models.enums import TicketCategory, TicketPriority, TicketSource, TicketStatus
 from ops_console.i18n import N_
 from ops_console.queries import SLA_STATES, TicketFilter
@@ -106,13 +107,13 @@ def parse_filters(
     )
     team = params.get("team") or ""
     if team:
-        if team.isdigit():
+        if is_id(team):
             filters.team_id = int(team)
         else:
             errors["team"] = N_("Unknown value.")
     assignee = params.get("assignee") or ""
     if assignee:
-        if assignee in ("me", "none") or assignee.isdigit():
+        if assignee in ("me", "none") or is_id(assignee):
             filters.assignee = assignee
         else:
             errors["assignee"] = N_("Unknown value.")

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from core.audit import record_audit
+from core.sanitize import is_id
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
@@ -26,6 +27,7 @@ from models.tickets import Incident, Ticket, TicketEvent
 from models.users import User
 from ops_console import actions, auth
 from ops_console.canned import canned_replies
+from ops_console.deps import QueryId
 from ops_console.forms import filter_query, form_text, parse_filters
 from ops_console.i18n import CONSOLE_LANGUAGES, N_
 from ops_console.permissions import Capability, Viewer, is_protection
@@ -216,11 +218,15 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
     try:
         result = queue_page(session, filters, viewer, cursor=cursor)
     except FilterError as exc:
-        errors[exc.field] = N_("Unknown value.")
-        filters.place = None if exc.field == "place" else filters.place
-        filters.phone = None if exc.field == "phone" else filters.phone
+        # Every unusable filter is shown next to its field; the others still apply.
+        for field in exc.problems:
+            errors[field] = N_("Unknown value.")
+        filters.place = None if "place" in exc.problems else filters.place
+        filters.phone = None if "phone" in exc.problems else filters.phone
+        filters.assignee = None if "assignee" in exc.problems else filters.assignee
+        filters.sla = None if "sla" in exc.problems else filters.sla
         result = queue_page(
-            session, filters, viewer, cursor=None if exc.field == "cursor" else cursor
+            session, filters, viewer, cursor=None if "cursor" in exc.problems else cursor
         )
     loader = TicketLoader(session).load(result.tickets)
     newest_id = session.scalar(select(func.max(Ticket.id)).where(viewer.ticket_clause())) or 0
@@ -246,7 +252,7 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
 
 
 @router.get("/queue/new")
-def queue_new(request: Request, page: PageCtx, since: int = 0) -> Response:
+def queue_new(request: Request, page: PageCtx, since: QueryId = 0) -> Response:
     """The live indicator, polled by htmx every 20 s: one COUNT on an index, a tiny answer."""
     viewer = page.require(Capability.TICKETS_READ)
     filters, _errors = parse_filters(request.query_params)
@@ -398,7 +404,7 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             actions.change_category(session, ticket, viewer, TicketCategory(category))
         if "team" in form:
             team_value = form_text(form, "team", 12)
-            team = session.get(Team, int(team_value)) if team_value.isdigit() else None
+            team = session.get(Team, int(team_value)) if is_id(team_value) else None
             if team_value and team is None:
                 errors["team"] = N_("Unknown value.")
             elif viewer.role != UserRole.TEAM_MEMBER:
@@ -407,7 +413,7 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             value = form_text(form, "assignee", 12)
             if value == "me":
                 value = str(viewer.user.id)
-            assignee = session.get(User, int(value)) if value.isdigit() else None
+            assignee = session.get(User, int(value)) if is_id(value) else None
             if value and assignee is None:
                 errors["assignee"] = N_("Unknown value.")
             else:
@@ -481,7 +487,7 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
     form = await request.form()
     errors: dict[str, str] = {}
     value = form_text(form, "incident", 12)
-    incident = page.session.get(Incident, int(value)) if value.isdigit() else None
+    incident = page.session.get(Incident, int(value)) if is_id(value) else None
     if value and incident is None:
         errors["incident"] = N_("Unknown value.")
     else:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import record_audit
+from core.sanitize import is_id
 from models.alerts import AlertChannel
 from models.audit import AuditLog
 from models.channels import Channel
@@ -29,6 +30,7 @@ from models.teams import Team, TeamMember
 from models.users import ApiToken, User
 from ops_console import auth
 from ops_console.canned import LANGUAGES, CannedReply, canned_replies, save_canned_replies
+from ops_console.deps import PathId
 from ops_console.forms import form_password, form_text
 from ops_console.i18n import N_
 from ops_console.permissions import Capability
@@ -204,13 +206,13 @@ async def create_user(request: Request, page: PostPage) -> Response:
     except ValueError:
         return _fail(page, "users", {"username": N_("This username is taken.")})
     team_id = form_text(form, "team", 12)
-    if team_id.isdigit() and page.session.get(Team, int(team_id)) is not None:
+    if is_id(team_id) and page.session.get(Team, int(team_id)) is not None:
         page.session.add(TeamMember(team_id=int(team_id), user_id=user.id))
     return _done(page, "users")
 
 
 @router.post("/users/{user_id}")
-async def update_user(user_id: int, request: Request, page: PostPage) -> Response:
+async def update_user(user_id: PathId, request: Request, page: PostPage) -> Response:
     _admin(page)
     user = page.session.get(User, user_id)
     if user is None:
@@ -266,7 +268,7 @@ async def issue_token(request: Request, page: PostPage) -> Response:
     form = await request.form()
     user_id = form_text(form, "user_id", 12)
     name = form_text(form, "name", 80) or "console"
-    user = page.session.get(User, int(user_id)) if user_id.isdigit() else None
+    user = page.session.get(User, int(user_id)) if is_id(user_id) else None
     if user is None or not user.active:
         return _fail(page, "users", {"token": N_("Unknown value.")})
     try:
@@ -281,7 +283,7 @@ async def issue_token(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, page: PostPage) -> Response:
+def revoke_token(token_id: PathId, page: PostPage) -> Response:
     _admin(page)
     token = page.session.get(ApiToken, token_id)
     if token is None or token.name == auth.SESSION_TOKEN_NAME:
@@ -309,7 +311,7 @@ async def save_team(request: Request, page: PostPage) -> Response:
         return _fail(page, "teams", {"slug": N_("2 to 40 lowercase letters, digits or dashes.")})
     if not name:
         return _fail(page, "teams", {"name": N_("Required.")})
-    team = page.session.get(Team, int(team_id)) if team_id.isdigit() else None
+    team = page.session.get(Team, int(team_id)) if is_id(team_id) else None
     if team is None:
         team = Team(slug=slug, name=name)
         page.session.add(team)
@@ -328,7 +330,7 @@ async def save_team(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/teams/{team_id}/members")
-async def team_members(team_id: int, request: Request, page: PostPage) -> Response:
+async def team_members(team_id: PathId, request: Request, page: PostPage) -> Response:
     _admin(page)
     team = page.session.get(Team, team_id)
     if team is None:
@@ -336,14 +338,14 @@ async def team_members(team_id: int, request: Request, page: PostPage) -> Respon
     form = await request.form()
     add = form_text(form, "add", 12)
     remove = form_text(form, "remove", 12)
-    if add.isdigit() and page.session.get(User, int(add)) is not None:
+    if is_id(add) and page.session.get(User, int(add)) is not None:
         exists = page.session.scalar(
             select(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == int(add))
         )
         if exists is None:
             page.session.add(TeamMember(team_id=team_id, user_id=int(add)))
             _audit(page, "team.member_added", "team", team_id, user_id=int(add))
-    if remove.isdigit():
+    if is_id(remove):
         member = page.session.scalar(
             select(TeamMember).where(
                 TeamMember.team_id == team_id, TeamMember.user_id == int(remove)
@@ -367,7 +369,7 @@ async def save_rule(request: Request, page: PostPage) -> Response:
     if not name:
         errors["name"] = N_("Required.")
     team_id = form_text(form, "team", 12)
-    team = page.session.get(Team, int(team_id)) if team_id.isdigit() else None
+    team = page.session.get(Team, int(team_id)) if is_id(team_id) else None
     if team is None:
         errors["team"] = N_("Choose a team.")
     category = form_text(form, "category", 24) or None
@@ -400,7 +402,7 @@ async def save_rule(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/routing/{rule_id}/toggle")
-def toggle_rule(rule_id: int, page: PostPage) -> Response:
+def toggle_rule(rule_id: PathId, page: PostPage) -> Response:
     _admin(page)
     rule = page.session.get(RoutingRule, rule_id)
     if rule is None:
@@ -421,7 +423,7 @@ async def save_sla(request: Request, page: PostPage) -> Response:
         return _fail(page, "sla", {"category": N_("Unknown value.")})
     first = form_text(form, "first_response_minutes", 8)
     resolution = form_text(form, "resolution_minutes", 8)
-    if not (first.isdigit() and resolution.isdigit()) or int(first) < 1 or int(resolution) < 1:
+    if not (is_id(first) and is_id(resolution)) or int(first) < 1 or int(resolution) < 1:
         return _fail(page, "sla", {"minutes": N_("Minutes, a whole number above 0.")})
     target = page.session.scalar(
         select(SlaTarget).where(SlaTarget.category == category, SlaTarget.priority == priority)
@@ -450,7 +452,7 @@ async def save_alert_channel(request: Request, page: PostPage) -> Response:
     form = await request.form()
     errors: dict[str, str] = {}
     team_id = form_text(form, "team", 12)
-    team = page.session.get(Team, int(team_id)) if team_id.isdigit() else None
+    team = page.session.get(Team, int(team_id)) if is_id(team_id) else None
     if team is None:
         errors["team"] = N_("Choose a team.")
     try:
@@ -486,7 +488,7 @@ async def save_alert_channel(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/alerts/{channel_id}/toggle")
-def toggle_alert_channel(channel_id: int, page: PostPage) -> Response:
+def toggle_alert_channel(channel_id: PathId, page: PostPage) -> Response:
     _admin(page)
     channel = page.session.get(AlertChannel, channel_id)
     if channel is None:
@@ -544,7 +546,7 @@ async def save_channel(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/channels/{channel_id}/toggle")
-def toggle_channel(channel_id: int, page: PostPage) -> Response:
+def toggle_channel(channel_id: PathId, page: PostPage) -> Response:
     _admin(page)
     channel = page.session.get(Channel, channel_id)
     if channel is None:

@@ -21,6 +21,7 @@ from models.enums import (
 )
 from models.messages import Call, Message
 from models.tickets import Ticket
+from ops_console.deps import PathId
 from ops_console.forms import form_text
 from ops_console.i18n import N_
 from ops_console.permissions import Capability
@@ -178,7 +179,7 @@ async def log_call(request: Request, page: PostPage) -> Response:
 
 
 @router.post("/calls/{call_id}/done")
-def callback_done(call_id: int, request: Request, page: PostPage) -> Response:
+def callback_done(call_id: PathId, request: Request, page: PostPage) -> Response:
     """Mark a missed call as called back without creating a ticket (nobody answered, or the
     person only had a question)."""
     viewer = page.require(Capability.CALLS_LOG)

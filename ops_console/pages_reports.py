@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.audit import record_audit
+from core.sanitize import spreadsheet_cell
 from core.sqldialect import utc_day
 from models.base import utcnow
 from models.contacts import Household
@@ -246,13 +247,6 @@ EXPORT_COLUMNS = (
 )
 
 
-def _safe_cell(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: a sender's SMS must not."""
-    if value and value[0] in "=+-@\t\r":
-        return "'" + value
-    return value
-
-
 def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator[list[str]]:
     filters, _errors = parse_filters(request.query_params)
     regions = region_of_places(session)
@@ -269,19 +263,22 @@ def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator
             out = loader.ticket_out(ticket)
             region = regions.get(ticket.place_id) if ticket.place_id else None
             yield [
-                out.reference,
-                out.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-                out.status.value,
-                out.category.value,
-                out.priority.value,
-                out.source.value,
-                region.name if region else "",
-                out.place.name if out.place else "",
-                out.team.name if out.team else "",
-                out.assignee.username if out.assignee else "",
-                sla_state(ticket) or "",
-                out.contact.phone_masked if out.contact else "",
-                _safe_cell(out.summary or ""),
+                spreadsheet_cell(value)
+                for value in (
+                    out.reference,
+                    out.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                    out.status.value,
+                    out.category.value,
+                    out.priority.value,
+                    out.source.value,
+                    region.name if region else "",
+                    out.place.name if out.place else "",
+                    out.team.name if out.team else "",
+                    out.assignee.username if out.assignee else "",
+                    sla_state(ticket) or "",
+                    out.contact.phone_masked if out.contact else "",
+                    out.summary or "",
+                )
             ]
 
     for ticket in session.scalars(statement.execution_options(yield_per=1000)):

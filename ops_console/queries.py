@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.crypto import lookup_hash, search_hash
 from core.phones import InvalidPhoneNumber, normalize_phone
+from core.sanitize import parse_id
 from core.textfold import folded_words
 from models.base import utcnow
 from models.contacts import Contact
@@ -60,6 +61,16 @@ class FilterError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        # Every unusable filter of one request, field → message (one answer lists them all).
+        self.problems: dict[str, str] = {field: message}
+
+    @classmethod
+    def several(cls, problems: dict[str, str]) -> FilterError:
+        field, message = next(iter(problems.items()))
+        error = cls(field, message)
+        error.problems = dict(problems)
+        error.args = ("; ".join(f"{name}: {text}" for name, text in problems.items()),)
+        return error
 
 
 @dataclass
@@ -196,6 +207,7 @@ def filter_conditions(
 ) -> list[ColumnElement[bool]]:
     """The WHERE conditions for ``filters`` as seen by ``viewer`` (visibility always first)."""
     conditions: list[ColumnElement[bool]] = [viewer.ticket_clause()]
+    problems: dict[str, str] = {}
     if filters.statuses:
         conditions.append(Ticket.status.in_(filters.statuses))
     if filters.categories:
@@ -205,7 +217,10 @@ def filter_conditions(
     if filters.sources:
         conditions.append(Ticket.source.in_(filters.sources))
     if filters.place:
-        conditions.append(Ticket.place_id.in_(descendant_place_ids(session, filters.place)))
+        try:
+            conditions.append(Ticket.place_id.in_(descendant_place_ids(session, filters.place)))
+        except FilterError as exc:
+            problems.update(exc.problems)
     if filters.team_id is not None:
         conditions.append(Ticket.team_id == filters.team_id)
     if filters.assignee:
@@ -213,12 +228,15 @@ def filter_conditions(
             conditions.append(Ticket.assignee_id.is_(None))
         elif filters.assignee == "me":
             conditions.append(Ticket.assignee_id == viewer.user.id)
-        elif filters.assignee.isdigit():
-            conditions.append(Ticket.assignee_id == int(filters.assignee))
+        elif (assignee_id := parse_id(filters.assignee)) is not None:
+            conditions.append(Ticket.assignee_id == assignee_id)
         else:
-            raise FilterError("assignee", "must be a user id, 'me' or 'none'")
+            problems["assignee"] = "must be a user id, 'me' or 'none'"
     if filters.sla:
-        conditions.append(sla_clause(filters.sla, utcnow()))
+        try:
+            conditions.append(sla_clause(filters.sla, utcnow()))
+        except FilterError as exc:
+            problems.update(exc.problems)
     if filters.created_from:
         start = datetime.combine(filters.created_from, time.min, tzinfo=UTC)
         conditions.append(Ticket.created_at >= start)
@@ -236,14 +254,18 @@ def filter_conditions(
         try:
             e164 = normalize_phone(filters.phone)
         except InvalidPhoneNumber as exc:
-            raise FilterError("phone", str(exc)) from exc
+            problems["phone"] = str(exc)
+            e164 = None
         # Numbers are encrypted: the keyed hash is the only way to find the sender. The id is
         # looked up first so the planner sees a literal and uses the contact index (with a
         # subquery it walked the whole date index of a million tickets).
-        contact_id = session.scalar(
-            select(Contact.id).where(Contact.phone_hash == lookup_hash(e164))
-        )
-        conditions.append(Ticket.contact_id == (contact_id if contact_id is not None else -1))
+        if e164 is not None:
+            contact_id = session.scalar(
+                select(Contact.id).where(Contact.phone_hash == lookup_hash(e164))
+            )
+            conditions.append(Ticket.contact_id == (contact_id if contact_id is not None else -1))
+    if problems:
+        raise FilterError.several(problems)
     return conditions
 
 
@@ -259,7 +281,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(created)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, int(ident)
+        value = parse_id(ident)
+        if value is None:
+            raise ValueError("not an id")
+        return moment, value
     except (ValueError, UnicodeDecodeError) as exc:
         raise FilterError("cursor", "not a cursor this server gave out") from exc
 
@@ -290,9 +315,20 @@ def real_households_clause() -> ColumnElement[bool]:
 def queue_statement(
     session: Session, filters: TicketFilter, viewer: Viewer, *, cursor: str | None = None
 ) -> Select[tuple[Ticket]]:
-    statement = select(Ticket).where(*filter_conditions(session, filters, viewer))
+    problems: dict[str, str] = {}
+    try:
+        conditions = filter_conditions(session, filters, viewer)
+    except FilterError as exc:
+        problems.update(exc.problems)
     if cursor:
-        moment, ident = decode_cursor(cursor)
+        try:
+            moment, ident = decode_cursor(cursor)
+        except FilterError as exc:
+            problems.update(exc.problems)
+    if problems:
+        raise FilterError.several(problems)
+    statement = select(Ticket).where(*conditions)
+    if cursor:
         # Keyset pagination: stable under inserts and as fast on page 1000 as on page 1.
         statement = statement.where(
             tuple_(Ticket.created_at, Ticket.id) < tuple_(literal(moment), literal(ident))

@@ -150,3 +150,12 @@ def client(database: str) -> Iterator[object]:
     with TestClient(create_app(), base_url="https://deme.test") as test_client:
         yield test_client
     truncate_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line with how many requests the fuzz tests (tests/fuzz) tried and how many 5xx."""
+    from tests.fuzz.tally import summary_line
+
+    line = summary_line()
+    if line:
+        terminalreporter.write_line(line)

@@ -62,7 +62,9 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
         sender = normalize_sender(values["from"])
     except InvalidPhoneNumber:
         raise WebhookError("from is not a valid phone number") from None
-    text, sanitized = sanitize_text(values["text"], invalid_utf8=fields.invalid_utf8)
+    text, sanitized = sanitize_text(
+        values["text"], invalid_utf8=fields.invalid_utf8, repaired="text" in fields.repaired
+    )
     return InboundSms(
         channel_id=channel.id,
         provider_id=values["id"][:80],

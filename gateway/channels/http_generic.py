@@ -84,7 +84,11 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
         sender = normalize_sender(values[names["from"]])
     except InvalidPhoneNumber:
         raise WebhookError(f"{names['from']} is not a valid phone number") from None
-    text, sanitized = sanitize_text(values[names["text"]], invalid_utf8=fields.invalid_utf8)
+    text, sanitized = sanitize_text(
+        values[names["text"]],
+        invalid_utf8=fields.invalid_utf8,
+        repaired=names["text"] in fields.repaired,
+    )
     return InboundSms(
         channel_id=channel.id,
         provider_id=values[names["id"]][:80],

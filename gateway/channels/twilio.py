@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from core.logging import security_log
 from core.phones import InvalidPhoneNumber
+from core.sanitize import parse_id
 from core.settings import get_settings
 from gateway.channels import ChannelInfo, find_channel
 from gateway.errors import Forbidden, MissingFields, UnknownChannel, WebhookError
@@ -35,6 +36,8 @@ TWIML_REJECT_BUSY = (
     b'<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 )
 SEND_TIMEOUT_SECONDS = 15.0
+# A concatenated SMS has at most 255 parts (one-byte counter in the UDH); more is nonsense.
+MAX_SEGMENTS = 255
 
 # Twilio error codes. 21610: the recipient replied STOP to this number (Twilio blocks it).
 OPTED_OUT_CODES = frozenset({21610})
@@ -125,7 +128,9 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
         sender = normalize_sender(values["From"])
     except InvalidPhoneNumber:
         raise WebhookError("From is not a valid phone number") from None
-    text, sanitized = sanitize_text(values.get("Body", ""), invalid_utf8=fields.invalid_utf8)
+    text, sanitized = sanitize_text(
+        values.get("Body", ""), invalid_utf8=fields.invalid_utf8, repaired="Body" in fields.repaired
+    )
     segments = values.get("NumSegments")
     return InboundSms(
         channel_id=channel.id,
@@ -133,7 +138,7 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
         sender=sender,
         text=text,
         sanitized=sanitized,
-        segments=int(segments) if segments and segments.isdigit() else None,
+        segments=parse_id(segments, maximum=MAX_SEGMENTS),
     )
 
 

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
+from core.sanitize import repair_text
 from gateway.channels.auth import CallerCheck, CallerRefused, authenticate_ussd, is_ussd_channel
 from gateway.ussd.dbwork import in_lookup_thread
 from gateway.ussd.service import Hop, HopAnswer, TextMode, default_service
@@ -194,10 +195,13 @@ async def _read_fields(request: Request) -> dict[str, str]:
             raise _HttpError(400, "body is not valid JSON") from None
         if not isinstance(doc, dict):
             raise _HttpError(400, "body must be a JSON object")
-        return {str(k): "" if v is None else str(v) for k, v in doc.items()}
+        pairs = [(str(k), "" if v is None else str(v)) for k, v in doc.items()]
+    else:
+        pairs = parse_qsl(text, keep_blank_values=True)
     fields: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        fields.setdefault(name, value)
+    for name, value in pairs:
+        # NUL and lone surrogates cannot be stored or encoded: repaired, as for SMS.
+        fields.setdefault(repair_text(name)[0], repair_text(value)[0])
     return fields
 
 
