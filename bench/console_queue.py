@@ -41,8 +41,9 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 SEED_SQL = """
 INSERT INTO tickets (reference, category, priority, status, sensitive, source, language,
-    summary, description, needs_review, place_id, team_id, contact_id, sla_paused_seconds,
-    first_response_due_at, resolution_due_at, first_responded_at, created_at, updated_at)
+    summary, description, search_index, needs_review, place_id, team_id, contact_id,
+    sla_paused_seconds, first_response_due_at, resolution_due_at, first_responded_at,
+    created_at, updated_at)
 SELECT
     -- A real reference shape (T- and five letters of the reference alphabet), unique per g.
     'T-' || (SELECT string_agg(substr('234679ACDEFGHJKMNPQRTWXYZ',
@@ -59,8 +60,10 @@ SELECT
     (g * 7) % 5 = 3,
     (ARRAY['sms','sms','sms','ussd','call','missed_call'])[1 + (g * 5) % 6],
     (ARRAY['fr','bm','en'])[1 + g % 3],
-    'Rapport ' || g,
-    'Message de test numéro ' || g || ' au sujet de l''eau et de la santé',
+    -- Free text is encrypted at rest: a few distinct texts, encrypted and indexed by the app.
+    (CAST(:summaries AS text[]))[1 + g % :texts],
+    (CAST(:descriptions AS text[]))[1 + g % :texts],
+    CASE WHEN (g * 7) % 5 = 3 THEN NULL ELSE (CAST(:indexes AS text[]))[1 + g % :texts] END,
     false,
     places.ids[1 + (g * 31) % array_length(places.ids, 1)],
     teams.ids[1 + (g * 17) % array_length(teams.ids, 1)],
@@ -122,6 +125,31 @@ PROPOSED_INDEXES = (
 )
 
 
+DISTINCT_TEXTS = 64
+
+
+def encrypted_texts() -> dict[str, object]:
+    """Summaries and descriptions as the app stores them (Fernet tokens) with their blind
+    index: the SQL seed picks one per ticket (encrypting a million in Python would take
+    minutes; a token decrypts the same whichever row holds it)."""
+    from core.crypto import encrypt_text
+    from models.tickets import search_index_for
+
+    summaries, descriptions, indexes = [], [], []
+    for n in range(DISTINCT_TEXTS):
+        summary = f"Rapport {n}"
+        description = f"Message de test numéro {n} au sujet de l'eau et de la santé"
+        summaries.append(encrypt_text(summary))
+        descriptions.append(encrypt_text(description))
+        indexes.append(search_index_for(summary, description, sensitive=False, category="wash"))
+    return {
+        "summaries": summaries,
+        "descriptions": descriptions,
+        "indexes": indexes,
+        "texts": DISTINCT_TEXTS,
+    }
+
+
 def seed(count: int) -> float:
     from core.db import get_sessionmaker
     from core.seed import seed_places, seed_teams_and_rules
@@ -132,7 +160,7 @@ def seed(count: int) -> float:
         seed_teams_and_rules(session, lambda _m: None)
         session.commit()
         started = time.perf_counter()
-        session.execute(text(SEED_SQL), {"count": count})
+        session.execute(text(SEED_SQL), {"count": count, **encrypted_texts()})
         # A handful of real contacts so the phone filter has something to find.
         contact = get_or_create_contact(session, "+22376123456")
         session.execute(
@@ -206,7 +234,7 @@ def main() -> int:
         exists = session.execute(text("SELECT 1 FROM users WHERE username = 'bench'")).first()
         if exists is None:  # --reuse keeps the user of the earlier run
             create_user(
-                session, username="bench", role=UserRole.OPERATOR, password="bench-password-1"
+                session, username="bench", role=UserRole.OPERATOR, password="queue-measuring-passphrase"
             )
         team_id = session.execute(text("SELECT id FROM teams ORDER BY id LIMIT 1")).scalar_one()
         some_reference = session.execute(
@@ -220,7 +248,7 @@ def main() -> int:
     assert csrf is not None
     response = client.post(
         "/login",
-        data={"username": "bench", "password": "bench-password-1", "csrf_token": csrf.group(1)},
+        data={"username": "bench", "password": "queue-measuring-passphrase", "csrf_token": csrf.group(1)},
         follow_redirects=False,
     )
     assert response.status_code == 303
