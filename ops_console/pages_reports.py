@@ -303,13 +303,16 @@ def _audit_export(page: PageCtx, kind: str) -> None:
 
 
 def _validate_filters(request: Request, page: PageCtx, viewer: Viewer) -> None:
-    filters, _errors = parse_filters(request.query_params)
+    filters, problems = parse_filters(request.query_params)  # dates, sealed phone, ids
     try:
         filter_conditions(page.session, filters, viewer)
     except FilterError as exc:
+        problems = {**problems, **exc.problems}
+    if problems:
+        # An export of a silently wider selection than asked for would be worse than none.
         from fastapi import HTTPException
 
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, str(FilterError.several(problems)))
 
 
 def _stamp() -> str:

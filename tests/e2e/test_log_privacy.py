@@ -22,7 +22,7 @@ from tests.gateway.gateway_helpers import AUTH_TOKEN, PUBLIC_URL
 
 SENDER = "+22376000191"
 AT_SENDER = "+22366000192"
-SIM_SENDER = "+22370000193"
+SIM_SENDER = "+22300000193"  # the simulator speaks only from the test range
 SMS_BODY = "pa d'eau a sevare, le forage du quartier Bougoufie est casse, ns sommes 6"
 AT_BODY = "manque de moustiquaires a Gao pour la famille Traorewa, nous sommes 5"
 SIM_BODY = "malade depuis hier au site Kalabancoro Diarrawa, nous sommes 3"
