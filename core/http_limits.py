@@ -147,43 +147,32 @@ class _HeaderTimeout:
         if self.cycle is self._deme_cycle and not self.transport.is_closing():
             self.transport.close()
 
-
-class TimedH11Protocol(_HeaderTimeout, H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # The protocol's own hooks, extended (the mixin comes first in the MRO, so ``super()`` is
+    # uvicorn's H11Protocol or HttpToolsProtocol).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._deme_arm()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
         self._deme_count(len(data))
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         self._deme_arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deme_timer is not None:
             self._deme_timer.cancel()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class TimedH11Protocol(_HeaderTimeout, H11Protocol):
+    pass
 
 
 class TimedHttpToolsProtocol(_HeaderTimeout, HttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._deme_arm()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._deme_count(len(data))
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._deme_arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._deme_timer is not None:
-            self._deme_timer.cancel()
-        super().connection_lost(exc)
+    pass
 
 
 def _http_protocol() -> str:

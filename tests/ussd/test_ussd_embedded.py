@@ -17,19 +17,7 @@ from ussd.helpers import USSD_TEST_TOKEN, Phone
 from models.contacts import Household
 from models.enums import TicketCategory, TicketSource
 from models.places import Place
-from support.db import run_migrations
-
-
-def _forget_configuration() -> None:
-    from core import fastpublish
-    from core.db import reset_engine_cache
-    from core.settings import get_settings
-    from gateway.ussd.service import reset_default_service
-
-    get_settings.cache_clear()
-    reset_engine_cache()
-    reset_default_service()
-    fastpublish.reset()
+from support.embedded import embedded_deployment
 
 
 @pytest.fixture()
@@ -43,14 +31,8 @@ def embedded_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     from models.channels import Channel
     from models.enums import ChannelType
 
-    url = f"sqlite:///{tmp_path / 'deme.sqlite3'}"
-    run_migrations(url)
-    monkeypatch.setenv("DEME_DATABASE_URL", url)
-    monkeypatch.delenv("DEME_REDIS_URL", raising=False)
-    monkeypatch.setenv("DEME_VAR_DIR", str(tmp_path / "var"))
-    _forget_configuration()
     channel_cache.clear()
-    try:
+    with embedded_deployment(tmp_path, monkeypatch):
         with session_scope() as session:
             seed_places(session, lambda _message: None)
             session.add(
@@ -63,10 +45,7 @@ def embedded_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
             )
         with TestClient(create_app(), base_url="https://deme.test") as client:
             yield client
-    finally:
-        monkeypatch.undo()
-        _forget_configuration()
-        channel_cache.clear()
+    channel_cache.clear()
 
 
 def test_a_help_request_on_sqlite_without_redis_ends_with_its_reference(
