@@ -234,7 +234,10 @@ def main() -> int:
         exists = session.execute(text("SELECT 1 FROM users WHERE username = 'bench'")).first()
         if exists is None:  # --reuse keeps the user of the earlier run
             create_user(
-                session, username="bench", role=UserRole.OPERATOR, password="queue-measuring-passphrase"
+                session,
+                username="bench",
+                role=UserRole.OPERATOR,
+                password="queue-measuring-passphrase",
             )
         team_id = session.execute(text("SELECT id FROM teams ORDER BY id LIMIT 1")).scalar_one()
         some_reference = session.execute(
@@ -248,7 +251,11 @@ def main() -> int:
     assert csrf is not None
     response = client.post(
         "/login",
-        data={"username": "bench", "password": "queue-measuring-passphrase", "csrf_token": csrf.group(1)},
+        data={
+            "username": "bench",
+            "password": "queue-measuring-passphrase",
+            "csrf_token": csrf.group(1),
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303
