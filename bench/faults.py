@@ -306,6 +306,9 @@ class Load:
         self._thread.start()
         return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.join()
+
     def join(self) -> None:
         self._thread.join()
 
@@ -473,7 +476,7 @@ def parent_kill(run: Run, env: dict[str, str], log: Path) -> dict[str, str]:
 
 
 def deployment(
-    name: str, freeze: float, outage: float, work: Path
+    name: str, freeze: float, outage: float, work: Path, load_only: bool = False
 ) -> list[tuple[str, str, dict[str, str]]]:
     var = work / name / "var"
     var.mkdir(parents=True)
@@ -555,15 +558,16 @@ def deployment(
     rows: list[tuple[str, str, dict[str, str]]] = []
     run = Run(env, port, log)
     try:
-        rows.append((name, "worker SIGKILL", worker_kill(run)))
-        rows.append((name, "SIGHUP restart under load", graceful_restart(run)))
-        rows.append(
-            (
-                name,
-                f"database frozen {freeze:.0f} s",
-                frozen_database(run, env, freeze, freeze_on, thaw),
+        if not load_only:
+            rows.append((name, "worker SIGKILL", worker_kill(run)))
+            rows.append((name, "SIGHUP restart under load", graceful_restart(run)))
+            rows.append(
+                (
+                    name,
+                    f"database frozen {freeze:.0f} s",
+                    frozen_database(run, env, freeze, freeze_on, thaw),
+                )
             )
-        )
         rows.append(
             (
                 name,
@@ -594,12 +598,17 @@ def main() -> None:
     parser.add_argument("--deployment", choices=["embedded", "pg", "both"], default="both")
     parser.add_argument("--freeze-seconds", type=float, default=15.0)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
+    parser.add_argument("--load-only", action="store_true", help="only experiments 4 to 6")
+    parser.add_argument("--keep", type=Path, help="keep var/ and deme-run.log under this dir")
     args = parser.parse_args()
     names = ["embedded", "pg"] if args.deployment == "both" else [args.deployment]
     rows: list[tuple[str, str, dict[str, str]]] = []
-    with tempfile.TemporaryDirectory(prefix="deme-faults-") as work:
+    with tempfile.TemporaryDirectory(prefix="deme-faults-") as scratch:
+        work = args.keep or scratch
         for name in names:
-            rows += deployment(name, args.freeze_seconds, args.outage_seconds, Path(work))
+            rows += deployment(
+                name, args.freeze_seconds, args.outage_seconds, Path(work), args.load_only
+            )
     print(f"Fault harness, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n")
     print("| deployment | experiment | result |")
     print("|---|---|---|")
