@@ -571,16 +571,20 @@ def deployment(
         rows.append(
             (
                 name,
-                f"database stopped {outage:.0f} s under 5 msg/s",
+                f"database stopped {outage:.0f} s under {RATE:g} msg/s",
                 load_under_fault(run, env, fake, "+2237770", outage, stop_database, start_database),
             )
         )
         if name == "pg":
-            rows.append((name, "Redis SIGKILL + restart under 5 msg/s", redis_restart()))
+            rows.append((name, f"Redis SIGKILL + restart under {RATE:g} msg/s", redis_restart()))
         else:
             rows.append((name, "Redis restart under load", {"result": "n/a (no Redis)"}))
         rows.append(
-            (name, "provider 5xx then timeouts 15 s", provider_failure(run, env, fake, 15.0))
+            (
+                name,
+                f"provider 5xx then timeouts 15 s under {RATE:g} msg/s",
+                provider_failure(run, env, fake, 15.0),
+            )
         )
         rows.append((name, "deme run SIGKILL", parent_kill(run, env, log)))
     finally:
@@ -599,8 +603,11 @@ def main() -> None:
     parser.add_argument("--freeze-seconds", type=float, default=15.0)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
     parser.add_argument("--load-only", action="store_true", help="only experiments 4 to 6")
+    parser.add_argument("--rate", type=float, default=RATE, help="inbound SMS/s under load")
     parser.add_argument("--keep", type=Path, help="keep var/ and deme-run.log under this dir")
     args = parser.parse_args()
+    global RATE
+    RATE = args.rate
     names = ["embedded", "pg"] if args.deployment == "both" else [args.deployment]
     rows: list[tuple[str, str, dict[str, str]]] = []
     with tempfile.TemporaryDirectory(prefix="deme-faults-") as scratch:
