@@ -603,7 +603,7 @@ def main() -> None:
     parser.add_argument("--freeze-seconds", type=float, default=15.0)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
     parser.add_argument("--load-only", action="store_true", help="only experiments 4 to 6")
-    parser.add_argument("--rate", type=float, default=RATE, help="inbound SMS/s under load")
+    parser.add_argument("--rate", type=float, default=5.0, help="inbound SMS/s under load")
     parser.add_argument("--keep", type=Path, help="keep var/ and deme-run.log under this dir")
     args = parser.parse_args()
     global RATE
