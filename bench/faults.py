@@ -14,7 +14,25 @@ is bounded (about 2 minutes per deployment).
    nor refuses); SQLite — another process holds an exclusive write lock. Signed Twilio
    webhooks from 4 clients: every answer 200, p99 ≤ 1 s; after the thaw the beat's spool
    replay stores every message (counted in the database).
-4. ``deme run`` SIGKILL: no child left alive; the next ``deme run`` on the same var/ and
+4. database stopped under load (``--outage-seconds``, default 10): signed Twilio SMS at
+   5 msg/s through ``deme run --bot fallback``, whose replies go through the Twilio channel to
+   the fake provider (tests/gateway/fake_provider.py, in this process; the channel's
+   ``api_base_url`` points at it). PG — the proxy's ``cut()`` (connections dropped, new ones
+   refused) then ``restore()``; SQLite — an exclusive write lock held by another process.
+   Per inbound message: exactly one reply at the provider, stored once; the last reply's
+   delay after the fault ended (target ≤ 60 s; 0 lost, 0 duplicated, 0 double replies).
+5. Redis restarted under load (PG only): the deployment's broker is a private redis-server
+   started here (``--save "" --appendonly no``), SIGKILLed mid-run and started again on the
+   same port 3 s later; same measurement. n/a when redis-server is not on PATH.
+6. provider failing for ~15 s under load: 5xx for half of it (every other one *after*
+   accepting the message, which Twilio's Messages list then shows), read timeouts for the
+   rest (the channel's ``timeout_seconds`` is 2 s, the fake hangs 3 s). Every reply that
+   ended unknown must be reconciled (Twilio look-up) or listed by the console's "delivery
+   unknown" query (``gateway.delivery.unresolved()``, what /delivery-unknown shows). To keep
+   the run short the bench calls ``gateway.delivery.reconcile_unknown()`` itself once the
+   replies have settled instead of waiting for the beat's minute. Also inbound-to-reply
+   (first provider request) p95 before and during the failure (informative).
+7. ``deme run`` SIGKILL: no child left alive; the next ``deme run`` on the same var/ and
    port starts.
 Prints a Markdown table.
 """
@@ -23,7 +41,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -33,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -42,11 +63,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from tests.core.test_runner import Prober, _alive, _children  # noqa: E402
+from tests.gateway import fake_provider as fp  # noqa: E402
 from tests.gateway.gateway_helpers import (  # noqa: E402
     ACCOUNT_SID,
     AUTH_TOKEN,
     OUR_NUMBER,
+    RedisServer,
     TcpProxy,
+    message_sid,
     signed,
     twilio_sms_form,
 )
@@ -57,12 +81,51 @@ PG_DB = "deme_bench_faults"
 REDIS_URL = "redis://127.0.0.1:6379/6"
 
 CREATE_CHANNEL = f"""
+import sys
 from core.db import session_scope
 from models import Channel, ChannelType
 with session_scope() as s:
     s.add(Channel(name="bench-twilio", type=ChannelType.TWILIO, address={OUR_NUMBER!r},
         credentials={{"account_sid": {ACCOUNT_SID!r}, "auth_token": {AUTH_TOKEN!r}}},
-        config={{"api_base_url": "http://127.0.0.1:1"}}))
+        config={{"api_base_url": sys.argv[1], "timeout_seconds": 2}}))
+"""
+INBOUND_SIDS = """
+import json
+from sqlalchemy import select
+from core.db import session_scope
+from models import Message, MessageDirection
+with session_scope() as s:
+    print(json.dumps(list(s.scalars(select(Message.provider_id).where(
+        Message.direction == MessageDirection.INBOUND)))))
+"""
+UNKNOWN_REPLIES = """
+import json, sys
+from datetime import timezone
+from sqlalchemy import select
+from core.db import session_scope
+from gateway.delivery import reconcile_unknown, unresolved
+from models import Contact, Message, MessageDirection, MessageStatus
+since = float(sys.argv[1])
+looked, resolved = reconcile_unknown(limit=10000)
+with session_scope() as s:
+    rows = s.execute(select(Message.id, Message.status, Message.provider_id,
+        Message.reconciled_at, Message.contact_id, Message.send_started_at).where(
+        Message.direction == MessageDirection.OUTBOUND)).all()
+    listed = set(s.scalars(select(Message.id).where(*unresolved())))
+    phones = {c.id: c.phone for c in s.scalars(select(Contact))}
+out = []
+for mid, status, pid, rec, cid, started in rows:
+    if started is None:
+        continue
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=timezone.utc)
+    if started.timestamp() < since:
+        continue
+    if status == MessageStatus.UNKNOWN or rec is not None:
+        out.append({"id": mid, "to": phones.get(cid), "status": status.value,
+            "reconciled": pid is not None and status != MessageStatus.UNKNOWN,
+            "listed": mid in listed})
+print(json.dumps({"looked": looked, "resolved": resolved, "unknown": out}))
 """
 COUNT_INBOUND = """
 from sqlalchemy import func, select
@@ -80,9 +143,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _python(env: dict[str, str], script: str) -> str:
+def _python(env: dict[str, str], script: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
@@ -222,6 +285,179 @@ def frozen_database(
     }
 
 
+RATE = 5.0  # inbound SMS per second in the load experiments
+
+
+class Load:
+    """Signed Twilio SMS at RATE msg/s, one new sender number each, for ``seconds``; every post
+    in its own thread so that a slow answer does not slow the rate."""
+
+    def __init__(self, run: Run, prefix: str, seconds: float) -> None:
+        self.run = run
+        self.prefix = prefix
+        self.seconds = seconds
+        self.sent: list[tuple[str, str, float, int]] = []  # sender, sid, posted at, status
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drive, daemon=True)
+        self.started = time.time()
+
+    def __enter__(self) -> Load:
+        self.started = time.time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.join()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _post(self, client: httpx.Client, i: int) -> None:
+        sender = f"{self.prefix}{i:04d}"
+        sid = message_sid()
+        form = twilio_sms_form(sender, f"Nous avons besoin d'eau potable a Mopti, famille {i}", sid)
+        body, headers = signed("/webhooks/twilio/sms", form)
+        posted = time.time()
+        try:
+            status = client.post("/webhooks/twilio/sms", content=body, headers=headers).status_code
+        except httpx.HTTPError:
+            status = 0
+        with self._lock:
+            self.sent.append((sender, sid, posted, status))
+
+    def _drive(self) -> None:
+        client = httpx.Client(base_url=self.run.url, timeout=20)
+        count = int(self.seconds * RATE)
+        with ThreadPoolExecutor(32) as pool:
+            for i in range(count):
+                delay = self.started + i / RATE - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(self._post, client, i)
+        client.close()
+
+
+def _replies(fake: fp.FakeProvider, senders: set[str]) -> dict[str, list[fp.Recorded]]:
+    found: dict[str, list[fp.Recorded]] = {s: [] for s in senders}
+    for r in fake.sent("twilio"):
+        if r.form.get("To") in found:
+            found[r.form["To"]].append(r)
+    return found
+
+
+def _p95(values: list[float]) -> str:
+    if not values:
+        return "-"
+    values = sorted(values)
+    return f"{values[max(int(len(values) * 0.95) - 1, 0)]:.1f} s"
+
+
+def load_under_fault(
+    run: Run,
+    env: dict[str, str],
+    fake: fp.FakeProvider,
+    prefix: str,
+    fault_seconds: float,
+    fault_on: object,
+    fault_off: object,
+) -> dict[str, str]:
+    """5 s of load, the fault for ``fault_seconds`` under load, 5 s more; then up to 90 s for
+    the replies, and 5 s more to catch late duplicates."""
+    with Load(run, prefix, 10 + fault_seconds) as load:
+        time.sleep(5)
+        fault_on()  # type: ignore[operator]
+        time.sleep(fault_seconds)
+        fault_off()  # type: ignore[operator]
+        ended = time.time()
+        load.join()
+    senders = {s for s, *_ in load.sent}
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if all(_replies(fake, senders).values()):
+            break
+        time.sleep(1)
+    time.sleep(5)
+    replies = _replies(fake, senders)
+    ok = [r for rs in replies.values() for r in rs if r.outcome == fp.OK]
+    last = max((r.at for r in ok), default=None)
+    sids = [sid for _, sid, _, _ in load.sent]
+    stored = json.loads(_python(env, INBOUND_SIDS))
+    wanted = set(sids)
+    stored_ours = [x for x in stored if x in wanted]
+    return {
+        "inbound": str(len(load.sent)),
+        "non-200": str(sum(1 for *_, c in load.sent if c != 200)),
+        "stored": f"{len(set(stored_ours))}/{len(sids)}",
+        "duplicated inbound": str(len(stored_ours) - len(set(stored_ours))),
+        "without reply": str(sum(1 for rs in replies.values() if not rs)),
+        "double replies": str(sum(1 for rs in replies.values() if len(rs) > 1)),
+        "last reply after fault end": f"{last - ended:.1f} s" if last else "-",
+    }
+
+
+def provider_failure(
+    run: Run, env: dict[str, str], fake: fp.FakeProvider, seconds: float
+) -> dict[str, str]:
+    """5xx (every other one after accepting the message) then read timeouts, under load."""
+    mode = [fp.OK]
+    flip = [0]
+
+    def next_outcome() -> str:
+        if mode[0] == fp.SERVER_ERROR:
+            flip[0] += 1
+            return fp.ACCEPTED_THEN_500 if flip[0] % 2 else fp.SERVER_ERROR
+        return mode[0]
+
+    fake.hang_seconds = 3.0
+    fake._next = next_outcome  # type: ignore[method-assign]
+    since = time.time()
+    with Load(run, "+2237790", 10 + seconds) as load:
+        time.sleep(5)
+        fault_start = time.time()
+        mode[0] = fp.SERVER_ERROR
+        time.sleep(seconds / 2)
+        mode[0] = fp.HANG
+        time.sleep(seconds / 2)
+        mode[0] = fp.OK
+        fault_end = time.time()
+        load.join()
+    senders = {s for s, *_ in load.sent}
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if all(_replies(fake, senders).values()):
+            break
+        time.sleep(1)
+    time.sleep(8)  # the last timeouts (2 s) and their UNKNOWN records
+    replies = _replies(fake, senders)
+    outcome = json.loads(_python(env, UNKNOWN_REPLIES, str(since)))
+    unknown = [u for u in outcome["unknown"] if u["to"] in senders]
+    covered = [u for u in unknown if u["reconciled"] or u["listed"]]
+    before, during = [], []
+    for sender, _, posted, _ in load.sent:
+        if replies[sender]:
+            delay = min(r.at for r in replies[sender]) - posted
+            if posted < fault_start:
+                before.append(delay)
+            elif posted < fault_end:
+                during.append(delay)
+    outcomes: dict[str, int] = {}
+    for rs in replies.values():
+        for r in rs:
+            outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    return {
+        "inbound": str(len(load.sent)),
+        "provider requests": ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())),
+        "without any send": str(sum(1 for rs in replies.values() if not rs)),
+        "sent twice": str(sum(1 for rs in replies.values() if len(rs) > 1)),
+        "ended unknown": str(len(unknown)),
+        "reconciled": str(sum(1 for u in unknown if u["reconciled"])),
+        "listed": str(sum(1 for u in unknown if u["listed"] and not u["reconciled"])),
+        "covered": f"{len(covered)}/{len(unknown)}",
+        "inbound→reply p95 before": _p95(before),
+        "during": _p95(during),
+    }
+
+
 def parent_kill(run: Run, env: dict[str, str], log: Path) -> dict[str, str]:
     children = _children(run.process.pid)
     os.kill(run.process.pid, signal.SIGKILL)
@@ -239,7 +475,9 @@ def parent_kill(run: Run, env: dict[str, str], log: Path) -> dict[str, str]:
     return {"orphans": ",".join(orphans) or "0", "next deme run": restarted}
 
 
-def deployment(name: str, freeze: float, work: Path) -> list[tuple[str, str, dict[str, str]]]:
+def deployment(
+    name: str, freeze: float, outage: float, work: Path, load_only: bool = False
+) -> list[tuple[str, str, dict[str, str]]]:
     var = work / name / "var"
     var.mkdir(parents=True)
     port = _free_port()
@@ -253,7 +491,9 @@ def deployment(name: str, freeze: float, work: Path) -> list[tuple[str, str, dic
         }
     )
     proxy: TcpProxy | None = None
+    private_redis: RedisServer | None = None
     holder: list[sqlite3.Connection] = []
+    fake = fp.FakeProvider().start()
     if name == "pg":
         import redis
         from sqlalchemy import create_engine, text
@@ -263,12 +503,16 @@ def deployment(name: str, freeze: float, work: Path) -> list[tuple[str, str, dic
             c.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
             c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
         admin.dispose()
-        redis.Redis.from_url(REDIS_URL).flushdb()
         proxy = TcpProxy(5432)
         env["DEME_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{PG_DB}"
-        env["DEME_REDIS_URL"] = REDIS_URL
+        if shutil.which("redis-server"):  # a broker this bench may kill and restart
+            private_redis = RedisServer().start()
+            env["DEME_REDIS_URL"] = private_redis.url
+        else:
+            redis.Redis.from_url(REDIS_URL).flushdb()
+            env["DEME_REDIS_URL"] = REDIS_URL
     subprocess.run([DEME, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    _python(env, CREATE_CHANNEL)
+    _python(env, CREATE_CHANNEL, fake.url)
     log = work / name / "deme-run.log"
 
     def freeze_on() -> None:
@@ -285,17 +529,61 @@ def deployment(name: str, freeze: float, work: Path) -> list[tuple[str, str, dic
         for connection in holder:
             connection.execute("ROLLBACK")
             connection.close()
+        holder.clear()
+
+    def stop_database() -> None:
+        if proxy is not None:
+            proxy.cut()
+        else:
+            freeze_on()
+
+    def start_database() -> None:
+        if proxy is not None:
+            proxy.restore()
+        else:
+            thaw()
+
+    def redis_restart() -> dict[str, str]:
+        if private_redis is None:
+            return {"result": "n/a (no redis-server on PATH)"}
+
+        def kill() -> None:
+            private_redis.kill()
+
+        def start() -> None:
+            private_redis.start()
+
+        return load_under_fault(run, env, fake, "+2237780", 3.0, kill, start)
 
     rows: list[tuple[str, str, dict[str, str]]] = []
     run = Run(env, port, log)
     try:
-        rows.append((name, "worker SIGKILL", worker_kill(run)))
-        rows.append((name, "SIGHUP restart under load", graceful_restart(run)))
+        if not load_only:
+            rows.append((name, "worker SIGKILL", worker_kill(run)))
+            rows.append((name, "SIGHUP restart under load", graceful_restart(run)))
+            rows.append(
+                (
+                    name,
+                    f"database frozen {freeze:.0f} s",
+                    frozen_database(run, env, freeze, freeze_on, thaw),
+                )
+            )
         rows.append(
             (
                 name,
-                f"database frozen {freeze:.0f} s",
-                frozen_database(run, env, freeze, freeze_on, thaw),
+                f"database stopped {outage:.0f} s under {RATE:g} msg/s",
+                load_under_fault(run, env, fake, "+2237770", outage, stop_database, start_database),
+            )
+        )
+        if name == "pg":
+            rows.append((name, f"Redis SIGKILL + restart under {RATE:g} msg/s", redis_restart()))
+        else:
+            rows.append((name, "Redis restart under load", {"result": "n/a (no Redis)"}))
+        rows.append(
+            (
+                name,
+                f"provider 5xx then timeouts 15 s under {RATE:g} msg/s",
+                provider_failure(run, env, fake, 15.0),
             )
         )
         rows.append((name, "deme run SIGKILL", parent_kill(run, env, log)))
@@ -303,6 +591,9 @@ def deployment(name: str, freeze: float, work: Path) -> list[tuple[str, str, dic
         run.stop()
         if proxy is not None:
             proxy.close()
+        if private_redis is not None:
+            private_redis.kill()
+        fake.stop()
     return rows
 
 
@@ -310,12 +601,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deployment", choices=["embedded", "pg", "both"], default="both")
     parser.add_argument("--freeze-seconds", type=float, default=15.0)
+    parser.add_argument("--outage-seconds", type=float, default=10.0)
+    parser.add_argument("--load-only", action="store_true", help="only experiments 4 to 6")
+    parser.add_argument("--rate", type=float, default=5.0, help="inbound SMS/s under load")
+    parser.add_argument("--keep", type=Path, help="keep var/ and deme-run.log under this dir")
     args = parser.parse_args()
+    global RATE
+    RATE = args.rate
     names = ["embedded", "pg"] if args.deployment == "both" else [args.deployment]
     rows: list[tuple[str, str, dict[str, str]]] = []
-    with tempfile.TemporaryDirectory(prefix="deme-faults-") as work:
+    with tempfile.TemporaryDirectory(prefix="deme-faults-") as scratch:
+        work = args.keep or scratch
         for name in names:
-            rows += deployment(name, args.freeze_seconds, Path(work))
+            rows += deployment(
+                name, args.freeze_seconds, args.outage_seconds, Path(work), args.load_only
+            )
     print(f"Fault harness, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n")
     print("| deployment | experiment | result |")
     print("|---|---|---|")
