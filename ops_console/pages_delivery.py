@@ -3,8 +3,10 @@ that no look-up resolved (``gateway.delivery``). Supervisors and admins (and pro
 officers, for their tickets) see them and may resend one, after confirming that they accept
 the risk of the person receiving it twice; each resend is audited.
 
-Protection rules: a message attached to a ticket is listed only for viewers who may see that
-ticket (``Viewer.ticket_clause``); bodies are never shown, numbers are masked.
+Protection rules: the one rule for listing messages (``Viewer.message_clause``): a message
+attached to a ticket only for viewers who may see that ticket, an unattached one of a sender
+with a protection case only for protection officers; bodies are never shown, numbers are
+masked.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from core.audit import record_audit
 from core.outbox import publish_committed
@@ -23,6 +25,7 @@ from models.channels import Channel
 from models.contacts import Contact
 from models.messages import Message
 from models.tickets import Ticket
+from ops_console.deps import PathId
 from ops_console.forms import form_text
 from ops_console.i18n import N_
 from ops_console.permissions import Capability, Viewer
@@ -40,19 +43,12 @@ def _require(page: Page) -> Viewer:
     return viewer
 
 
-def _visible(viewer: Viewer) -> Any:
-    return or_(
-        Message.ticket_id.is_(None),
-        Message.ticket_id.in_(select(Ticket.id).where(viewer.ticket_clause())),
-    )
-
-
 def _context(page: Page, viewer: Viewer, **extra: Any) -> dict[str, Any]:
     session = page.session
     messages = list(
         session.scalars(
             select(Message)
-            .where(*unresolved(), _visible(viewer))
+            .where(*unresolved(), viewer.message_clause())
             .order_by(Message.created_at.desc(), Message.id.desc())
             .limit(PAGE_LIMIT)
         )
@@ -92,11 +88,11 @@ def delivery_unknown(page: PageCtx) -> Response:
 
 
 @router.post("/delivery-unknown/{message_id}/resend")
-async def resend(message_id: int, request: Request, page: PostPage) -> Response:
+async def resend(message_id: PathId, request: Request, page: PostPage) -> Response:
     viewer = _require(page)
     session = page.session
     message = session.scalar(
-        select(Message).where(Message.id == message_id, *unresolved(), _visible(viewer))
+        select(Message).where(Message.id == message_id, *unresolved(), viewer.message_clause())
     )
     if message is None:
         raise HTTPException(404)
@@ -117,6 +113,7 @@ async def resend(message_id: int, request: Request, page: PostPage) -> Response:
         actor_user_id=viewer.user.id,
         object_type="message",
         object_id=message_id,
+        ticket_id=message.ticket_id,  # the audit page filters it like the ticket
         new_message_id=new.id,
         accepted_double_risk=True,
     )

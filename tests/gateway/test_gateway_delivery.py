@@ -374,3 +374,36 @@ def test_unknown_sends_are_counted_on_metrics_and_warned_past_the_threshold(
     assert stats.alerting and stats.window_unknown == 4 and stats.window_ended == 5
     [record] = [r for r in caplog.records if r.name == "deme.alerts"]
     assert "4 of 5" in record.getMessage() and SENDER not in record.getMessage()
+
+
+def test_an_unlinked_unknown_sms_of_a_protection_case_is_for_protection_officers_only(
+    client: Any, db: Session, at_channel: Any
+) -> None:
+    """A bot reply queued before its ticket was linked still belongs to the protection case
+    of its sender: the list follows the one rule for messages (``Viewer.message_clause``)."""
+    from gateway.outbound import queue_sms
+    from ops_console.auth import address_throttle
+    from tests.console.conftest import login, make_world, new_ticket
+
+    address_throttle.reset()
+    world = make_world(db)
+    victim = "+22376444444"
+    new_ticket(db, category="protection", phone=victim, sensitive=True)
+    reply = queue_sms(
+        db, contact=get_or_create_contact(db, victim), body="Merci.", channel=at_channel
+    )
+    assert reply is not None and reply.ticket_id is None
+    db.commit()
+    discard_pending(db)
+    db.execute(
+        update(Message)
+        .where(Message.id == reply.id)
+        .values(status=MessageStatus.UNKNOWN, send_started_at=utcnow(), error_code="500")
+    )
+    db.commit()
+
+    login(client, world["supervisor"].username)
+    assert f'id="unknown-{reply.id}"' not in client.get("/delivery-unknown").text
+    client.cookies.clear()
+    login(client, world["protection_officer"].username)
+    assert f'id="unknown-{reply.id}"' in client.get("/delivery-unknown").text
