@@ -345,6 +345,18 @@ def _replies(fake: fp.FakeProvider, senders: set[str]) -> dict[str, list[fp.Reco
     return found
 
 
+def _settled_replies(
+    fake: fp.FakeProvider, senders: set[str], *, settle_seconds: float
+) -> dict[str, list[fp.Recorded]]:
+    """Wait (at most 90 s) until every sender has a reply, then ``settle_seconds`` more to
+    catch late duplicates; the replies per sender."""
+    deadline = time.time() + 90
+    while time.time() < deadline and not all(_replies(fake, senders).values()):
+        time.sleep(1)
+    time.sleep(settle_seconds)
+    return _replies(fake, senders)
+
+
 def _p95(values: list[float]) -> str:
     if not values:
         return "-"
@@ -371,13 +383,7 @@ def load_under_fault(
         ended = time.time()
         load.join()
     senders = {s for s, *_ in load.sent}
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if all(_replies(fake, senders).values()):
-            break
-        time.sleep(1)
-    time.sleep(5)
-    replies = _replies(fake, senders)
+    replies = _settled_replies(fake, senders, settle_seconds=5)
     ok = [r for rs in replies.values() for r in rs if r.outcome == fp.OK]
     last = max((r.at for r in ok), default=None)
     sids = [sid for _, sid, _, _ in load.sent]
@@ -422,13 +428,8 @@ def provider_failure(
         fault_end = time.time()
         load.join()
     senders = {s for s, *_ in load.sent}
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if all(_replies(fake, senders).values()):
-            break
-        time.sleep(1)
-    time.sleep(8)  # the last timeouts (2 s) and their UNKNOWN records
-    replies = _replies(fake, senders)
+    # 8 s: the last timeouts (2 s) and their UNKNOWN records.
+    replies = _settled_replies(fake, senders, settle_seconds=8)
     outcome = json.loads(_python(env, UNKNOWN_REPLIES, str(since)))
     unknown = [u for u in outcome["unknown"] if u["to"] in senders]
     covered = [u for u in unknown if u["reconciled"] or u["listed"]]

@@ -4,35 +4,25 @@ and Twilio-signed requests."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 from twilio.request_validator import RequestValidator
 
-from support import PROJECT_ROOT, var_dir_for_tests
+from support.webserver import DemeWeb, free_port
 from support.workers import WorkerProcess
 
 PUBLIC_URL = "https://deme.test"
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 OUR_NUMBER = "+22370000001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def message_sid() -> str:
@@ -119,63 +109,15 @@ class RedisServer:
         return redis.Redis.from_url(self.url)
 
 
-class UvicornServer:
-    """The real app under uvicorn in its own process group."""
+class UvicornServer(DemeWeb):
+    """The real app as deployed (``deme web``) in its own process group, quiet: warnings and
+    errors only in its log, whose tail ``log()`` returns."""
 
     def __init__(self, env: Mapping[str, str] | None = None, workers: int = 2) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = var_dir_for_tests() / f"uvicorn-{self.port}.log"
-        environment = os.environ.copy()
-        environment.update(env or {})
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "core.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("uvicorn exited:\n" + self.log())
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("uvicorn not ready:\n" + self.log())
+        super().__init__({"DEME_LOG_LEVEL": "WARNING", **(env or {})}, workers=workers)
 
     def log(self) -> str:
-        return Path(self.log_path).read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
+        return super().log()[-4000:]
 
 
 class TcpProxy:
