@@ -11,6 +11,8 @@ COPY gateway ./gateway
 COPY tickets ./tickets
 COPY ops_console ./ops_console
 COPY bot ./bot
+COPY conversation ./conversation
+COPY deme ./deme
 RUN pip install .
 USER deme
 EXPOSE 8000

@@ -253,7 +253,7 @@ def create_database(database_url: str, provider_url: str) -> str:
 
     run_migrations(database_url)
     from core.db import session_scope
-    from core.seed import seed_places, seed_teams_and_rules
+    from deme.seed import seed_places, seed_teams_and_rules
     from models import Channel, ChannelType, User, UserRole
     from ops_console.auth import issue_api_token
     from tests.gateway.gateway_helpers import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER

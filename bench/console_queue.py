@@ -152,7 +152,7 @@ def encrypted_texts() -> dict[str, object]:
 
 def seed(count: int) -> float:
     from core.db import get_sessionmaker
-    from core.seed import seed_places, seed_teams_and_rules
+    from deme.seed import seed_places, seed_teams_and_rules
     from tickets.contacts import get_or_create_contact
 
     with get_sessionmaker()() as session:
@@ -225,8 +225,8 @@ def main() -> int:
 
     from fastapi.testclient import TestClient
 
-    from core.app import create_app
     from core.db import get_sessionmaker
+    from deme.app import create_app
     from models.enums import UserRole
     from ops_console.auth import create_user
 

@@ -91,10 +91,10 @@ def main() -> None:
 
     from alembic import command
 
-    from core.cli import alembic_config
     from core.crypto import decrypt_text, encrypt_text, search_hash
     from core.db import get_sessionmaker
     from core.textfold import folded_words
+    from deme.cli import alembic_config
     from models.base import utcnow
     from models.enums import TicketCategory, TicketSource, UserRole
     from models.tickets import Ticket

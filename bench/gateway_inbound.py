@@ -4,7 +4,7 @@
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, like the tests) and ``redis-server`` on the
 PATH. It creates its own database (``deme_bench_gateway``, dropped at the end) and starts its
-own redis-server on a free port, then for each target — the real app (``core.app`` under
+own redis-server on a free port, then for each target — the real app (``deme.app`` under
 uvicorn with N workers), (a) a bare endpoint returning empty TwiML, (b) the minimal honest
 path (signature + one idempotent INSERT + one LPUSH, see bench/gateway_baselines.py) — and
 each concurrency (4, 16, 64 keep-alive connections) it sends uniquely signed webhooks (new
@@ -322,7 +322,7 @@ def main() -> None:
         "PYTHONPATH": str(ROOT / "bench"),
     }
     targets = [
-        ("app", "core.app:create_app", app_env, True),
+        ("app", "deme.app:create_app", app_env, True),
         ("(b) minimal", "gateway_baselines:minimal_app", baseline_env, False),
         ("(a) bare", "gateway_baselines:bare_app", baseline_env, False),
     ]

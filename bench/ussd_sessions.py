@@ -102,7 +102,7 @@ def prepare_database(env: dict[str, str]) -> None:
     command.upgrade(config, "head")
 
     from core.db import reset_engine_cache, session_scope
-    from core.seed import seed_places
+    from deme.seed import seed_places
     from models.channels import Channel
     from models.enums import ChannelType
 
@@ -486,7 +486,7 @@ def main() -> None:
     worker = CeleryWorker(env, args.celery) if args.celery else None
     drained: float | None = None
     try:
-        server = Server("core.app:create_app", env, args.workers, ROOT)
+        server = Server("deme.app:create_app", env, args.workers, ROOT)
         try:
             scenario(server.port, 16, 0.0, 2.0, salt=9)  # warm caches and connection pools
             # With one worker /metrics sees every hop; with several, only one worker's share.

@@ -28,7 +28,7 @@ ALL_QUEUES = f"{DEFAULT_QUEUE},{CONVERSATION_QUEUE}"
 # Every module that defines tasks; the worker imports them at start.
 TASK_MODULES = [
     "core.tasks",
-    "bot.dispatch",
+    "conversation.dispatch",
     "tickets.tasks",
     "gateway.tasks",
 ]

@@ -189,10 +189,10 @@ def uvicorn_options(settings: Settings | None = None) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        # X-Forwarded-* are read by the app, only from DEME_TRUSTED_PROXIES (core.app).
+        # X-Forwarded-* are read by the app, only from DEME_TRUSTED_PROXIES (deme.app).
         "proxy_headers": False,
         "log_level": settings.log_level.lower(),
-        # Our own access log (core.app) redacts query strings; uvicorn's would not.
+        # Our own access log (deme.app) redacts query strings; uvicorn's would not.
         "access_log": False,
         "timeout_keep_alive": 5,  # seconds an idle keep-alive connection stays open
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,

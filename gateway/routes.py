@@ -1,4 +1,4 @@
-"""Provider webhooks (mounted by core.app). Paths are registered in providers' consoles:
+"""Provider webhooks (mounted by deme.app). Paths are registered in providers' consoles:
 keep them stable (gateway/README.md lists them).
 
 Each handler: read (≤64 KiB) → find the channel → verify → normalise → record idempotently

@@ -16,7 +16,7 @@ Design choices (why):
   waits longer and longer while the admin logging in from elsewhere is not slowed at all; and
   per client address (in memory, a sliding window that slows down password spraying across
   many accounts from one address). The client address is the TCP peer unless the peer is a
-  configured proxy (``DEME_TRUSTED_PROXIES``, see ``core.app``): X-Forwarded-For from anyone
+  configured proxy (``DEME_TRUSTED_PROXIES``, see ``deme.app``): X-Forwarded-For from anyone
   else is ignored.
 - Passwords: 12 to 1024 characters, used exactly as typed (never stripped or truncated), not
   in the shipped list of common passwords (``data/common-passwords.txt``), not only digits,

@@ -51,7 +51,7 @@ from models.tickets import Ticket, TicketEvent
 from models.users import User
 
 # The actor label /api/v1 writes for service tokens (the bot): timelines and the dispatcher's
-# link from a conversation turn to the ticket it created or completed (bot.dispatch).
+# link from a conversation turn to the ticket it created or completed (conversation.dispatch).
 SERVICE_ACTOR_LABEL = "bot"
 
 

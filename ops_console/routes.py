@@ -1,4 +1,4 @@
-"""Console pages and /api/v1 (mounted by core.app), plus what the app needs to serve them:
+"""Console pages and /api/v1 (mounted by deme.app), plus what the app needs to serve them:
 static files and error handlers that answer JSON on the API and HTML pages elsewhere."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
-    """Static files and exception handlers (called by core.app.create_app)."""
+    """Static files and exception handlers (called by deme.app.create_app)."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)

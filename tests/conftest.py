@@ -145,7 +145,7 @@ def client(database: str) -> Iterator[object]:
     """The real FastAPI app in-process (Starlette's TestClient over ASGI)."""
     from fastapi.testclient import TestClient
 
-    from core.app import create_app
+    from deme.app import create_app
 
     with TestClient(create_app(), base_url="https://deme.test") as test_client:
         yield test_client

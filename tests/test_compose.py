@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.cli import app as cli_app
 from core.settings import Settings
+from deme.cli import app as cli_app
 from support import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

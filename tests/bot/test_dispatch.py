@@ -112,7 +112,7 @@ def _replies(db: Session) -> list[str]:
 
 
 def test_fresh_message_goes_to_rasa_with_an_opaque_sender(db: Session, fake_rasa: FakeRasa) -> None:
-    from bot.dispatch import handle_message
+    from conversation.dispatch import handle_message
 
     message = _inbound(db, "/restart ji te an fe Sevare")
     handle_message(message.id)
@@ -129,7 +129,7 @@ def test_fresh_message_goes_to_rasa_with_an_opaque_sender(db: Session, fake_rasa
 
 
 def test_backlogged_message_is_answered_by_the_fallback(db: Session, fake_rasa: FakeRasa) -> None:
-    from bot.dispatch import handle_message
+    from conversation.dispatch import handle_message
 
     message = _inbound(db, "pas d'eau potable a sevare, nous sommes 6", age_seconds=60)
     handle_message(message.id)
@@ -140,7 +140,7 @@ def test_backlogged_message_is_answered_by_the_fallback(db: Session, fake_rasa: 
 
 
 def test_empty_rasa_answer_falls_back(db: Session, fake_rasa: FakeRasa) -> None:
-    from bot.dispatch import handle_message
+    from conversation.dispatch import handle_message
 
     fake_rasa.answer = {"messages": []}  # what Rasa says when an action crashed
     message = _inbound(db, "mon enfant est malade a mopti, nous sommes 4")
@@ -151,7 +151,7 @@ def test_empty_rasa_answer_falls_back(db: Session, fake_rasa: FakeRasa) -> None:
 
 
 def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa: FakeRasa) -> None:
-    from bot.dispatch import forget_conversation
+    from conversation.dispatch import forget_conversation
     from models import OutboxTask
     from tickets.erasure import erase_contact
 

@@ -42,7 +42,7 @@ class World:
 def _seed(session: Session) -> tuple[dict[str, int], int]:
     from sqlalchemy import select
 
-    from core.seed import seed_places, seed_teams_and_rules
+    from deme.seed import seed_places, seed_teams_and_rules
     from models.channels import Channel
     from models.enums import ChannelType
     from models.teams import Team
@@ -125,7 +125,7 @@ def browser_client(database: str) -> Iterator[Callable[[], Any]]:
     """A factory of independent TestClients (each with its own cookie jar)."""
     from fastapi.testclient import TestClient
 
-    from core.app import create_app
+    from deme.app import create_app
 
     app = create_app()
     clients: list[Any] = []

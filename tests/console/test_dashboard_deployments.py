@@ -25,8 +25,8 @@ def deployment_client(
     """A TestClient on a seeded world with two tickets today, on PostgreSQL or SQLite."""
     from fastapi.testclient import TestClient
 
-    from core.app import create_app
     from core.db import get_sessionmaker
+    from deme.app import create_app
     from ops_console.auth import address_throttle
 
     def populate() -> None:

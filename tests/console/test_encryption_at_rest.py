@@ -170,7 +170,7 @@ def test_key_rotation_keeps_everything_readable_and_searchable(
         # Before rotation the lookup hashes are keyed by the old key: nothing is found.
         assert _search(client, world, "supervisor", "forage") == []
         from core.db import session_scope
-        from core.keyrotation import rotate_keys
+        from models.keyrotation import rotate_keys
 
         with session_scope() as session:
             counts = rotate_keys(session)

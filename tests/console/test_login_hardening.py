@@ -37,8 +37,8 @@ def _client(app: Any, address: str) -> Any:
 @pytest.fixture()
 def make_app(database: str) -> Iterator[Any]:
     """Build the app with extra DEME_* settings (read once per process, so re-read here)."""
-    from core.app import create_app
     from core.settings import get_settings
+    from deme.app import create_app
 
     saved = dict(os.environ)
 

@@ -92,7 +92,7 @@ def _bodies(client: Any, world: World, role: str, path: str) -> list[str]:
 def test_a_protection_conversation_is_read_only_by_protection_officers(
     client: Any, world: World, db: Session, fake_rasa: FakeRasa
 ) -> None:
-    from bot.dispatch import handle_message
+    from conversation.dispatch import handle_message
 
     service = world["service"].headers
     created: dict[str, str] = {}

@@ -56,7 +56,7 @@ def server(database: str) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "core.asgi:app",
+            "deme.asgi:app",
             "--host",
             "127.0.0.1",
             "--port",

@@ -39,7 +39,7 @@ def production(db: Session, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session
 
 
 def _app() -> Any:
-    from core.app import create_app
+    from deme.app import create_app
 
     return create_app()
 
@@ -47,7 +47,7 @@ def _app() -> Any:
 def test_production_refuses_to_start_with_a_ussd_channel_nobody_authenticates(
     production: Session,
 ) -> None:
-    from core.app import UnsafeConfiguration
+    from deme.app import UnsafeConfiguration
 
     production.add(
         Channel(name="at-ussd", type=ChannelType.AFRICASTALKING, config={"ussd_code": "*384#"})

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.runner import backoff_seconds
+from deme.runner import backoff_seconds
 from support import PROJECT_ROOT
 from tests.core.test_make_run import _embedded_env, _free_port
 
@@ -55,7 +55,7 @@ def _children(pid: int) -> dict[str, int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
         words = [w.decode(errors="replace") for w in cmdline]
-        if "uvicorn" in words or words[2:4] == ["core.cli", "web"]:
+        if "uvicorn" in words or words[2:4] == ["deme.cli", "web"]:
             found["web"] = int(entry.name)
         elif "beat" in words:
             found["beat"] = int(entry.name)

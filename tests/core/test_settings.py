@@ -82,7 +82,7 @@ def test_web_start_up_stops_with_a_message_naming_the_variable() -> None:
     env = {**os.environ, **PRODUCTION_SECRETS}
     del env["DEME_SECRET_KEY"]
     result = subprocess.run(
-        [sys.executable, "-c", "import core.asgi"],
+        [sys.executable, "-c", "import deme.asgi"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

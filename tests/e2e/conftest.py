@@ -30,7 +30,7 @@ def provider(e2e_provider: FakeProvider) -> Iterator[FakeProvider]:
 @pytest.fixture()
 def platform(db: Session, provider: FakeProvider) -> Any:
     """Places and teams seeded, one Twilio channel on the fake provider."""
-    from core.seed import seed_places, seed_teams_and_rules
+    from deme.seed import seed_places, seed_teams_and_rules
     from gateway.channels import invalidate_channel_cache
     from models import Channel, ChannelType
 

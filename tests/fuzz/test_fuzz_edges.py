@@ -58,7 +58,7 @@ TEXT = st.one_of(NASTY, st.text(max_size=30), st.text(alphabet=st.characters(), 
 
 
 def _app() -> Any:
-    from core.app import create_app
+    from deme.app import create_app
 
     return create_app()
 

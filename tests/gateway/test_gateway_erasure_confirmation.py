@@ -45,7 +45,7 @@ def _raw_phone(db: Session, contact_id: int) -> Any:
 def test_erasure_by_sms_sends_the_confirmation_then_erases_the_number(
     celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
 ) -> None:
-    from bot.dispatch import handle_message
+    from conversation.dispatch import handle_message
 
     contact, message = _inbound(db, twilio_channel, "supprimez mes donnees svp")
     contact_id = contact.id

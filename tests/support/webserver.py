@@ -1,4 +1,4 @@
-"""The web app exactly as deployed: ``deme web`` (core.cli) in its own process, on a free port,
+"""The web app exactly as deployed: ``deme web`` (deme.cli) in its own process, on a free port,
 every line it writes kept in a file the test can read (and grep)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class DemeWeb:
             **(env or {}),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "web", "--workers", str(workers)],
+            [sys.executable, "-m", "deme.cli", "web", "--workers", str(workers)],
             cwd=PROJECT_ROOT,
             env=environment,
             stdout=self._log,

@@ -68,7 +68,7 @@ def at_channel(client: Any) -> int:
 def places_seeded(client: Any) -> None:
     """The gazetteer in the ``places`` table, as ``deme seed`` loads it (intake needs it)."""
     from core.db import session_scope
-    from core.seed import seed_places
+    from deme.seed import seed_places
 
     with session_scope() as session:
         seed_places(session, lambda _message: None)

@@ -110,7 +110,7 @@ def test_a_channel_without_secret_or_allow_list_is_refused_never_open(
 def test_an_allow_listed_aggregator_is_let_in_and_others_are_not(
     database: str, places_seeded: None
 ) -> None:
-    from core.app import create_app
+    from deme.app import create_app
 
     _channel(
         name="at-allow",
@@ -127,7 +127,7 @@ def test_an_allow_listed_aggregator_is_let_in_and_others_are_not(
 
 
 def test_an_allow_list_and_a_secret_must_both_pass(database: str, places_seeded: None) -> None:
-    from core.app import create_app
+    from deme.app import create_app
 
     _channel(
         name="at-both",

@@ -24,9 +24,9 @@ from support.embedded import embedded_deployment
 def embedded_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from core.app import create_app
     from core.db import session_scope
-    from core.seed import seed_places
+    from deme.app import create_app
+    from deme.seed import seed_places
     from gateway.ussd.routes import channel_cache
     from models.channels import Channel
     from models.enums import ChannelType

@@ -1,4 +1,4 @@
-"""ASGI entry point for uvicorn: ``uvicorn core.asgi:app``."""
+"""ASGI entry point for uvicorn: ``uvicorn deme.asgi:app``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from core.settings import SettingsError
 
 try:
-    from core.app import create_app
+    from deme.app import create_app
 
     app = create_app()
 except SettingsError as exc:  # a clear message naming the variable, not a stack trace

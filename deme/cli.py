@@ -61,7 +61,7 @@ def seed(
 ) -> None:
     """Load the gazetteer, demo teams and rules, channels from settings, the first admin."""
     from core.db import session_scope
-    from core.seed import run_seed
+    from deme.seed import run_seed
 
     settings = get_settings()
     with session_scope() as session:
@@ -113,7 +113,7 @@ def channel_secret(
     from sqlalchemy import select
 
     from core.db import session_scope
-    from core.seed import set_ussd_secret
+    from deme.seed import set_ussd_secret
     from gateway.channels.auth import USSD_CHANNEL_TYPES
     from models.channels import Channel
 
@@ -247,7 +247,7 @@ def rotate_keys() -> None:
     from core.audit import record_audit
     from core.crypto import validate_pii_key
     from core.db import session_scope
-    from core.keyrotation import rotate_keys as rotate
+    from models.keyrotation import rotate_keys as rotate
 
     validate_pii_key()
     with session_scope() as session:
@@ -262,7 +262,7 @@ def rotate_keys() -> None:
 def check() -> None:
     """Say what is configured and what is reachable."""
     from core.crypto import validate_pii_key
-    from core.health import readiness
+    from deme.health import readiness
 
     settings = get_settings()
     validate_pii_key()
@@ -333,7 +333,7 @@ def web(
     options = uvicorn_options()
     if fd is not None:
         options["fd"] = fd
-    uvicorn.run("core.asgi:app", reload=reload, workers=workers, **options)
+    uvicorn.run("deme.asgi:app", reload=reload, workers=workers, **options)
 
 
 @app.command()
@@ -341,7 +341,7 @@ def run(
     bot: Annotated[str | None, typer.Option(help="rasa or fallback (default: DEME_BOT).")] = None,
 ) -> None:
     """Start web app, worker and beat (and the bot) as one process group; Ctrl-C stops all."""
-    from core.runner import run_platform
+    from deme.runner import run_platform
 
     raise typer.Exit(run_platform(bot_mode=bot))
 

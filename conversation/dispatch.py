@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.client import BotUnavailable, RasaClient
+from conversation.client import BotUnavailable, RasaClient
 from core.celery_app import celery_app
 from core.db import session_scope
 from core.i18n import Catalog, normalize_language

@@ -14,10 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto import validate_pii_key
 from core.edge import TextGuardMiddleware
-from core.health import readiness
 from core.http_limits import BodyLimitMiddleware
 from core.logging import access_log, configure_logging, redact_query
 from core.settings import Environment, Settings, get_settings
+from deme.health import readiness
 
 _ACCESS = access_log()
 REQUESTS = Counter("deme_http_requests_total", "HTTP requests", ["method", "route", "status"])

@@ -163,7 +163,7 @@ def platform_commands(bot_mode: str, web_fd: int | None = None) -> list[tuple[st
             [
                 python,
                 "-m",
-                "core.cli",
+                "deme.cli",
                 "web",
                 *(["--fd", str(web_fd)] if web_fd is not None else []),
             ],
