@@ -27,14 +27,14 @@ from core.celery_app import celery_app
 from core.db import session_scope
 from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
-from core.outbox import publish_committed
 from core.settings import get_settings
 from gateway.outbound import KIND_ERASURE_CONFIRMATION
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
+from models.outbox_relay import publish_committed
 from models.tickets import Ticket, TicketEvent
-from ops_console.permissions import SERVICE_ACTOR_LABEL
+from models.users import SERVICE_ACTOR_LABEL
 
 log = logging.getLogger(__name__)
 

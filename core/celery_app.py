@@ -4,7 +4,7 @@ Redis is the broker when ``DEME_REDIS_URL`` is set. Without it (the embedded def
 ``make run``), Kombu's filesystem transport carries the same tasks through a folder under
 ``var/``, so web, worker and beat run the same code on a bare machine with no server.
 Tasks receive ids and reload rows; they are published only after the transaction that
-created their rows committed (see ``core.outbox``).
+created their rows committed (see ``models.outbox_relay``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ALL_QUEUES = f"{DEFAULT_QUEUE},{CONVERSATION_QUEUE}"
 
 # Every module that defines tasks; the worker imports them at start.
 TASK_MODULES = [
-    "core.tasks",
+    "deme.tasks",
     "conversation.dispatch",
     "tickets.tasks",
     "gateway.tasks",

@@ -6,7 +6,7 @@ webhook that is more than the database work. A task message is a small, document
 envelope (Celery message protocol 2, as kombu's Redis transport stores it), so the webhook
 writes exactly that envelope itself: one LPUSH on a plain redis-py connection.
 
-The SMS webhooks use it for ``gateway.process_inbound``, and ``core.outbox`` for every task
+The SMS webhooks use it for ``gateway.process_inbound``, and ``models.outbox_relay`` for every task
 published after a commit (the USSD final hop, ticket processing, replies). Without Redis (the
 embedded broker) callers use ``celery_app.send_task``. The integration tests run a real worker
 on messages written here, which is what keeps the format honest across Celery upgrades.

@@ -9,19 +9,20 @@ leaves a sender without an answer; a key missing in French too is a bug (KeyErro
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from models.enums import Language
+# The same codes as ``models.enums.Language`` (core is below models, so it cannot import the
+# enum; tests/core/test_layers.py proves the two agree).
+FALLBACK_LANGUAGE = "fr"
+LANGUAGES = ("fr", "bm", "en")
 
-FALLBACK_LANGUAGE = Language.FRENCH
-LANGUAGES = tuple(language.value for language in Language)
 
-
-def normalize_language(language: str | Language | None) -> str:
+def normalize_language(language: str | StrEnum | None) -> str:
     """A catalog language for whatever the caller has (None, "FR", a Language member)."""
-    value = (language.value if isinstance(language, Language) else (language or "")).lower()
-    return value if value in LANGUAGES else FALLBACK_LANGUAGE.value
+    value = (language.value if isinstance(language, StrEnum) else (language or "")).lower()
+    return value if value in LANGUAGES else FALLBACK_LANGUAGE
 
 
 class Catalog:
@@ -39,18 +40,18 @@ class Catalog:
         return entries
 
     def keys(self) -> set[str]:
-        return set(self._entries[FALLBACK_LANGUAGE.value])
+        return set(self._entries[FALLBACK_LANGUAGE])
 
-    def entries(self, language: str | Language | None) -> dict[str, str]:
+    def entries(self, language: str | StrEnum | None) -> dict[str, str]:
         """The whole catalog of one language (for tests that check every text)."""
         return self._entries[normalize_language(language)]
 
-    def has(self, key: str, language: str | Language | None) -> bool:
+    def has(self, key: str, language: str | StrEnum | None) -> bool:
         return key in self._entries[normalize_language(language)]
 
-    def translate(self, key: str, language: str | Language | None, **params: object) -> str:
+    def translate(self, key: str, language: str | StrEnum | None, **params: object) -> str:
         lang = normalize_language(language)
         template = self._entries[lang].get(key)
         if template is None:
-            template = self._entries[FALLBACK_LANGUAGE.value][key]
+            template = self._entries[FALLBACK_LANGUAGE][key]
         return template.format(**params) if params else template

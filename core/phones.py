@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
+
+from core.settings import get_settings
 
 
 class InvalidPhoneNumber(ValueError):
@@ -26,8 +29,30 @@ def is_simulator_number(e164: str) -> bool:
     return _SIMULATOR_NUMBER.fullmatch(e164 or "") is not None
 
 
-def normalize_phone(raw: str, default_region: str = "ML") -> str:
-    """Return the E.164 form of ``raw`` ("76 12 34 56" in Mali → "+22376123456")."""
+def normalize_phone(raw: str, default_region: str | None = None) -> str:
+    """Return the E.164 form of ``raw`` ("76 12 34 56" in Mali → "+22376123456").
+
+    The one normaliser for every way a number arrives (SMS webhooks, USSD hops, contacts,
+    the console). National numbers are read in ``default_region``, by default the deployment's
+    ``DEME_DEFAULT_COUNTRY``; digits that are not a national number are retried as an
+    international one without its "+" (aggregators drop it). Memoised: people write many
+    times, and phonenumbers' parse+validate is one of the costlier steps of the hot path.
+    """
+    return _normalize(raw, default_region or get_settings().default_country)
+
+
+@lru_cache(maxsize=8192)
+def _normalize(raw: str, region: str) -> str:
+    try:
+        return _parse(raw, region)
+    except InvalidPhoneNumber:
+        text = (raw or "").strip()
+        if text.isdigit() and not text.startswith("00"):
+            return _parse("+" + text, region)
+        raise
+
+
+def _parse(raw: str, region: str) -> str:
     text = (raw or "").strip()
     if not text:
         raise InvalidPhoneNumber("phone number is empty")
@@ -39,7 +64,7 @@ def normalize_phone(raw: str, default_region: str = "ML") -> str:
     if is_simulator_number(compact):
         return compact
     try:
-        parsed = phonenumbers.parse(text, default_region)
+        parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber("not a phone number") from exc
     if not phonenumbers.is_valid_number(parsed):

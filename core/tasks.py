@@ -1,4 +1,4 @@
-"""Platform-wide periodic tasks, and the retry rule of tasks after a database/broker error."""
+"""The retry rule of tasks after a database/broker error (periodic tasks: deme.tasks)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,13 @@ import logging
 import random
 from typing import Any
 
-from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS
-from core.outbox import purge_published, relay_pending
 
 log = logging.getLogger(__name__)
 
 # Database / broker briefly unavailable: retry soon (≤ 30 s apart), a bounded number of
 # times; past that the beat sweeps (every minute) find the work again.
 MAX_TRANSIENT_RETRIES = 12
-
-
-@celery_app.task(name="core.relay_outbox", ignore_result=True)
-def relay_outbox() -> int:
-    published = relay_pending()
-    purge_published()
-    return published
 
 
 def transient_backoff_seconds(retries: int) -> float:

@@ -153,8 +153,8 @@ def create_user(
 
     from sqlalchemy import select
 
-    from core.audit import record_audit
     from core.db import session_scope
+    from models.audit import record_audit
     from models.enums import UserRole
     from models.teams import Team, TeamMember
     from models.users import User
@@ -212,8 +212,8 @@ def create_token(
     """Print a new bearer token for /api/v1 (shown once, stored hashed)."""
     from sqlalchemy import select
 
-    from core.audit import record_audit
     from core.db import session_scope
+    from models.audit import record_audit
     from models.users import User
     from ops_console.auth import issue_api_token
 
@@ -244,9 +244,9 @@ def generate_key() -> None:
 @app.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt everything with the first DEME_PII_KEY and re-key the lookup hashes."""
-    from core.audit import record_audit
     from core.crypto import validate_pii_key
     from core.db import session_scope
+    from models.audit import record_audit
     from models.keyrotation import rotate_keys as rotate
 
     validate_pii_key()

@@ -17,9 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from core.outbox import enqueue_after_commit, publish_committed
 from models.enums import MessageDirection
 from models.messages import Call
+from models.outbox_relay import enqueue_after_commit, publish_committed
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Concurrent retries of one provider id race on the unique constraint: exactly one
 returns an id, and only that request publishes, so a storm of duplicates produces one row
 and one task.
 
-**The message row is its own outbox.** ``core.outbox`` would add an ``outbox_tasks`` INSERT
+**The message row is its own outbox.** ``models.outbox_relay`` would add an ``outbox_tasks`` INSERT
 to the transaction and an UPDATE (a second transaction) after publishing: more than the
 minimal path itself, on the path benchmarked at ≥1,000 msg/s. An inbound message already
 says whether it still needs work: ``status = received`` until the conversation task (or the
@@ -44,13 +44,12 @@ from core import fastpublish
 from core.crypto import EncryptedText, lookup_hash
 from core.db import get_sessionmaker, make_engine
 from core.locks import single_run
-from core.outbox import publish
-from core.phones import normalize_phone
 from core.settings import get_settings
 from models.base import UTCDateTime, utcnow
 from models.contacts import Contact
 from models.enums import MessageDirection, MessageStatus
 from models.messages import Message
+from models.outbox_relay import publish
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +96,6 @@ class InboundSms:
             segments=data.get("segments"),
             received_at=datetime.fromisoformat(received) if received else None,
         )
-
-
-@lru_cache(maxsize=4096)
-def sender_e164(raw: str, region: str) -> str:
-    """E.164 of a sender, cached: people write many times, and phonenumbers' parse+validate
-    is one of the costlier steps of the hot path. Raises InvalidPhoneNumber."""
-    return normalize_phone(raw, region)
-
-
-def normalize_sender(raw: str) -> str:
-    return sender_e164(raw, get_settings().default_country)
 
 
 @lru_cache(maxsize=1)

@@ -25,13 +25,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.outbox import enqueue_after_commit
 from gateway.gsm7 import SegmentInfo, measure, to_gsm7
 from models.base import utcnow
 from models.channels import Channel
 from models.contacts import Contact
 from models.enums import ChannelType, MessageDirection, MessageStatus
 from models.messages import Message
+from models.outbox_relay import enqueue_after_commit
 
 __all__ = [
     "BodyTooLong",

@@ -27,7 +27,7 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.phones import InvalidPhoneNumber
+from core.phones import InvalidPhoneNumber, normalize_phone
 from core.sanitize import parse_id
 from gateway import spool
 from gateway.calls import InboundCall, record_call
@@ -35,7 +35,7 @@ from gateway.channels import ChannelInfo, twilio
 from gateway.channels import africastalking as at
 from gateway.channels import http_generic as http
 from gateway.errors import DatabaseUnavailable, MissingFields, WebhookError
-from gateway.inbound import InboundSms, normalize_sender, publish_inbound, record_inbound
+from gateway.inbound import InboundSms, publish_inbound, record_inbound
 from gateway.status import StatusUpdate, apply_status_update
 from gateway.webhook_io import FormFields, parse_body, parse_form, read_body
 
@@ -178,7 +178,7 @@ async def twilio_voice(request: Request) -> Response:
         if not call_sid:
             raise MissingFields(["CallSid"])
         try:
-            caller: str | None = normalize_sender(fields.values.get("From", ""))
+            caller: str | None = normalize_phone(fields.values.get("From", ""))
         except InvalidPhoneNumber:
             caller = None  # withheld or not a phone number: the call is still logged
         call = InboundCall(channel.id, call_sid[:80], caller)

@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.locks import single_run
-from core.outbox import enqueue_after_commit, publish, publish_committed
 from core.settings import get_settings
 from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
 from gateway.channels import ChannelInfo, load_channel
@@ -56,6 +55,7 @@ from models.channels import Channel
 from models.contacts import Contact
 from models.enums import ChannelType, MessageDirection, MessageStatus
 from models.messages import Message
+from models.outbox_relay import enqueue_after_commit, publish, publish_committed
 from tickets.contacts import opt_in, opt_out
 
 log = logging.getLogger(__name__)

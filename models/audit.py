@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, utcnow
 
@@ -27,3 +27,31 @@ class AuditLog(Base):
     ticket_id: Mapped[int | None] = mapped_column(index=True)
     # Never personal data here: counts, ids, field names.
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Writing to the log: details carry ids and counts, never personal data.
+def record_audit(
+    session: Session,
+    *,
+    action: str,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    object_type: str | None = None,
+    object_id: object | None = None,
+    ticket_id: int | None = None,
+    **details: Any,
+) -> AuditLog:
+    """Append one line. ``ticket_id``: the ticket the line concerns (a phone revealed for a
+    ticket...): the audit page then shows the line only to those who may see that ticket, so
+    never put a ticket reference in ``details``."""
+    entry = AuditLog(
+        action=action,
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        ticket_id=ticket_id,
+        details=details,
+    )
+    session.add(entry)
+    return entry

@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, TimestampMixin, str_enum
 from models.enums import Language, UserRole
 
+# The actor label /api/v1 writes for service tokens (the bot): timelines and the dispatcher's
+# link from a conversation turn to the ticket it created or completed (conversation.dispatch).
+SERVICE_ACTOR_LABEL = "bot"
+
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import record_audit
 from core.phones import mask_phone
+from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import (

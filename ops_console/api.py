@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.audit import record_audit
+from models.audit import record_audit
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
@@ -30,10 +30,10 @@ from models.messages import Message
 from models.places import Place
 from models.teams import Team
 from models.tickets import Ticket
-from models.users import User
+from models.users import SERVICE_ACTOR_LABEL, User
 from ops_console import actions
 from ops_console.deps import ApiViewer, DbSession, require
-from ops_console.permissions import SERVICE_ACTOR_LABEL, Capability, Viewer
+from ops_console.permissions import Capability, Viewer
 from ops_console.queries import (
     FilterError,
     TicketFilter,
@@ -236,7 +236,7 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
 
 
 def _publish(session: Session) -> None:
-    from core.outbox import publish_committed
+    from models.outbox_relay import publish_committed
 
     publish_committed(session)
 

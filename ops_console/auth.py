@@ -42,9 +42,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.audit import record_audit
 from core.logging import security_log
 from core.settings import get_settings
+from models.audit import record_audit
 from models.base import utcnow
 from models.enums import Language, UserRole
 from models.users import ApiToken, LoginBackoff, User

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from core.audit import record_audit
 from core.sanitize import is_id
+from models.audit import record_audit
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
@@ -373,7 +373,7 @@ def _after_action(
         status = 422
     else:
         page.session.commit()
-        from core.outbox import publish_committed
+        from models.outbox_relay import publish_committed
 
         publish_committed(page.session)
         status = 200

@@ -11,10 +11,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.audit import record_audit
 from core.sanitize import is_id
 from models.alerts import AlertChannel
-from models.audit import AuditLog
+from models.audit import AuditLog, record_audit
 from models.channels import Channel
 from models.enums import (
     AlertKind,

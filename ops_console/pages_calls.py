@@ -171,7 +171,7 @@ async def log_call(request: Request, page: PostPage) -> Response:
     reference = ticket.reference
     visible = viewer.may_see(ticket)
     session.commit()
-    from core.outbox import publish_committed
+    from models.outbox_relay import publish_committed
 
     publish_committed(session)
     # A protection report logged by someone who may not see it: confirm without opening it.

@@ -17,13 +17,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from core.audit import record_audit
-from core.outbox import publish_committed
 from gateway.delivery import NotResendable, resend_unknown, unresolved
 from gateway.outbound import BodyTooLong, NoChannel
+from models.audit import record_audit
 from models.channels import Channel
 from models.contacts import Contact
 from models.messages import Message
+from models.outbox_relay import publish_committed
 from models.tickets import Ticket
 from ops_console.deps import PathId
 from ops_console.forms import form_text

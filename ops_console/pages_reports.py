@@ -19,9 +19,9 @@ from fastapi.responses import Response
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from core.audit import record_audit
 from core.sanitize import spreadsheet_cell
 from core.sqldialect import utc_day
+from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
 from models.enums import TicketCategory

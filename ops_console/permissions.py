@@ -50,10 +50,6 @@ from models.teams import TeamMember
 from models.tickets import Ticket, TicketEvent
 from models.users import User
 
-# The actor label /api/v1 writes for service tokens (the bot): timelines and the dispatcher's
-# link from a conversation turn to the ticket it created or completed (conversation.dispatch).
-SERVICE_ACTOR_LABEL = "bot"
-
 
 class Capability(StrEnum):
     TICKETS_READ = "tickets.read"

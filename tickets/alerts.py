@@ -34,11 +34,11 @@ from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
 from core.locks import single_run
-from core.outbox import enqueue_after_commit, publish_committed
 from core.settings import Settings, get_settings
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.base import utcnow
 from models.enums import AlertKind, AlertStatus, TicketCategory, UserRole
+from models.outbox_relay import enqueue_after_commit, publish_committed
 from models.places import Place
 from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket

@@ -29,13 +29,13 @@ from typing import Any
 from sqlalchemy import and_, exists, false, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.audit import record_audit
-from core.outbox import enqueue_after_commit
 from core.settings import get_settings
+from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import MessageDirection, MessageStatus, TicketStatus
 from models.messages import Call, Message
+from models.outbox_relay import enqueue_after_commit
 from models.tickets import Ticket, TicketEvent
 from models.ussd import UssdSession
 from tickets.alerts import redact_ticket_alerts

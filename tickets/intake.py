@@ -43,11 +43,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from core.outbox import publish_committed
 from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import Language, TicketCategory, TicketPriority, TicketSource, TicketStatus
 from models.messages import Message
+from models.outbox_relay import publish_committed
 from models.places import Place
 from models.routing import RoutingDecision
 from models.tickets import Ticket, TicketEvent
@@ -306,7 +306,7 @@ def publish_processing(ticket_id: int) -> None:
 
     Never raises: when the broker is unreachable the ticket waits for ``process_pending``
     (the SLA check, every minute, takes tickets left unprocessed longer than PROCESS_GRACE)."""
-    from core.outbox import publish
+    from models.outbox_relay import publish
 
     try:
         publish(PROCESS_TASK, [ticket_id])

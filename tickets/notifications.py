@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from core.outbox import enqueue_after_commit, publish_committed
 from core.textfold import fold
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import TicketSource, TicketStatus
+from models.outbox_relay import enqueue_after_commit, publish_committed
 from models.tickets import Incident, Ticket, TicketEvent
 from tickets.i18n import normalize_language, translate
 from tickets.routing import OPEN_STATUSES

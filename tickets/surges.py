@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import CTE, func, select, text
 from sqlalchemy.orm import Session, aliased
 
-from core.outbox import enqueue_after_commit
 from core.settings import get_settings
 from models.base import utcnow
 from models.enums import IncidentStatus, PlaceKind
+from models.outbox_relay import enqueue_after_commit
 from models.places import Place
 from models.tickets import Incident, Ticket
 from tickets.alerts import upsert_surge_alerts

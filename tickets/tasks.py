@@ -8,8 +8,8 @@ from typing import Any
 from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.locks import single_run
-from core.outbox import publish_committed
 from core.tasks import retry_transient
+from models.outbox_relay import publish_committed
 from tickets import alerts, erasure, intake, notifications, sla
 
 

@@ -16,12 +16,12 @@ from typing import Any
 from starlette.requests import Request
 
 from core.logging import security_log
-from core.phones import InvalidPhoneNumber
+from core.phones import InvalidPhoneNumber, normalize_phone
 from core.settings import get_settings
 from gateway.channels import ChannelInfo, find_channel
 from gateway.channels.twilio import send_timeout
 from gateway.errors import Forbidden, MissingFields, UnknownChannel, WebhookError
-from gateway.inbound import InboundSms, normalize_sender
+from gateway.inbound import InboundSms
 from gateway.sending import Delivery, SendFailure, classify_transport_error
 from gateway.status import AFRICASTALKING_STATUS, StatusUpdate
 from gateway.webhook_io import FormFields, sanitize_text
@@ -59,7 +59,7 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
     if missing:
         raise MissingFields(missing)
     try:
-        sender = normalize_sender(values["from"])
+        sender = normalize_phone(values["from"])
     except InvalidPhoneNumber:
         raise WebhookError("from is not a valid phone number") from None
     text, sanitized = sanitize_text(

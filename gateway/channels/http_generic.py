@@ -31,11 +31,11 @@ import httpx
 from starlette.requests import Request
 
 from core.logging import security_log
-from core.phones import InvalidPhoneNumber
+from core.phones import InvalidPhoneNumber, normalize_phone
 from gateway.channels import ChannelInfo, find_channel
 from gateway.channels.twilio import send_timeout
 from gateway.errors import Forbidden, MissingFields, UnknownChannel, WebhookError
-from gateway.inbound import InboundSms, normalize_sender
+from gateway.inbound import InboundSms
 from gateway.sending import Delivery, SendFailure, classify_transport_error
 from gateway.status import StatusUpdate
 from gateway.webhook_io import FormFields, sanitize_text
@@ -81,7 +81,7 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
     if missing:
         raise MissingFields(missing)
     try:
-        sender = normalize_sender(values[names["from"]])
+        sender = normalize_phone(values[names["from"]])
     except InvalidPhoneNumber:
         raise WebhookError(f"{names['from']} is not a valid phone number") from None
     text, sanitized = sanitize_text(

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from twilio.request_validator import RequestValidator
 
 from core.logging import security_log
-from core.phones import InvalidPhoneNumber
+from core.phones import InvalidPhoneNumber, normalize_phone
 from core.sanitize import parse_id
 from core.settings import get_settings
 from gateway.channels import ChannelInfo, find_channel
 from gateway.errors import Forbidden, MissingFields, UnknownChannel, WebhookError
-from gateway.inbound import InboundSms, normalize_sender
+from gateway.inbound import InboundSms
 from gateway.sending import Delivery, SendFailure, classify_transport_error
 from gateway.status import TWILIO_STATUS, StatusUpdate
 from gateway.webhook_io import FormFields, sanitize_text
@@ -125,7 +125,7 @@ def parse_sms(fields: FormFields, channel: ChannelInfo) -> InboundSms:
     if missing:
         raise MissingFields(missing)
     try:
-        sender = normalize_sender(values["From"])
+        sender = normalize_phone(values["From"])
     except InvalidPhoneNumber:
         raise WebhookError("From is not a valid phone number") from None
     text, sanitized = sanitize_text(

@@ -202,7 +202,7 @@ def _complete(
 def _after_commit(session: Session, recorded_ticket_id: int | None) -> After:
     """What to run once the caller has the END screen: push the recorded ticket's process step
     to the worker, and publish any outbox rows the action wrote (erasure, opt-out)."""
-    from core.outbox import has_pending, publish_committed
+    from models.outbox_relay import has_pending, publish_committed
     from tickets.intake import publish_processing
 
     jobs: list[After] = []

@@ -136,17 +136,11 @@ def caller_identity(raw_phone: str) -> tuple[str, str] | None:
     from core.crypto import lookup_hash
     from core.phones import InvalidPhoneNumber, normalize_phone
 
-    text = raw_phone.strip()
-    candidates = [text]
-    if text.isdigit() and not text.startswith("00"):
-        candidates.append("+" + text)  # aggregators that drop the "+" of the E.164 number
-    for candidate in candidates:
-        try:
-            e164 = normalize_phone(candidate)
-        except InvalidPhoneNumber:
-            continue
-        return e164, lookup_hash(e164)
-    return None
+    try:
+        e164 = normalize_phone(raw_phone)
+    except InvalidPhoneNumber:
+        return None
+    return e164, lookup_hash(e164)
 
 
 def new_inputs(state: MenuState, text: str, mode: TextMode) -> list[str]:

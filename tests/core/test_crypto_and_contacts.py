@@ -72,3 +72,26 @@ def test_concurrent_first_messages_create_one_contact(db: Session) -> None:
         ids = set(pool.map(create, range(32)))
     assert len(ids) == 1
     assert db.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+def test_one_normaliser_reads_national_numbers_in_the_deployments_country(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No hard-coded Mali: a deployment in Burkina Faso reads "70 12 34 56" as +226."""
+    from core.settings import get_settings
+
+    monkeypatch.setenv("DEME_DEFAULT_COUNTRY", "BF")
+    get_settings.cache_clear()
+    try:
+        assert normalize_phone("70 12 34 56") == "+22670123456"
+    finally:
+        monkeypatch.delenv("DEME_DEFAULT_COUNTRY")
+        get_settings.cache_clear()
+    assert normalize_phone("76 12 34 56") == "+22376123456"
+
+
+def test_one_normaliser_takes_international_digits_without_their_plus() -> None:
+    """Aggregators (SMS and USSD alike) drop the "+": the same number, one contact."""
+    assert normalize_phone("22376123456") == normalize_phone("+223 76 12 34 56")
+    with pytest.raises(InvalidPhoneNumber):
+        normalize_phone("12345678901234")

@@ -28,7 +28,7 @@ INSPECT_REDIS_URL = (
 ENQUEUE = textwrap.dedent(
     """
     from core.db import session_scope
-    from core.outbox import enqueue_after_commit, publish_committed
+    from models.outbox_relay import enqueue_after_commit, publish_committed
     with session_scope() as session:
         enqueue_after_commit(session, "gateway.process_inbound", 41)
         enqueue_after_commit(session, "gateway.process_inbound", 42)
@@ -39,7 +39,7 @@ ENQUEUE = textwrap.dedent(
 RELAY = textwrap.dedent(
     """
     from datetime import timedelta
-    from core.outbox import relay_pending
+    from models.outbox_relay import relay_pending
     print(relay_pending(older_than=timedelta(0)))
     """
 )
@@ -98,7 +98,7 @@ RELAY_AT_SIGNAL = textwrap.dedent(
     import sys, time
     from datetime import timedelta
     from pathlib import Path
-    from core.outbox import relay_pending
+    from models.outbox_relay import relay_pending
     go = Path(sys.argv[1])
     while not go.exists():
         time.sleep(0.001)

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from core.outbox import discard_pending, publish_committed
 from models import Message, MessageStatus
 from models.base import utcnow
+from models.outbox_relay import discard_pending, publish_committed
 from support import queued_tasks, wait_until
 from tests.gateway import fake_provider as fp
 from tests.gateway.gateway_helpers import CutOffWorker, RedisServer, environ
@@ -143,8 +143,8 @@ def test_a_swept_opt_out_confirmation_still_reaches_the_opted_out_contact(
 ) -> None:
     """The sweep re-publishes by id; the kind comes back from the message's outbox row, so
     the one SMS an opted-out contact may get (the confirmation) is sent, and nothing else."""
-    from core.outbox import publish
     from gateway.outbound import KIND_OPT_OUT_CONFIRMATION, queue_sms
+    from models.outbox_relay import publish
     from tickets.contacts import opt_out
 
     reply = _queue(db, twilio_channel, "a reply queued before the opt-out")

@@ -262,7 +262,7 @@ def test_worker_killed_mid_send_never_sends_twice(
     message = queue_sms(db, contact=contact, body="Bonjour", channel=twilio_channel)
     assert message is not None
     db.commit()
-    from core.outbox import discard_pending
+    from models.outbox_relay import discard_pending
 
     discard_pending(db)  # published by hand below, to the private broker
     fake.hang_seconds = 120

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.outbox import publish_committed
 from models import Contact, Message, MessageDirection, MessageEncoding, MessageStatus
+from models.outbox_relay import publish_committed
 from support import wait_until
 from tests.gateway import fake_provider as fp
 from tests.gateway.gateway_helpers import ACCOUNT_SID, free_port, signed, twilio_sms_form
@@ -247,11 +247,11 @@ def test_bambara_keyword_confirms_in_bambara(
 def test_flood_control_stores_but_does_not_forward(
     redis_client: Any, db: Session, twilio_channel: Any
 ) -> None:
-    from core.outbox import discard_pending
     from core.settings import get_settings
     from gateway.inbound import InboundSms, record_inbound
     from gateway.tasks import handle_inbound
     from models import OutboxTask
+    from models.outbox_relay import discard_pending
 
     limit = get_settings().flood_limit_per_minute
     ids = []

@@ -13,11 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from ticket_helpers import World, reachable_contact
 
-from core.outbox import discard_pending
 from models.base import utcnow
 from models.enums import MessageDirection, MessageStatus, TicketCategory
 from models.messages import Message
 from models.outbox import OutboxTask
+from models.outbox_relay import discard_pending
 from models.tickets import TicketEvent
 from support import wait_until
 from tests.gateway.gateway_helpers import CutOffWorker, RedisServer

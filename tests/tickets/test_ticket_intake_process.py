@@ -26,7 +26,6 @@ from ticket_helpers import (
     reachable_contact,
 )
 
-from core.outbox import discard_pending
 from models.alerts import Alert
 from models.base import utcnow
 from models.enums import (
@@ -39,6 +38,7 @@ from models.enums import (
 )
 from models.messages import Message
 from models.outbox import OutboxTask
+from models.outbox_relay import discard_pending
 from models.routing import RoutingDecision
 from models.tickets import Incident, Ticket, TicketEvent
 from support import wait_until

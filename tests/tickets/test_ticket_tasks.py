@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from ticket_helpers import SmtpSink, WebhookReceiver, World, add_channel, commit
 
 from core.celery_app import beat_schedule
-from core.outbox import publish
 from core.settings import get_settings
 from models.alerts import Alert
 from models.audit import AuditLog
 from models.base import utcnow
 from models.enums import AlertKind, AlertStatus, TicketCategory, TicketStatus
+from models.outbox_relay import publish
 from models.tickets import Ticket
 from support import wait_until
 from tickets.intake import create_ticket

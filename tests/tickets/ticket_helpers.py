@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from core.outbox import publish_committed
 from models.alerts import AlertChannel
 from models.channels import Channel
 from models.contacts import Contact
@@ -28,6 +27,7 @@ from models.enums import (
     UserRole,
 )
 from models.messages import Message
+from models.outbox_relay import publish_committed
 from models.places import Place
 from models.routing import RoutingRule
 from models.teams import Team, TeamMember
