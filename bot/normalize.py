@@ -23,7 +23,9 @@ __all__ = [
     "tokens",
 ]
 
-# Bambara letters people cannot type on basic phones, and typographic characters.
+# Bambara letters people cannot type on basic phones, and typographic characters. A copy of
+# core.textfold.BAMBARA_LETTERS (this module runs in Rasa's Python, which cannot import the
+# platform); tests/bot/test_normalize.py proves the two agree.
 _CHAR_MAP = {
     "ɛ": "e",
     "Ɛ": "e",

@@ -5,10 +5,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Letters of Bambara's alphabet that basic phones cannot type, and typographic apostrophes.
-_FOLD_TABLE = str.maketrans(
-    {"ɛ": "e", "ɔ": "o", "ɲ": "ny", "ŋ": "ng", "’": "'", "‘": "'", "`": "'", "´": "'"}
-)
+# The one table of Bambara's letters that basic phones cannot type, as people spell them in
+# ASCII (lower case: every user folds case). The gazetteer's place names use it too; the Rasa
+# project's own copy (bot/normalize.py, which runs in Rasa's Python and cannot import the
+# platform) and the GSM-7 transliteration are checked against it by tests.
+BAMBARA_LETTERS: dict[str, str] = {
+    "ɛ": "e",
+    "Ɛ": "e",
+    "ɔ": "o",
+    "Ɔ": "o",
+    "ɲ": "ny",
+    "Ɲ": "ny",
+    "ŋ": "ng",
+    "Ŋ": "ng",
+}
+# ... and typographic apostrophes.
+_FOLD_TABLE = str.maketrans({**BAMBARA_LETTERS, "’": "'", "‘": "'", "`": "'", "´": "'"})
 _WORD_RE = re.compile(r"[^\W_]+")
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
+from core.textfold import BAMBARA_LETTERS
 from models.enums import PlaceKind
 
 __all__ = [
@@ -113,14 +114,7 @@ class PlaceMatch:
 
 _LETTER_MAP = str.maketrans(
     {
-        "ɛ": "e",
-        "Ɛ": "e",
-        "ɔ": "o",
-        "Ɔ": "o",
-        "ɲ": "ny",
-        "Ɲ": "ny",
-        "ŋ": "ng",
-        "Ŋ": "ng",
+        **BAMBARA_LETTERS,
         "ß": "ss",
         "æ": "ae",
         "Æ": "ae",

@@ -74,3 +74,20 @@ def test_language_detection() -> None:
     assert detect_language("no water here") == "en"
     assert guess_language("7") is None
     assert detect_language("7", default="en") == "en"
+
+
+def test_the_bots_bambara_letters_are_the_platforms() -> None:
+    """bot/normalize.py keeps its own copy of the letter table (Rasa's Python cannot import
+    the platform): it must spell every Bambara letter as core.textfold does, and the SMS
+    transliteration must send the same letters."""
+    from bot.normalize import _CHAR_MAP
+    from core.textfold import BAMBARA_LETTERS, fold
+    from gateway.gsm7 import to_gsm7
+    from tickets.gazetteer import normalize_place_text
+
+    assert {k: v for k, v in _CHAR_MAP.items() if k in BAMBARA_LETTERS} == BAMBARA_LETTERS
+    for letter, ascii_spelling in BAMBARA_LETTERS.items():
+        word = f"s{letter}g{letter}"
+        expected = f"s{ascii_spelling}g{ascii_spelling}"
+        assert normalize(word) == fold(word) == normalize_place_text(word) == expected
+        assert to_gsm7(word).lower() == expected
