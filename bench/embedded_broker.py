@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 # --- the worker side: this module is also the Celery app the worker imports ---------------
 
+
 def _sqlalchemy_polling(seconds: float) -> None:
     # Kombu's SQLAlchemy transport hands every transport option to create_engine, which
     # refuses polling_interval: set the transport's class default instead.
@@ -136,7 +137,10 @@ def candidates(work: Path, redis_db: int) -> dict[str, Candidate]:
         ),
         "fs-tuned": Candidate("fs-tuned", "filesystem://", _fs_options(work / "fs-tuned", 0.05)),
         "sqlite": Candidate(
-            "sqlite", f"sqla+sqlite:///{work / 'broker.sqlite3'}", {}, env={"BENCH_SQLA_POLLING": "0.05"}
+            "sqlite",
+            f"sqla+sqlite:///{work / 'broker.sqlite3'}",
+            {},
+            env={"BENCH_SQLA_POLLING": "0.05"},
         ),
         "valkey": Candidate(
             "valkey",
@@ -266,7 +270,7 @@ class Run:
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.work / f"{self.candidate.name}.worker.log", "ab"),  # noqa: SIM115
+            stderr=open(self.work / f"{self.candidate.name}.worker.log", "ab"),
         )
 
     def kill_phase(self, count: int, drain: float) -> dict[str, int]:
@@ -332,9 +336,7 @@ class Run:
         latencies = sorted((started - sent) * 1000 for sent, started in ran.values())
         last = max((started for _, started in ran.values()), default=start_wall)
         tasks = max(len(ran), 1)
-        cpu = {
-            part: (after[part] - before[part]) * 1000 / tasks for part in ("broker", "worker")
-        }
+        cpu = {part: (after[part] - before[part]) * 1000 / tasks for part in ("broker", "worker")}
         cpu["publisher"] = (published_cpu - before["publisher"]) * 1000 / tasks
         cpu["total"] = sum(cpu.values())
         return Phase(
@@ -400,7 +402,9 @@ def main() -> int:
                 "worker_killed": killed,
                 "phases": [phase.__dict__ for phase in phases],
             }
-            print(f"   idle: {idle * 1000:.1f} ms CPU/s (broker + worker); worker SIGKILL: {killed}")
+            print(
+                f"   idle: {idle * 1000:.1f} ms CPU/s (broker + worker); worker SIGKILL: {killed}"
+            )
             for phase in phases:
                 print(
                     f"   {phase.name:>11}: ran {phase.ran}/{phase.published} "
@@ -421,8 +425,8 @@ def _table(results: dict[str, Any]) -> str:
         return float(entry["phases"][index]["cpu_ms_per_task"]["total"])
 
     lines = [
-        "| broker | lost after worker SIGKILL | idle CPU ms/s | phase | p50 ms | p95 ms | ran/sent | tasks/s "
-        "| CPU ms/task (broker+worker+pub) | × baseline |",
+        "| broker | lost after worker SIGKILL | idle CPU ms/s | phase | p50 ms | p95 ms "
+        "| ran/sent | tasks/s | CPU ms/task (broker+worker+pub) | × baseline |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, entry in results["candidates"].items():

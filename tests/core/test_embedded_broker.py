@@ -76,8 +76,10 @@ def _env(folder: Path) -> dict[str, str]:
 def _worker(folder: Path) -> subprocess.Popen[bytes]:
     log = (folder / "worker.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "taskapp:app", "worker", "--concurrency=1"]
-        + ["--without-gossip", "--without-mingle", "--loglevel=INFO", "-Q", "deme"],
+        [
+            *(sys.executable, "-m", "celery", "-A", "taskapp:app", "worker"),
+            *("--concurrency=1", "--without-gossip", "--without-mingle", "-Q", "deme"),
+        ],
         cwd=folder,
         env=_env(folder),
         stdout=log,
