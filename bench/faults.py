@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/faults.py [--deployment embedded|pg|both] [--freeze-seconds 15]
 
-Embedded: SQLite + Kombu filesystem broker under a temporary var/. PG: PostgreSQL on
-127.0.0.1:5432 (database ``deme_bench_faults``, recreated) reached through a TCP proxy in
-this script, Redis database 6 on 127.0.0.1:6379 (flushed). Loopback only; each experiment
-is bounded (about 2 minutes per deployment).
+Embedded: SQLite + the embedded Valkey broker (core.broker) under a temporary var/. PG:
+PostgreSQL on 127.0.0.1:5432 (database ``deme_bench_faults``, recreated) reached through a
+TCP proxy in this script, Redis database 6 on 127.0.0.1:6379 (flushed). Loopback only; each
+experiment is bounded (about 2 minutes per deployment).
 
 1. worker SIGKILL: /healthz probed on fresh connections throughout; web never down, the
    worker back (a new process) within 5 s.

@@ -1,8 +1,9 @@
 """The Celery application.
 
 Redis is the broker when ``DEME_REDIS_URL`` is set. Without it (the embedded default of
-``make run``), Kombu's filesystem transport carries the same tasks through a folder under
-``var/``, so web, worker and beat run the same code on a bare machine with no server.
+``make run``), the broker is a Valkey server shipped as a Python wheel, which ``deme run``
+starts under ``var/broker`` (``core.broker``): the same transport and code as the server
+stack, on a bare machine with no system install.
 Tasks receive ids and reload rows; they are published only after the transaction that
 created their rows committed (see ``models.outbox_relay``).
 """
@@ -15,6 +16,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
+from core.broker import EmbeddedBroker, celery_url
 from core.logging import install_redaction
 from core.settings import Settings, get_settings
 
@@ -35,25 +37,16 @@ TASK_MODULES = [
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
-    if settings.redis_url:
-        return settings.redis_url, {
-            # Fail fast when Redis is down: the caller falls back to the outbox relay.
-            "socket_timeout": 2,
-            "socket_connect_timeout": 2,
-            "max_retries": 0,
-            # acks_late: a task taken by a worker that dies is redelivered after this.
-            "visibility_timeout": 600,
-        }
-    folder = settings.var_dir / "broker"
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        # Kombu's default is ./control in the working directory; keep everything under var/.
-        "control_folder": str(folder / "control"),
-        "store_processed": False,
+    """Kombu URL and transport options: ``DEME_REDIS_URL`` when set, else the embedded
+    Valkey under ``var/broker`` (``core.broker``; ``deme run`` starts it)."""
+    url = settings.redis_url or EmbeddedBroker.for_settings(settings).url
+    return celery_url(url), {
+        # Fail fast when Redis is down: the caller falls back to the outbox relay.
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "max_retries": 0,
+        # acks_late: a task taken by a worker that dies is redelivered after this.
+        "visibility_timeout": 600,
     }
 
 

@@ -273,7 +273,7 @@ def check() -> None:
             "broker",
             "redis " + _hide_password(settings.redis_url)
             if settings.redis_url
-            else "embedded (filesystem, no server)",
+            else f"embedded (valkey, started by deme run; {settings.var_dir / 'broker'})",
         ),
         ("public URL", settings.public_url),
         ("bot", f"{settings.bot} ({settings.rasa_url})" if settings.bot == "rasa" else "fallback"),

@@ -7,22 +7,23 @@ from urllib.parse import urlparse
 
 import httpx
 
+from core.broker import EmbeddedBroker
 from core.db import ping_database
 from core.settings import Settings
 
 
 def check_broker(settings: Settings) -> str | None:
-    if not settings.redis_url:
-        folder = settings.var_dir / "broker" / "queue"
-        return None if folder.is_dir() else f"broker folder {folder} missing"
+    # Under `deme run` the embedded broker's URL is DEME_REDIS_URL; a process started on its
+    # own (`deme check`) pings the embedded broker where `deme run` would start it.
+    url = settings.redis_url or EmbeddedBroker.for_settings(settings).url
     import redis
 
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=1, socket_connect_timeout=1
-        )
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         client.ping()
     except Exception as exc:
+        if not settings.redis_url:
+            return f"embedded broker not running (deme run starts it): {type(exc).__name__}"
         return f"redis unreachable: {type(exc).__name__}"
     return None
 

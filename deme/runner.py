@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from core import broker
 from core.celery_app import CONVERSATION_QUEUE, DEFAULT_QUEUE
 from core.settings import PROJECT_ROOT, get_settings
 
@@ -208,6 +209,8 @@ def platform_commands(bot_mode: str, web_fd: int | None = None) -> list[tuple[st
     ]
     if bot_mode == "rasa":
         commands.append(("bot", ["bash", str(PROJECT_ROOT / "bot" / "scripts" / "run.sh")]))
+    if not settings.redis_url:  # embedded: the broker comes first (see run_platform)
+        commands.insert(0, ("broker", broker.supervised_command()))
     return commands
 
 
@@ -298,6 +301,8 @@ def run_platform(bot_mode: str | None = None) -> int:
         run_lock.close()
         return 1
     env = {**os.environ, "DEME_BOT": mode, "PYTHONUNBUFFERED": "1"}
+    # Embedded: every child talks to the embedded broker as the server stack talks to Redis.
+    env.update(broker.child_environment(settings))
     if mode == "rasa":
         env.update(bot_environment())
     stopping = threading.Event()
@@ -318,7 +323,20 @@ def run_platform(bot_mode: str | None = None) -> int:
     def start(name: str) -> Child:
         return _start(name, commands[name], env, (fd,) if name == "web" else ())
 
-    children = {name: start(name) for name in commands}
+    children: dict[str, Child] = {}
+    if "broker" in commands:
+        children["broker"] = start("broker")
+        try:
+            broker.EmbeddedBroker.for_settings(settings).wait_ready(
+                process=children["broker"].process
+            )
+        except broker.BrokerNotReady as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            _stop_all(list(children.values()))
+            web_socket.close()
+            run_lock.close()
+            return 1
+    children.update({name: start(name) for name in commands if name not in children})
     failures = dict.fromkeys(commands, 0)
     restart_at: dict[str, float] = {}
     print(f"Deme is starting: {settings.public_url} (Ctrl-C stops everything)", flush=True)
@@ -347,7 +365,9 @@ def run_platform(bot_mode: str | None = None) -> int:
         print(
             "Stopping web, workers, beat" + (" and bot" if mode == "rasa" else "") + "…", flush=True
         )
-        _stop_all(list(children.values()))
+        # The broker last: workers stopping gracefully still ack or requeue through it.
+        _stop_all([child for name, child in children.items() if name != "broker"])
+        _stop_all([child for name, child in children.items() if name == "broker"])
         web_socket.close()
         run_lock.close()
     return 0

@@ -2,7 +2,7 @@
 
 Starts ``make run`` exactly as a newcomer would, waits for /readyz, checks the first
 screen (URL and admin password), then stops it with Ctrl-C (SIGINT to the group) and
-checks that web, worker and beat all went away.
+checks that the broker, web, worker and beat all went away.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def test_make_run_starts_answers_readyz_and_stops_on_ctrl_c(tmp_path: Path) -> N
             assert f"http://localhost:{port}" in output
             assert "Log in as 'admin' with password: " in output
             assert (tmp_path / "var" / "deme.sqlite3").exists()
+            # The embedded broker: a supervised child, persisting under var/broker.
+            assert "[broker]" in output and "Ready to accept connections" in output
+            assert (tmp_path / "var" / "broker" / "appendonlydir").is_dir()
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         finally:
             if process.poll() is None:

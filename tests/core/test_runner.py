@@ -42,7 +42,7 @@ class Platform:
 
 
 def _children(pid: int) -> dict[str, int]:
-    """name → pid of the supervisor's children (web, worker, bot-worker, beat)."""
+    """name → pid of the supervisor's children (broker, web, worker, bot-worker, beat)."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,7 +55,9 @@ def _children(pid: int) -> dict[str, int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
         words = [w.decode(errors="replace") for w in cmdline]
-        if "uvicorn" in words or words[2:4] == ["deme.cli", "web"]:
+        if words[0].split(" ", 1)[0].endswith("valkey-server"):  # core.broker execs it
+            found["broker"] = int(entry.name)
+        elif "uvicorn" in words or words[2:4] == ["deme.cli", "web"]:
             found["web"] = int(entry.name)
         elif "beat" in words:
             found["beat"] = int(entry.name)
@@ -77,9 +79,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(tmp_path: Path, port: int | None = None) -> Platform:
+EMBEDDED_CHILDREN = {"broker", "web", "worker", "bot-worker", "beat"}
+
+
+def _start(
+    tmp_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Platform:
     port = port or _free_port()
-    env = _embedded_env(tmp_path / "var", port)
+    env = {**_embedded_env(tmp_path / "var", port), **(extra_env or {})}
     log_path = tmp_path / f"deme-run-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -96,7 +103,7 @@ def _start(tmp_path: Path, port: int | None = None) -> Platform:
         assert process.poll() is None, platform.log()
         try:
             answered = httpx.get(f"{platform.url}/healthz", timeout=2).status_code == 200
-            if answered and set(_children(process.pid)) == {"web", "worker", "bot-worker", "beat"}:
+            if answered and set(_children(process.pid)) == EMBEDDED_CHILDREN:
                 return platform
         except httpx.HTTPError:
             pass
@@ -224,3 +231,78 @@ def test_killed_deme_run_leaves_no_orphan_and_next_start_works(tmp_path: Path) -
         assert httpx.get(f"{second.url}/healthz", timeout=5).status_code == 200
     finally:
         _stop(second)
+
+
+CHANNEL_SCRIPT = """
+import sys
+from core.db import session_scope
+from models import Channel, ChannelType
+with session_scope() as session:
+    session.add(Channel(name="twilio-run", type=ChannelType.TWILIO, address=sys.argv[1],
+        credentials={"account_sid": sys.argv[2], "auth_token": sys.argv[3]},
+        config={"api_base_url": sys.argv[4], "max_per_second": 50}))
+"""
+
+
+def test_embedded_deme_run_starts_its_broker_and_a_webhook_message_gets_its_reply(
+    tmp_path: Path,
+) -> None:
+    """`deme run` with no DEME_REDIS_URL: the embedded broker is a supervised child, its data
+    under var/broker; a signed SMS gets its reply from the provider, before and after the
+    broker is SIGKILLed and restarted by the supervisor."""
+    from tests.e2e.helpers import post_sms, replies_to
+    from tests.gateway.fake_provider import FakeProvider
+    from tests.gateway.gateway_helpers import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL
+
+    provider = FakeProvider().start()
+    extra = {"DEME_PUBLIC_URL": PUBLIC_URL}  # the URL Twilio signs
+    env = {**_embedded_env(tmp_path / "var", 8000), **extra}
+    for command in (["migrate"], ["seed"]):
+        done = subprocess.run([DEME, *command], cwd=PROJECT_ROOT, env=env, capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    subprocess.run(
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "python"),
+            "-c",
+            CHANNEL_SCRIPT,
+            OUR_NUMBER,
+            ACCOUNT_SID,
+            AUTH_TOKEN,
+            provider.url,
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+    )
+    platform = _start(tmp_path, extra_env=extra)
+    try:
+        assert "DEME_REDIS_URL" not in platform.env  # nothing configured: embedded
+        assert (tmp_path / "var" / "broker" / "appendonlydir").is_dir()
+        ready = httpx.get(f"{platform.url}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["checks"]["broker"] == "ok"
+
+        def reply_reaches(sender: str, timeout: float = 60) -> list[str]:
+            post_sms(None, sender, "pa d'eau potable a sevare, ns sommes 7", platform.url)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not replies_to(provider, sender):
+                time.sleep(0.2)
+            return replies_to(provider, sender)
+
+        assert reply_reaches("+22376000301"), platform.log()
+
+        old_broker = _children(platform.process.pid)["broker"]
+        os.kill(old_broker, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            restarted = _children(platform.process.pid).get("broker")
+            if restarted not in (None, old_broker):
+                break
+            time.sleep(0.1)
+        # The whole log: beat's tracebacks while the broker is down push it out of log()'s tail.
+        assert "[broker] exited with code" in platform.log_path.read_text(errors="replace")
+        assert reply_reaches("+22376000302", timeout=90), platform.log()
+        assert len(replies_to(provider, "+22376000301")) == 1  # the first reply: sent once
+    finally:
+        _stop(platform)
+        provider.stop()
+    assert not _alive(old_broker)
