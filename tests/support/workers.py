@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+from core.celery_app import ALL_QUEUES, WORKERS, WorkerSpec
 from support import PROJECT_ROOT, var_dir_for_tests
 
 
@@ -33,7 +34,7 @@ class WorkerProcess:
         concurrency: int = 2,
         beat: bool = False,
         env: dict[str, str] | None = None,
-        queues: str = "deme,conversation",
+        queues: str = ALL_QUEUES,
         pool: str = "prefork",
     ) -> None:
         self.log_path = var_dir_for_tests() / f"worker-{uuid.uuid4().hex[:8]}.log"
@@ -83,3 +84,27 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def topology_workers(env: dict[str, str] | None = None) -> list[WorkerProcess]:
+    """The workers of ``core.celery_app.WORKERS`` — the bulkheads `deme run` and compose
+    start — each on its own queues, pool and concurrency. Stop them with ``stop_all``."""
+    started: list[WorkerProcess] = []
+    try:
+        for spec in WORKERS:
+            started.append(worker_for(spec, env=env))
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def worker_for(spec: WorkerSpec, env: dict[str, str] | None = None) -> WorkerProcess:
+    return WorkerProcess(
+        concurrency=spec.concurrency, queues=",".join(spec.queues), pool=spec.pool, env=env
+    )
+
+
+def stop_all(workers: list[WorkerProcess]) -> None:
+    for worker in workers:
+        worker.stop()
