@@ -168,8 +168,9 @@ def held_channels(session: Session, *, now: datetime | None = None) -> tuple[set
     held: set[int] = set()
     probe: set[int] = set()
     rows = session.execute(
-        select(ChannelBreaker.channel_id, ChannelBreaker.open_until, ChannelBreaker.probe_until)
-        .where(ChannelBreaker.open_until.is_not(None))
+        select(
+            ChannelBreaker.channel_id, ChannelBreaker.open_until, ChannelBreaker.probe_until
+        ).where(ChannelBreaker.open_until.is_not(None))
     )
     for channel_id, open_until, probe_until in rows:
         if open_until > moment or (probe_until is not None and probe_until > moment):

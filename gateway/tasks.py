@@ -668,15 +668,19 @@ def send_due(*, now: datetime | None = None, limit: int = 500) -> int:
             )
             if first is not None:
                 chosen.append(first)
-        claimed = set(
-            session.scalars(
-                update(Message)
-                .where(Message.id.in_(chosen), due)
-                .values(next_attempt_at=moment + DUE_LEASE)
-                .returning(Message.id),
-                execution_options={"synchronize_session": False},
+        claimed = (
+            set(
+                session.scalars(
+                    update(Message)
+                    .where(Message.id.in_(chosen), due)
+                    .values(next_attempt_at=moment + DUE_LEASE)
+                    .returning(Message.id),
+                    execution_options={"synchronize_session": False},
+                )
             )
-        ) if chosen else set()
+            if chosen
+            else set()
+        )
         session.commit()
     published = 0
     for message_id in [m for m in chosen if m in claimed]:

@@ -100,9 +100,8 @@ def test_compose_workers_are_the_topology_declared_in_code() -> None:
     }
     assert services == {spec.name for spec in WORKERS}
     for spec in WORKERS:
-        assert _command(spec.name) == ["celery", "-A", "core.celery_app:celery_app"] + (
-            spec.arguments()
-        ), spec.name
+        expected = ["celery", "-A", "core.celery_app:celery_app", *spec.arguments()]
+        assert _command(spec.name) == expected, spec.name
     consumed = [queue for spec in WORKERS for queue in spec.queues]
     assert sorted(consumed) == sorted(ALL_QUEUES.split(",")), "each queue: one worker"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.celery_app import WORKERS
 from core.runner import backoff_seconds
 from support import PROJECT_ROOT
 from tests.core.test_make_run import _embedded_env, _free_port
@@ -24,6 +25,7 @@ from tests.core.test_make_run import _embedded_env, _free_port
 pytestmark = pytest.mark.slow
 
 DEME = str(PROJECT_ROOT / ".venv" / "bin" / "deme")
+CHILDREN = {"web", *(spec.name for spec in WORKERS), "beat"}
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Platform:
 
 
 def _children(pid: int) -> dict[str, int]:
-    """name → pid of the supervisor's children (web, worker, bot-worker, beat)."""
+    """name → pid of the supervisor's children (web, the topology's workers, beat)."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -59,10 +61,10 @@ def _children(pid: int) -> dict[str, int]:
             found["web"] = int(entry.name)
         elif "beat" in words:
             found["beat"] = int(entry.name)
-        elif "--pool=threads" in words:
-            found["bot-worker"] = int(entry.name)
-        elif "worker" in words:
-            found["worker"] = int(entry.name)
+        else:
+            for spec in WORKERS:
+                if f"--hostname={spec.name}@%h" in words:
+                    found[spec.name] = int(entry.name)
     return found
 
 
@@ -96,7 +98,7 @@ def _start(tmp_path: Path, port: int | None = None) -> Platform:
         assert process.poll() is None, platform.log()
         try:
             answered = httpx.get(f"{platform.url}/healthz", timeout=2).status_code == 200
-            if answered and set(_children(process.pid)) == {"web", "worker", "bot-worker", "beat"}:
+            if answered and set(_children(process.pid)) == CHILDREN:
                 return platform
         except httpx.HTTPError:
             pass

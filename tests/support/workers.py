@@ -108,3 +108,51 @@ def worker_for(spec: WorkerSpec, env: dict[str, str] | None = None) -> WorkerPro
 def stop_all(workers: list[WorkerProcess]) -> None:
     for worker in workers:
         worker.stop()
+
+
+class BeatProcess:
+    """Real Celery beat: the periodic sweeps, e.g. the due-sweep that publishes sends waiting
+    in the database for their retry (``gateway.send_due``). ``due_seconds`` shortens its
+    period (``DEME_OUTBOUND_DUE_SECONDS``) so tests wait less."""
+
+    def __init__(self, *, due_seconds: float = 0.5, env: dict[str, str] | None = None) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.log_path = var_dir_for_tests() / f"beat-{tag}.log"
+        var_dir_for_tests().mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "core.celery_app:celery_app",
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={var_dir_for_tests() / f'beat-{tag}'}",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEME_OUTBOUND_DUE_SECONDS": str(due_seconds), **(env or {})},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while "beat: Starting" not in self.log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery beat not started:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
