@@ -506,23 +506,24 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         )
     except SendFailure as failure:
         log.info("send message=%s failed kind=%s code=%s", message_id, failure.kind, failure.code)
+        channel_down = False
         if failure.kind in (FailureKind.RETRY, FailureKind.AMBIGUOUS):
-            breaker.record_failure(channel.id, failure.code, gate)
+            channel_down = breaker.record_failure(channel.id, failure.code, gate) or gate.probe
         else:  # the provider answered (this number, this message): the channel works
             breaker.record_success(channel.id, gate)
         if failure.kind == FailureKind.RETRY:
-            if attempt > MAX_SEND_RETRIES:
+            # A failure that (re)opened the breaker is the channel's, not this message's: it
+            # waits, first in line, for as long as the outage lasts instead of giving up.
+            if attempt > MAX_SEND_RETRIES and not channel_down:
                 raise _after_call(
                     MessageStatus.FAILED,
                     "failed-retries",
                     error_code=failure.code,
                     error_message="gave up after retries: " + failure.message,
                 ) from None
+            delay = 0.0 if channel_down else backoff_seconds(attempt - 1)
             _release_claim(
-                message_id,
-                failure.code,
-                failure.message,
-                utcnow() + timedelta(seconds=backoff_seconds(attempt - 1)),
+                message_id, failure.code, failure.message, utcnow() + timedelta(seconds=delay)
             )
             return "deferred-retry"
         if failure.kind == FailureKind.AMBIGUOUS:
