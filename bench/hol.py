@@ -18,8 +18,9 @@ for the second — then healthy again. Reported per phase:
   openings and the provider requests made while it was failing.
 
 Embedded: SQLite + the embedded broker under a temporary var/. PG: PostgreSQL on
-127.0.0.1:5432 (database ``deme_bench_hol``, recreated), a private redis-server (or Redis db 6
-on 127.0.0.1:6379 when redis-server is not on PATH). Prints a Markdown table.
+127.0.0.1:5432 or ``--pg-port`` (database ``deme_bench_hol``, recreated), a private
+redis-server (or Redis db 6 on 127.0.0.1:6379 when redis-server is not on PATH). Prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from faults import DEME, Load, Run, _free_port, _python  # noqa: E402
 from tests.gateway import fake_provider as fp  # noqa: E402
 from tests.gateway.gateway_helpers import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, RedisServer  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
 PG_DB = "deme_bench_hol"
 REDIS_URL = "redis://127.0.0.1:6379/6"
 
@@ -137,7 +138,9 @@ def _phase(run: Run, seconds: float, prefix: str, during: object = None) -> tupl
     return load, _tree_cpu_seconds(run.process.pid) - before
 
 
-def deployment(name: str, rate: float, seconds: float, work: Path) -> list[dict[str, str]]:
+def deployment(
+    name: str, rate: float, seconds: float, work: Path, pg_port: int = 5432
+) -> list[dict[str, str]]:
     var = work / name / "var"
     var.mkdir(parents=True)
     port = _free_port()
@@ -157,12 +160,12 @@ def deployment(name: str, rate: float, seconds: float, work: Path) -> list[dict[
         import redis
         from sqlalchemy import create_engine, text
 
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        admin = create_engine(PG_ADMIN.format(port=pg_port), isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
             c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
         admin.dispose()
-        env["DEME_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
+        env["DEME_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/{PG_DB}"
         if shutil.which("redis-server"):
             private_redis = RedisServer().start()
             env["DEME_REDIS_URL"] = private_redis.url
@@ -257,6 +260,9 @@ def main() -> None:
         help="inbound SMS/s on the embedded deployment (its broker saturates near 2, issue 12)",
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="per phase")
+    parser.add_argument(
+        "--pg-port", type=int, default=5432, help="a PostgreSQL of your own (trust auth)"
+    )
     parser.add_argument("--keep", type=Path, help="keep var/ and deme-run.log under this dir")
     args = parser.parse_args()
     names = ["embedded", "pg"] if args.deployment == "both" else [args.deployment]
@@ -266,7 +272,7 @@ def main() -> None:
         for name in names:
             rate = args.embedded_rate if name == "embedded" else args.rate
             faults.RATE = rate
-            rows += deployment(name, rate, args.seconds, work)
+            rows += deployment(name, rate, args.seconds, work, args.pg_port)
     print(f"Head-of-line bench, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n")
     columns = [c for c in rows[0] if not c.startswith("_")]
     print("| " + " | ".join(columns) + " | extra |")
