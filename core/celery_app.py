@@ -51,7 +51,9 @@ TASK_QUEUES: dict[str, str] = {
     "gateway.replay_spool": PERIODIC_QUEUE,
     "gateway.sweep_outbound": PERIODIC_QUEUE,
     "gateway.send_due": PERIODIC_QUEUE,
-    "gateway.reconcile_unknown": PERIODIC_QUEUE,
+    # Scheduled by beat, but its work is provider look-ups: with the provider's other calls,
+    # so a provider that hangs never holds an intake slot.
+    "gateway.reconcile_unknown": OUTBOUND_QUEUE,
     "tickets.check_sla": PERIODIC_QUEUE,
     "tickets.finish_erasures": PERIODIC_QUEUE,
     "tickets.retry_alerts": PERIODIC_QUEUE,

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -27,9 +26,8 @@ def session(
         return
     from core.db import get_sessionmaker
 
-    with embedded_deployment(tmp_path, monkeypatch):
-        with get_sessionmaker()() as own:
-            yield own
+    with embedded_deployment(tmp_path, monkeypatch), get_sessionmaker()() as own:
+        yield own
 
 
 @pytest.fixture()
@@ -53,16 +51,17 @@ def test_consecutive_failures_open_it_a_probe_decides(
 
     settings = get_settings()
     now = utcnow()
-    gate = breaker.check(session, channel.id, now=now)
+    channel_id = channel.id
+    gate = breaker.check(session, channel_id, now=now)
     assert gate.allowed and not gate.probe
     for _ in range(settings.breaker_failures - 1):
-        assert not breaker.record_failure(channel.id, "500", gate, now=now)
-    assert breaker.check(session, channel.id, now=now).allowed  # one short of the threshold
+        assert not breaker.record_failure(channel_id, "500", gate, now=now)
+    assert breaker.check(session, channel_id, now=now).allowed  # one short of the threshold
     session.rollback()
-    assert breaker.record_failure(channel.id, "connect", gate, now=now)  # the Nth: open
-    row = _state(session, channel.id)
+    assert breaker.record_failure(channel_id, "connect", gate, now=now)  # the Nth: open
+    row = _state(session, channel_id)
     assert row is not None and row.open_until is not None and row.last_error_code == "connect"
-    assert not breaker.check(session, channel.id, now=now).allowed
+    assert not breaker.check(session, channel_id, now=now).allowed
     session.rollback()
 
     # Past the cooldown: exactly one of several concurrent senders is the probe.
@@ -72,7 +71,7 @@ def test_consecutive_failures_open_it_a_probe_decides(
         from core.db import get_sessionmaker
 
         with get_sessionmaker()() as own:
-            return breaker.check(own, channel.id, now=later).probe
+            return breaker.check(own, channel_id, now=later).probe
 
     with ThreadPoolExecutor(4) as pool:
         probes = list(pool.map(try_probe, range(8)))
@@ -80,16 +79,16 @@ def test_consecutive_failures_open_it_a_probe_decides(
     probe = breaker.Gate(allowed=True, probe=True, failures=settings.breaker_failures)
 
     # The probe fails: open again for a cooldown.
-    assert breaker.record_failure(channel.id, "500", probe, now=later)
-    assert not breaker.check(session, channel.id, now=later).allowed
+    assert breaker.record_failure(channel_id, "500", probe, now=later)
+    assert not breaker.check(session, channel_id, now=later).allowed
     session.rollback()
     # The next probe succeeds: closed, counters reset.
     again = later + timedelta(seconds=settings.breaker_cooldown_seconds + 1)
-    gate = breaker.check(session, channel.id, now=again)
+    gate = breaker.check(session, channel_id, now=again)
     session.rollback()
     assert gate.probe
-    breaker.record_success(channel.id, gate)
-    row = _state(session, channel.id)
+    breaker.record_success(channel_id, gate)
+    row = _state(session, channel_id)
     assert row is not None and row.open_until is None and row.failures == 0
     assert row.times_opened == 2
     assert [s.state for s in breaker.states(session)] == ["closed"]
@@ -105,8 +104,9 @@ def test_the_due_sweep_holds_an_open_channel_and_probes_a_half_open_one(
     other = Channel(name="healthy", type=ChannelType.TWILIO, config={}, address="+22370000002")
     session.add(other)
     session.commit()
+    failing_id, healthy_id = channel.id, other.id
     now = utcnow()
-    for channel_id in (channel.id, channel.id, channel.id, other.id, other.id):
+    for channel_id in (failing_id, failing_id, failing_id, healthy_id, healthy_id):
         session.add(
             Message(
                 channel_id=channel_id,
@@ -118,7 +118,7 @@ def test_the_due_sweep_holds_an_open_channel_and_probes_a_half_open_one(
         )
     session.add(
         Message(
-            channel_id=other.id,
+            channel_id=healthy_id,
             direction=MessageDirection.OUTBOUND,
             status=MessageStatus.QUEUED,
             body="plus tard",
@@ -128,13 +128,11 @@ def test_the_due_sweep_holds_an_open_channel_and_probes_a_half_open_one(
     session.commit()
     gate = breaker.CLOSED
     for _ in range(get_settings().breaker_failures):
-        breaker.record_failure(channel.id, "500", gate, now=now)
+        breaker.record_failure(failing_id, "500", gate, now=now)
 
     def leased() -> dict[int, int]:
         session.expire_all()
-        rows = session.scalars(
-            select(Message).where(Message.next_attempt_at > now + DUE_LEASE / 2)
-        )
+        rows = session.scalars(select(Message).where(Message.next_attempt_at > now + DUE_LEASE / 2))
         counts: dict[int, int] = {}
         for m in rows:
             if m.body == "réponse":
@@ -142,9 +140,9 @@ def test_the_due_sweep_holds_an_open_channel_and_probes_a_half_open_one(
         return counts
 
     assert send_due(now=now) == 2  # the healthy channel's two due sends; the open one waits
-    assert leased() == {other.id: 2}
+    assert leased() == {healthy_id: 2}
     assert send_due(now=now) == 0  # claimed: never published twice
 
     half_open = now + timedelta(seconds=get_settings().breaker_cooldown_seconds + 1)
     assert send_due(now=half_open) == 1  # one probe, not three
-    assert leased() == {other.id: 2, channel.id: 1}
+    assert leased() == {healthy_id: 2, failing_id: 1}
