@@ -10,6 +10,7 @@ created their rows committed (see ``models.outbox_relay``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,12 +21,81 @@ from core.broker import EmbeddedBroker, celery_url
 from core.logging import install_redaction
 from core.settings import Settings, get_settings
 
-# Bot turns wait on Rasa for up to a second each: they get their own queue (and a thread-pool
-# worker in `deme run` / compose) so opt-out keywords, outbound sends and alerts never queue
-# behind them.
-DEFAULT_QUEUE = "deme"
-CONVERSATION_QUEUE = "conversation"
-ALL_QUEUES = f"{DEFAULT_QUEUE},{CONVERSATION_QUEUE}"
+# --- the topology: queues, routes, workers (one declaration for `deme run`, compose, tests) --
+# Bulkheads: each kind of work has its own queue and its own worker slots, so a provider
+# that is down or slow never delays intake or bot turns, and a burst of conversations never
+# delays sends. Retries never wait in the broker: a send or alert waiting for its backoff (or
+# for its channel's circuit breaker to close) waits in the database, and a due-sweep
+# re-publishes it (gateway.send_due, tickets.retry_alerts).
+INTAKE_QUEUE = "intake"  # inbound messages, ticket processing, missed-call tickets
+CONVERSATION_QUEUE = "conversation"  # bot turns (wait on Rasa up to a second each)
+OUTBOUND_QUEUE = "outbound"  # provider calls (SMS sends)
+ALERTS_QUEUE = "alerts"  # team alerts (SMTP / webhook) and sender notifications
+PERIODIC_QUEUE = "periodic"  # beat's sweeps and relays
+QUEUES = (INTAKE_QUEUE, CONVERSATION_QUEUE, OUTBOUND_QUEUE, ALERTS_QUEUE, PERIODIC_QUEUE)
+ALL_QUEUES = ",".join(QUEUES)
+# A task with no route would land here: intake is the queue nobody may starve (a test checks
+# that every registered task has an explicit route).
+DEFAULT_QUEUE = INTAKE_QUEUE
+
+TASK_QUEUES: dict[str, str] = {
+    "gateway.process_inbound": INTAKE_QUEUE,
+    "tickets.process_intake": INTAKE_QUEUE,
+    "gateway.request_callback": INTAKE_QUEUE,
+    "conversation.handle_message": CONVERSATION_QUEUE,
+    "conversation.forget": CONVERSATION_QUEUE,  # wipes an erased sender's Rasa tracker
+    "gateway.send_outbound": OUTBOUND_QUEUE,
+    "tickets.deliver_alert": ALERTS_QUEUE,
+    "tickets.notify_sender": ALERTS_QUEUE,
+    "tickets.notify_incident_closed": ALERTS_QUEUE,
+    "core.relay_outbox": PERIODIC_QUEUE,
+    "gateway.relay_inbound": PERIODIC_QUEUE,
+    "gateway.replay_spool": PERIODIC_QUEUE,
+    "gateway.sweep_outbound": PERIODIC_QUEUE,
+    "gateway.send_due": PERIODIC_QUEUE,
+    # Scheduled by beat, but its work is provider look-ups: with the provider's other calls,
+    # so a provider that hangs never holds an intake slot.
+    "gateway.reconcile_unknown": OUTBOUND_QUEUE,
+    "tickets.check_sla": PERIODIC_QUEUE,
+    "tickets.finish_erasures": PERIODIC_QUEUE,
+    "tickets.retry_alerts": PERIODIC_QUEUE,
+    "tickets.sweep_notifications": PERIODIC_QUEUE,
+    "tickets.purge_retention": PERIODIC_QUEUE,
+}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One Celery worker of the topology: a `deme run` child and a compose service."""
+
+    name: str
+    queues: tuple[str, ...]
+    pool: str
+    concurrency: int
+
+    def arguments(self) -> list[str]:
+        """``celery -A core.celery_app:celery_app`` + these (compose: exactly these)."""
+        return [
+            "worker",
+            "--loglevel=INFO",
+            f"--pool={self.pool}",
+            f"--concurrency={self.concurrency}",
+            "--without-gossip",
+            "-Q",
+            ",".join(self.queues),
+        ]
+
+
+# Sized for two cores, measured (README, "Bulkheads"): one prefork worker for the CPU-bound
+# work (intake first, then the short periodic sweeps: with Redis the queues are polled in
+# this order), thread pools for the work that waits on a remote party (Rasa, the SMS
+# provider, SMTP / webhooks) — threads cost little CPU while they wait.
+WORKERS = (
+    WorkerSpec("worker", (INTAKE_QUEUE, PERIODIC_QUEUE), "prefork", 2),
+    WorkerSpec("bot-worker", (CONVERSATION_QUEUE,), "threads", 8),
+    WorkerSpec("outbound-worker", (OUTBOUND_QUEUE,), "threads", 8),
+    WorkerSpec("alerts-worker", (ALERTS_QUEUE,), "threads", 2),
+)
 
 # Every module that defines tasks; the worker imports them at start.
 TASK_MODULES = [
@@ -65,6 +135,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.outbox_relay_seconds),
         },
         "gateway-replay-spool": {"task": "gateway.replay_spool", "schedule": timedelta(seconds=10)},
+        # Sends waiting for their backoff or for their channel's breaker: re-published when
+        # due (the retry waits in the database, never in the broker or a worker).
+        "gateway-send-due": {
+            "task": "gateway.send_due",
+            "schedule": timedelta(seconds=settings.outbound_due_seconds),
+        },
         "gateway-sweep-outbound": {
             "task": "gateway.sweep_outbound",
             "schedule": timedelta(seconds=30),
@@ -81,7 +157,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(minutes=1),
         },
         # Alerts whose retry is due (or whose worker died mid-attempt) are sent again.
-        "tickets-retry-alerts": {"task": "tickets.retry_alerts", "schedule": timedelta(minutes=1)},
+        # Their backoff waits in the database (next_attempt_at), so the sweep runs often.
+        "tickets-retry-alerts": {
+            "task": "tickets.retry_alerts",
+            "schedule": timedelta(seconds=5),
+        },
         # Sender notifications whose task failed or was lost are sent within a minute.
         "tickets-sweep-notifications": {
             "task": "tickets.sweep_notifications",
@@ -99,7 +179,9 @@ def make_celery(settings: Settings) -> Celery:
     broker_url, transport_options = broker_options(settings)
     app = Celery("deme", broker=broker_url, include=TASK_MODULES)
     app.conf.update(
-        broker_transport_options=transport_options,
+        # "priority": a worker polls its queues in the declared order (Redis), so the
+        # intake queue is served before the periodic one.
+        broker_transport_options={"queue_order_strategy": "priority", **transport_options},
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_ignore_result=True,
@@ -107,7 +189,7 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=DEFAULT_QUEUE,
-        task_routes={"conversation.*": {"queue": CONVERSATION_QUEUE}},
+        task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
         task_serializer="json",
         accept_content=["json"],
         timezone="UTC",

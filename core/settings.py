@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     default_country: str = "ML"
     flood_limit_per_minute: int = Field(default=20, ge=1)
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
+    # Sends waiting for a backoff or a breaker are re-published by a sweep this often.
+    outbound_due_seconds: float = Field(default=2.0, gt=0)
+    # Per-channel circuit breaker (gateway.breaker): this many consecutive transient provider
+    # failures (5xx, timeout, refused connection, 429) open it; sends then wait in the
+    # database for the cooldown, after which one probe send decides.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=15.0, gt=0)
     celery_always_eager: bool = False
 
     # Outgoing email for team alerts (tickets.alerts). Unset host = email channels fail visibly.

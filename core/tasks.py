@@ -12,6 +12,12 @@ log = logging.getLogger(__name__)
 
 # Database / broker briefly unavailable: retry soon (≤ 30 s apart), a bounded number of
 # times; past that the beat sweeps (every minute) find the work again.
+# This is the one retry that still waits in the worker (a Celery countdown): the database that
+# would hold its state is what failed. It holds neither a pool slot nor a prefetch slot
+# (Celery raises the prefetch count for a task with an ETA) and is bounded (≤ 30 s each).
+# Every other wait — a provider's backoff, a throttle, an open circuit breaker, an alert's
+# retry — lives in the database and is re-published by a due-sweep (gateway.send_due,
+# tickets.retry_alerts).
 MAX_TRANSIENT_RETRIES = 12
 
 

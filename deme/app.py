@@ -39,6 +39,21 @@ UNKNOWN_SHARE = Gauge(
 UNKNOWN_ALERT = Gauge(
     "deme_outbound_unknown_alert", "1 when that share passes DEME_UNKNOWN_SEND_ALERT_SHARE"
 )
+# Per-channel circuit breakers (gateway.breaker) and the sends waiting in the database.
+BREAKER_OPEN = Gauge(
+    "deme_channel_breaker_open",
+    "1 while the channel's circuit breaker holds its sends (open or half-open)",
+    ["channel"],
+)
+BREAKER_FAILURES = Gauge(
+    "deme_channel_breaker_failures", "Consecutive transient provider failures", ["channel"]
+)
+BREAKER_OPENED = Gauge(
+    "deme_channel_breaker_opened", "Times the channel's breaker opened", ["channel"]
+)
+OUTBOUND_WAITING = Gauge(
+    "deme_outbound_waiting", "Outbound SMS waiting in the database for a retry or a breaker"
+)
 
 
 def _update_delivery_gauges() -> None:
@@ -53,6 +68,36 @@ def _update_delivery_gauges() -> None:
     UNKNOWN_SENDS.set(stats.open_unknown)
     UNKNOWN_SHARE.set(stats.share)
     UNKNOWN_ALERT.set(1 if stats.alerting else 0)
+    _update_breaker_gauges()
+
+
+def _update_breaker_gauges() -> None:
+    from sqlalchemy import func, select
+
+    from core.db import TRANSIENT_ERRORS, get_sessionmaker
+    from gateway.breaker import states
+    from models.enums import MessageDirection, MessageStatus
+    from models.messages import Message
+
+    try:
+        with get_sessionmaker()() as session:
+            breakers = states(session)
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(
+                    Message.direction == MessageDirection.OUTBOUND,
+                    Message.status == MessageStatus.QUEUED,
+                )
+            )
+    except TRANSIENT_ERRORS:
+        return
+    for breaker in breakers:
+        channel = str(breaker.channel_id)
+        BREAKER_OPEN.labels(channel).set(0 if breaker.state == "closed" else 1)
+        BREAKER_FAILURES.labels(channel).set(breaker.failures)
+        BREAKER_OPENED.labels(channel).set(breaker.times_opened)
+    OUTBOUND_WAITING.set(int(waiting or 0))
 
 
 class MetricsMiddleware:

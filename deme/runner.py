@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from core import broker
-from core.celery_app import CONVERSATION_QUEUE, DEFAULT_QUEUE
+from core.celery_app import WORKERS
 from core.settings import PROJECT_ROOT, get_settings
 
 BACKOFF_FIRST_SECONDS = 1.0
@@ -169,33 +169,10 @@ def platform_commands(bot_mode: str, web_fd: int | None = None) -> list[tuple[st
                 *(["--fd", str(web_fd)] if web_fd is not None else []),
             ],
         ),
-        (
-            "worker",
-            [
-                *celery,
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-                "--without-gossip",
-                "-Q",
-                DEFAULT_QUEUE,
-                "--hostname=worker@%h",
-            ],
-        ),
-        (
-            # Bot turns mostly wait on Rasa: threads, so several conversations are in flight.
-            "bot-worker",
-            [
-                *celery,
-                "worker",
-                "--loglevel=INFO",
-                "--pool=threads",
-                "--concurrency=8",
-                "--without-gossip",
-                "-Q",
-                CONVERSATION_QUEUE,
-                "--hostname=conversation@%h",
-            ],
+        # The bulkheads (core.celery_app.WORKERS): one worker per kind of work.
+        *(
+            (spec.name, [*celery, *spec.arguments(), f"--hostname={spec.name}@%h"])
+            for spec in WORKERS
         ),
         (
             "beat",

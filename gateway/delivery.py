@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
 from core.settings import get_settings
+from gateway.breaker import held_channels
 from gateway.channels import load_channel
 from gateway.status import RANK, advance_status
 from models.base import utcnow
@@ -61,8 +62,13 @@ def _claim_for_lookup(limit: int) -> list[int]:
         Message.created_at >= now - RECONCILE_FOR,
         (Message.reconciled_at.is_(None)) | (Message.reconciled_at < now - RECHECK_EVERY),
     ]
-    candidates = select(Message.id).where(*due).order_by(Message.id).limit(limit)
     with get_sessionmaker()() as session:
+        # A channel whose breaker holds its sends is not asked either: the look-up would
+        # only time out against the same failing API.
+        held, probing = held_channels(session, now=now)
+        if held | probing:
+            due.append(Message.channel_id.not_in(held | probing))
+        candidates = select(Message.id).where(*due).order_by(Message.id).limit(limit)
         claimed = sorted(
             session.scalars(
                 update(Message)

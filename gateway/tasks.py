@@ -12,6 +12,13 @@
     redelivered the task) records UNKNOWN instead of sending again.
     A database or broker error retries the task with backoff (``core.tasks.retry_transient``);
     after the provider call, the retry only records the provider's answer.
+    A send that must wait — the provider said "not now" (429, refused connection), the
+    channel is throttled, or its circuit breaker (``gateway.breaker``) is open — is not
+    retried in the broker: the message goes QUEUED with ``next_attempt_at`` and the task
+    ends, freeing its worker slot; ``gateway.send_due`` publishes it again when due.
+``gateway.send_due``
+    beat, every few seconds: publish the QUEUED sends that are due, except on channels whose
+    breaker is open (one send — the probe — once it is half-open).
 ``gateway.relay_inbound``, ``gateway.replay_spool``, ``gateway.sweep_outbound``
     beat: re-publish inbound messages the broker never got, replay the disk spool, and
     re-publish outbound messages whose task was lost (PENDING and unclaimed for 30 s) or
@@ -27,10 +34,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.celery_app import celery_app
@@ -38,6 +45,7 @@ from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.locks import single_run
 from core.settings import get_settings
 from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
+from gateway import breaker
 from gateway.channels import ChannelInfo, load_channel
 from gateway.i18n import translate
 from gateway.keywords import KeywordAction, match_keyword
@@ -68,9 +76,10 @@ STUCK_SENDING_AFTER = timedelta(minutes=10)
 SWEPT_KIND = "swept"
 # A PENDING message with no claim this old has lost its task: the sweep publishes it again.
 STUCK_PENDING_AFTER = timedelta(seconds=30)
-# QUEUED = released after a throttle, its retry waits in the broker for up to five minutes
-# (backoff_seconds): only past that is it considered lost.
+# QUEUED without a next attempt time (rows from before the due-sweep): lost past this.
 STUCK_QUEUED_AFTER = timedelta(minutes=6)
+# A due send published by the sweep whose task never ran is published again after this.
+DUE_LEASE = timedelta(seconds=60)
 
 
 # --- inbound ----------------------------------------------------------------------------
@@ -215,8 +224,11 @@ def _finish(
         session.commit()
 
 
-def _release_claim(message_id: int, error_code: str, error_message: str) -> None:
-    """The provider certainly did not take the message: make it sendable again."""
+def _release_claim(
+    message_id: int, error_code: str, error_message: str, next_attempt_at: datetime
+) -> None:
+    """The provider certainly did not take the message: sendable again at
+    ``next_attempt_at`` (the due-sweep publishes it then)."""
     with get_sessionmaker()() as session:
         session.execute(
             update(Message)
@@ -224,6 +236,7 @@ def _release_claim(message_id: int, error_code: str, error_message: str) -> None
             .values(
                 status=MessageStatus.QUEUED,
                 send_started_at=None,
+                next_attempt_at=next_attempt_at,
                 error_code=error_code[:40],
                 error_message=error_message[:500],
                 status_updated_at=utcnow(),
@@ -232,11 +245,36 @@ def _release_claim(message_id: int, error_code: str, error_message: str) -> None
         session.commit()
 
 
-def _claim(message_id: int) -> bool:
-    """Commit the "sending started" marker; False when another run already has it."""
+def _defer(
+    message_id: int, at: datetime, error_code: str | None = None, error_message: str | None = None
+) -> None:
+    """Not attempted now (throttle, open breaker): QUEUED until ``at``, in the database."""
+    values: dict[str, Any] = {
+        "status": MessageStatus.QUEUED,
+        "next_attempt_at": at,
+        "status_updated_at": utcnow(),
+    }
+    if error_code is not None:
+        values.update(error_code=error_code, error_message=error_message)
+    with get_sessionmaker()() as session:
+        session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status.in_([MessageStatus.PENDING, MessageStatus.QUEUED]),
+                Message.send_started_at.is_(None),
+            )
+            .values(**values)
+        )
+        session.commit()
+
+
+def _claim(message_id: int) -> int:
+    """Commit the "sending started" marker; returns this attempt's number, 0 when another
+    run already has it."""
     now = utcnow()
     with get_sessionmaker()() as session:
-        result = session.execute(
+        attempt = session.scalar(
             update(Message)
             .where(
                 Message.id == message_id,
@@ -247,11 +285,14 @@ def _claim(message_id: int) -> bool:
                 status=MessageStatus.SENDING,
                 send_started_at=now,
                 send_attempts=Message.send_attempts + 1,
+                next_attempt_at=None,
                 status_updated_at=now,
             )
+            .returning(Message.send_attempts),
+            execution_options={"synchronize_session": False},
         )
         session.commit()
-        return bool(getattr(result, "rowcount", 0))
+        return int(attempt or 0)
 
 
 def backoff_seconds(retries: int) -> float:
@@ -274,7 +315,7 @@ def send_outbound(
     provider's answer (``outcome``) and only records it — it never calls the provider again.
     """
     result = _send_or_record(self, message_id, kind, outcome)
-    if kind == KIND_ERASURE_CONFIRMATION:
+    if kind == KIND_ERASURE_CONFIRMATION and not result.startswith("deferred"):
         # Send, then erase: the send is final (sent, failed or unknown), the kept number goes.
         _finish_erasure_after_send(message_id)
     return result
@@ -410,6 +451,7 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
             kind = _queued_kind(session, message)
         # A phone-simulator contact: whatever channel was picked, nothing reaches a provider.
         simulated = contact is not None and contact.is_test
+        gate = breaker.check(session, channel.id) if channel is not None else breaker.CLOSED
     if contact is None or not to or (erased and kind != KIND_ERASURE_CONFIRMATION):
         _finish(message_id, MessageStatus.FAILED, error_code="no_recipient")
         return "failed-no-recipient"
@@ -439,10 +481,22 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         )
         return "failed-channel-type"
 
+    if not gate.allowed:
+        # The provider is failing: not even tried; the message waits in the database and
+        # the due-sweep publishes it once the breaker lets sends through again.
+        _defer(
+            message_id,
+            utcnow(),
+            "breaker_open",
+            "provider failing: waiting for the channel's circuit breaker",
+        )
+        return "deferred-breaker"
     if not acquire_send_slot(channel.id, max_per_second(channel.config)):
-        # Channel saturated: come back shortly instead of holding a worker.
-        raise self.retry(countdown=1.0 + random.uniform(0, 2.0))
-    if not _claim(message_id):
+        # Channel saturated: come back shortly, without holding a worker or the broker.
+        _defer(message_id, utcnow() + timedelta(seconds=1.0 + random.uniform(0, 2.0)))
+        return "deferred-throttle"
+    attempt = _claim(message_id)
+    if not attempt:
         return "claimed-elsewhere"
 
     started = time.monotonic()
@@ -452,16 +506,26 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
         )
     except SendFailure as failure:
         log.info("send message=%s failed kind=%s code=%s", message_id, failure.kind, failure.code)
+        channel_down = False
+        if failure.kind in (FailureKind.RETRY, FailureKind.AMBIGUOUS):
+            channel_down = breaker.record_failure(channel.id, failure.code, gate) or gate.probe
+        else:  # the provider answered (this number, this message): the channel works
+            breaker.record_success(channel.id, gate)
         if failure.kind == FailureKind.RETRY:
-            if self.request.retries >= MAX_SEND_RETRIES:
+            # A failure that (re)opened the breaker is the channel's, not this message's: it
+            # waits, first in line, for as long as the outage lasts instead of giving up.
+            if attempt > MAX_SEND_RETRIES and not channel_down:
                 raise _after_call(
                     MessageStatus.FAILED,
                     "failed-retries",
                     error_code=failure.code,
                     error_message="gave up after retries: " + failure.message,
                 ) from None
-            _release_claim(message_id, failure.code, failure.message)
-            raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
+            delay = 0.0 if channel_down else backoff_seconds(attempt - 1)
+            _release_claim(
+                message_id, failure.code, failure.message, utcnow() + timedelta(seconds=delay)
+            )
+            return "deferred-retry"
         if failure.kind == FailureKind.AMBIGUOUS:
             raise _after_call(
                 MessageStatus.UNKNOWN,
@@ -476,6 +540,7 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
             error_message=failure.message,
             opt_out_contact=failure.kind == FailureKind.OPTED_OUT,
         ) from None
+    breaker.record_success(channel.id, gate)
     status = (
         delivery.status
         if delivery.status and RANK[delivery.status] > RANK[MessageStatus.SENT]
@@ -539,6 +604,7 @@ def sweep_outbound(
             ),
             and_(
                 Message.status == MessageStatus.QUEUED,
+                Message.next_attempt_at.is_(None),
                 Message.status_updated_at < now - stuck_queued,
             ),
         )
@@ -570,6 +636,69 @@ def sweep_outbound(
     if stuck or interrupted:
         log.info("sweep: %d re-published, %d interrupted", republished, interrupted)
     return interrupted, republished
+
+
+@single_run("gateway.send_due", skipped=0)
+def send_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Publish the QUEUED sends whose next attempt is due (oldest first), except on channels
+    whose breaker holds them; a half-open channel gets one (the probe). Each row is claimed
+    by a compare-and-set UPDATE that moves ``next_attempt_at`` a lease ahead, so two sweeps
+    never publish it twice and a task lost on the way is published again after the lease.
+    Returns how many were published."""
+    moment = now or utcnow()
+    with get_sessionmaker()() as session:
+        held, probing = breaker.held_channels(session, now=moment)
+        due = and_(
+            Message.direction == MessageDirection.OUTBOUND,
+            Message.status == MessageStatus.QUEUED,
+            Message.send_started_at.is_(None),
+            Message.next_attempt_at <= moment,
+        )
+        order = (Message.next_attempt_at, Message.id)
+        chosen = list(
+            session.scalars(
+                select(Message.id)
+                .where(due, not_(Message.channel_id.in_(held | probing)))
+                .order_by(*order)
+                .limit(limit)
+            )
+        )
+        for channel_id in sorted(probing):
+            first = session.scalar(
+                select(Message.id).where(due, Message.channel_id == channel_id).order_by(*order)
+            )
+            if first is not None:
+                chosen.append(first)
+        claimed = (
+            set(
+                session.scalars(
+                    update(Message)
+                    .where(Message.id.in_(chosen), due)
+                    .values(next_attempt_at=moment + DUE_LEASE)
+                    .returning(Message.id),
+                    execution_options={"synchronize_session": False},
+                )
+            )
+            if chosen
+            else set()
+        )
+        session.commit()
+    published = 0
+    for message_id in [m for m in chosen if m in claimed]:
+        try:
+            publish(SEND_OUTBOUND, [message_id, SWEPT_KIND])
+        except Exception as exc:  # broker down: published again once the lease lapses
+            log.warning("send-due: broker unavailable (%s)", type(exc).__name__)
+            break
+        published += 1
+    if published:
+        log.info("send-due: %d published", published)
+    return published
+
+
+@celery_app.task(name="gateway.send_due", ignore_result=True)
+def send_due_task() -> int:
+    return send_due()
 
 
 @celery_app.task(name="gateway.sweep_outbound", ignore_result=True)

@@ -4,7 +4,7 @@ tables on ``Base.metadata`` (Alembic and the tests rely on that)."""
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.audit import AuditLog
 from models.base import Base, utcnow
-from models.channels import Channel
+from models.channels import Channel, ChannelBreaker
 from models.contacts import Contact, Household
 from models.enums import (
     AlertKind,
@@ -42,6 +42,7 @@ __all__ = [
     "Base",
     "Call",
     "Channel",
+    "ChannelBreaker",
     "ChannelType",
     "Contact",
     "Household",

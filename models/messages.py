@@ -41,6 +41,10 @@ class Message(Base):
     flood_limited: Mapped[bool] = mapped_column(default=False)
     transliterated: Mapped[bool] = mapped_column(default=False)
     send_attempts: Mapped[int] = mapped_column(default=0)
+    # QUEUED for a retry (backoff after a transient failure, a throttle, an open circuit
+    # breaker): when the due-sweep (gateway.send_due) publishes it again. The retry waits
+    # here, not in the broker or a worker.
+    next_attempt_at: Mapped[datetime | None]
     # Set in its own commit just before the provider is called: a re-run after a worker crash
     # sees it and records the message as UNKNOWN instead of sending twice.
     send_started_at: Mapped[datetime | None]

@@ -53,7 +53,7 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from support.db import run_migrations  # noqa: E402
-from support.workers import WorkerProcess  # noqa: E402
+from support.workers import BeatProcess, WorkerProcess  # noqa: E402
 
 
 def _recreate_database() -> None:
@@ -138,6 +138,15 @@ def celery_worker(database: str, redis_client: object) -> Iterator[WorkerProcess
     worker = WorkerProcess()
     yield worker
     worker.stop()
+
+
+@pytest.fixture()
+def beat(celery_worker: WorkerProcess) -> Iterator[BeatProcess]:
+    """Real beat next to the session's worker: the due-sweep publishes sends waiting in the
+    database for their retry or their channel's breaker (every 0.5 s here)."""
+    process = BeatProcess()
+    yield process
+    process.stop()
 
 
 @pytest.fixture()

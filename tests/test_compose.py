@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
+from core.celery_app import ALL_QUEUES, TASK_QUEUES, WORKERS, celery_app
 from core.settings import Settings
 from deme.cli import app as cli_app
 from support import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-PLATFORM_SERVICES = ["migrate", "web", "worker", "bot-worker", "beat"]
+PLATFORM_SERVICES = ["migrate", "web", *(spec.name for spec in WORKERS), "beat"]
 BOT_SERVICES = ["rasa", "actions"]
 REQUIRED_SECRETS = ["DEME_SECRET_KEY", "DEME_PII_KEY", "DEME_BOT_SHARED_SECRET", "DEME_PUBLIC_URL"]
 SETTINGS_VARIABLES = {f"DEME_{name.upper()}" for name in Settings.model_fields}
@@ -89,14 +90,41 @@ def test_required_secrets_are_marked_required(variable: str) -> None:
     assert re.search(r"\$\{" + variable + r":\?[^}]+\}", text), f"{variable} not required"
 
 
-def test_every_queue_has_a_worker() -> None:
-    from core.celery_app import ALL_QUEUES
+def test_compose_workers_are_the_topology_declared_in_code() -> None:
+    """Compose starts exactly core.celery_app.WORKERS (queues, pool, concurrency), as
+    `deme run` does: the bulkheads are the same on both deployments."""
+    services = {
+        name
+        for name, service in SERVICES.items()
+        if "celery" in str(service.get("command")) and "worker" in service["command"]
+    }
+    assert services == {spec.name for spec in WORKERS}
+    for spec in WORKERS:
+        expected = ["celery", "-A", "core.celery_app:celery_app", *spec.arguments()]
+        assert _command(spec.name) == expected, spec.name
+    consumed = [queue for spec in WORKERS for queue in spec.queues]
+    assert sorted(consumed) == sorted(ALL_QUEUES.split(",")), "each queue: one worker"
 
-    consumed = set()
-    for service in ("worker", "bot-worker"):
-        command = _command(service)
-        consumed |= set(command[command.index("-Q") + 1].split(","))
-    assert consumed == set(ALL_QUEUES.split(","))
+
+def test_deme_run_starts_the_same_topology() -> None:
+    from deme.runner import platform_commands
+
+    commands = dict(platform_commands("fallback"))
+    for spec in WORKERS:
+        command = commands[spec.name]
+        assert command[command.index("worker") :][: len(spec.arguments())] == spec.arguments()
+
+
+def test_every_task_has_a_route_to_a_consumed_queue() -> None:
+    celery_app.loader.import_default_modules()
+    tasks = {name for name in celery_app.tasks if not name.startswith("celery.")}
+    assert tasks == set(TASK_QUEUES), "a task without a route would share the intake queue"
+    assert set(TASK_QUEUES.values()) <= set(ALL_QUEUES.split(","))
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    # Periodic work on its own queue, except the provider look-ups (with the provider's calls).
+    off_periodic = {name for name in scheduled if TASK_QUEUES[name] != "periodic"}
+    assert off_periodic == {"gateway.reconcile_unknown"}
+    assert TASK_QUEUES["gateway.reconcile_unknown"] == TASK_QUEUES["gateway.send_outbound"]
 
 
 def test_production_mode_in_compose() -> None:

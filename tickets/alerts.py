@@ -470,20 +470,9 @@ def deliver_alert(alert_id: int, *, now: datetime | None = None) -> AlertStatus 
                 alert.next_attempt_at = moment + retry_in
         status = alert.status
         session.commit()
-    if retry_in is not None and now is None:
-        _schedule_retry(alert_id, retry_in)
+    # The retry waits in the database (next_attempt_at), not in the broker: the sweep
+    # (retry_due_alerts, every few seconds) publishes it when due.
     return status
-
-
-def _schedule_retry(alert_id: int, delay: timedelta) -> None:
-    try:
-        from core.celery_app import celery_app
-
-        celery_app.send_task(
-            DELIVER_TASK, args=[alert_id], countdown=delay.total_seconds(), retry=False
-        )
-    except Exception as exc:  # broker down: the periodic sweep (retry_due_alerts) resends
-        log.warning("alert %s: retry not scheduled (%s); the sweep will", alert_id, exc)
 
 
 @single_run("tickets.retry_alerts", skipped=0)

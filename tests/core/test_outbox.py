@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.celery_app import INTAKE_QUEUE
 from models import OutboxTask
 from support import PROJECT_ROOT
 from support.environment import TEST_REDIS_URL
@@ -59,7 +60,7 @@ def _run(script: str, redis_url: str) -> str:
 
 
 def _queued_task_args(client: redis.Redis) -> list[list[object]]:
-    messages = [json.loads(raw) for raw in client.lrange("deme", 0, -1)]
+    messages = [json.loads(raw) for raw in client.lrange(INTAKE_QUEUE, 0, -1)]
     return [json.loads(base64.b64decode(m["body"]))[0] for m in messages]
 
 
@@ -80,7 +81,7 @@ def test_broker_down_then_relay_publishes_each_task_once(db: Session) -> None:
     assert all(r.published_at is not None for r in db.scalars(select(OutboxTask)))
 
     assert _run(RELAY, INSPECT_REDIS_URL).strip() == "0"  # nothing published twice
-    assert inspect.llen("deme") == 2
+    assert inspect.llen(INTAKE_QUEUE) == 2
     inspect.flushdb()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.celery_app import WORKERS
 from deme.runner import backoff_seconds
 from support import PROJECT_ROOT
 from tests.core.test_make_run import _embedded_env, _free_port
@@ -24,6 +25,7 @@ from tests.core.test_make_run import _embedded_env, _free_port
 pytestmark = pytest.mark.slow
 
 DEME = str(PROJECT_ROOT / ".venv" / "bin" / "deme")
+CHILDREN = {"web", *(spec.name for spec in WORKERS), "beat"}
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Platform:
 
 
 def _children(pid: int) -> dict[str, int]:
-    """name → pid of the supervisor's children (broker, web, worker, bot-worker, beat)."""
+    """name → pid of the supervisor's children (broker, web, the topology's workers, beat)."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -61,10 +63,10 @@ def _children(pid: int) -> dict[str, int]:
             found["web"] = int(entry.name)
         elif "beat" in words:
             found["beat"] = int(entry.name)
-        elif "--pool=threads" in words:
-            found["bot-worker"] = int(entry.name)
-        elif "worker" in words:
-            found["worker"] = int(entry.name)
+        else:
+            for spec in WORKERS:
+                if f"--hostname={spec.name}@%h" in words:
+                    found[spec.name] = int(entry.name)
     return found
 
 
@@ -79,7 +81,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-EMBEDDED_CHILDREN = {"broker", "web", "worker", "bot-worker", "beat"}
+EMBEDDED_CHILDREN = {"broker", *CHILDREN}
 
 
 def _start(

@@ -10,7 +10,9 @@ reach it over HTTP like they would reach the real provider.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -46,6 +48,8 @@ class FakeProvider:
         self.requests: list[Recorded] = []
         self.messages: list[dict[str, Any]] = []  # what Twilio holds (the Messages list)
         self._commands: deque[str] = deque()
+        self._failing: str | None = None  # fail_all: what every request gets until recover()
+        self._connections: set[socket.socket] = set()  # open keep-alive connections
         self._lock = threading.Lock()
         self.release = threading.Event()  # ends every hang
         self.hang_seconds = 60.0
@@ -56,6 +60,16 @@ class FakeProvider:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self) -> None:
                 path, _, query = self.path.partition("?")
@@ -90,6 +104,7 @@ class FakeProvider:
                 self.end_headers()
                 self.wfile.write(payload)
 
+        self._handler = Handler
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -106,6 +121,35 @@ class FakeProvider:
         self.server.shutdown()
         self.server.server_close()
 
+    def go_down(self) -> None:
+        """The API becomes unreachable: the port is closed, connections are refused."""
+        self.server.shutdown()
+        self.server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:  # kept-alive client connections die with it
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+
+    def go_up(self) -> None:
+        """Reachable again, on the same port (the channels' URL is unchanged)."""
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def fail_all(self, outcome: str) -> None:
+        """Every send request gets ``outcome`` (500, 429, a hang…) until ``recover()``."""
+        with self._lock:
+            self._failing = outcome
+
+    def recover(self) -> None:
+        with self._lock:
+            self._failing = None
+        self.release.set()
+        self.release = threading.Event()
+
     def fail_next(self, *outcomes: str) -> None:
         with self._lock:
             self._commands.extend(outcomes)
@@ -113,6 +157,7 @@ class FakeProvider:
     def reset(self) -> None:
         with self._lock:
             self._commands.clear()
+            self._failing = None
             self.requests.clear()
             self.messages.clear()
         self.release.set()
@@ -134,7 +179,9 @@ class FakeProvider:
     # --- internals --------------------------------------------------------------------
     def _next(self) -> str:
         with self._lock:
-            return self._commands.popleft() if self._commands else OK
+            if self._commands:
+                return self._commands.popleft()
+            return self._failing or OK
 
     def _record(self, item: Recorded) -> None:
         with self._lock:

@@ -185,7 +185,7 @@ def test_the_sweep_runs_every_thirty_seconds_and_takes_a_thirty_second_old_reply
 
 
 def test_a_send_that_succeeds_after_a_throttle_has_no_error_left(
-    celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+    celery_worker: Any, beat: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
 ) -> None:
     fake.fail_next(fp.THROTTLE)
     message_id = _queue(db, twilio_channel)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.celery_app import OUTBOUND_QUEUE
 from models import Message, MessageDirection, MessageStatus
 from support import PROJECT_ROOT, queued_tasks, wait_until
 from support.workers import WorkerProcess
@@ -285,7 +286,7 @@ def test_worker_killed_mid_send_never_sends_twice(
     # Redeliver it now, exactly as kombu does once the visibility timeout has passed.
     tag, raw = next(iter(unacked.items()))
     payload, _exchange, routing_key = json.loads(raw)
-    redis.lpush(routing_key or "deme", json.dumps(payload))
+    redis.lpush(routing_key or OUTBOUND_QUEUE, json.dumps(payload))
     redis.hdel("unacked", tag)
     redis.zrem("unacked_index", tag)
     with environ(DEME_REDIS_URL=private_redis.url):

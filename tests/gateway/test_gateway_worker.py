@@ -67,7 +67,7 @@ def test_send_through_twilio_sdk(
 
 
 def test_throttled_send_is_retried_with_backoff(
-    celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+    celery_worker: Any, beat: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
 ) -> None:
     fake.fail_next(fp.THROTTLE)
     message_id = _queue(db, _contact(db), twilio_channel)
@@ -124,7 +124,7 @@ def test_21610_fails_and_opts_the_contact_out(
 
 
 def test_connection_refused_is_retried_until_the_provider_is_back(
-    celery_worker: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
+    celery_worker: Any, beat: Any, db: Session, twilio_channel: Any, fake: fp.FakeProvider
 ) -> None:
     real_url = twilio_channel.config["api_base_url"]
     twilio_channel.config = {
@@ -162,7 +162,7 @@ def test_send_through_africastalking_sdk(
 
 
 def test_africastalking_throttling_is_retried(
-    celery_worker: Any, db: Session, at_channel: Any, fake: fp.FakeProvider
+    celery_worker: Any, beat: Any, db: Session, at_channel: Any, fake: fp.FakeProvider
 ) -> None:
     fake.fail_next(fp.THROTTLE)
     message_id = _queue(db, _contact(db), at_channel)

@@ -31,11 +31,15 @@ def wait_until(
     pytest.fail(f"condition not met within {timeout}s: {predicate!r}")
 
 
-def queued_tasks(redis: Any, queue: str = "deme") -> list[tuple[str, list[Any]]]:
-    """(task name, args) of every message waiting in a Celery/kombu Redis queue."""
+def queued_tasks(redis: Any, queue: str | None = None) -> list[tuple[str, list[Any]]]:
+    """(task name, args) of every message waiting in a Celery/kombu Redis queue (default:
+    every queue of the topology, ``core.celery_app.QUEUES``)."""
+    from core.celery_app import QUEUES
+
     tasks = []
-    for raw in redis.lrange(queue, 0, -1):
-        envelope = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        tasks.append((envelope["headers"]["task"], args))
+    for name in QUEUES if queue is None else (queue,):
+        for raw in redis.lrange(name, 0, -1):
+            envelope = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            tasks.append((envelope["headers"]["task"], args))
     return tasks
