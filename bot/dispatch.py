@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from bot.client import BotUnavailable, RasaClient
 from core.celery_app import celery_app
-from core.db import session_scope
+from core.db import get_sessionmaker, session_scope
 from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
-from core.outbox import publish_committed
+from core.outbox import discard_pending, publish_committed
 from core.settings import get_settings
 from gateway.outbound import KIND_ERASURE_CONFIRMATION
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
@@ -76,12 +76,17 @@ def forget_conversation(public_id: str) -> None:
 
 
 @celery_app.task(name="conversation.handle_message", ignore_result=True)
-def handle_message(message_id: int) -> None:
-    with session_scope() as session:
-        message = session.get(Message, message_id)
-        if message is None or message.status != MessageStatus.RECEIVED:
+def handle_message(message_id: int, contact_id: int | None = None) -> None:
+    """``contact_id``: given by the gateway's hand-off, so the task goes straight to the
+    contact's lock (one transaction fewer per message); looked up when absent."""
+    if contact_id is None:
+        with session_scope() as session:
+            row = session.execute(
+                select(Message.status, Message.contact_id).where(Message.id == message_id)
+            ).first()
+        if row is None or row.status != MessageStatus.RECEIVED:
             return  # already handled (a redelivered task) or ignored by the gateway
-        contact_id = message.contact_id
+        contact_id = row.contact_id
     if contact_id is None:
         return
     with exclusive(f"conversation:{contact_id}"):
@@ -89,8 +94,11 @@ def handle_message(message_id: int) -> None:
 
 
 def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> None:
-    """Handle this contact's unhandled inbound messages up to the given one, oldest first."""
-    with session_scope() as session:
+    """Handle this contact's unhandled inbound messages up to the given one, oldest first,
+    one transaction each (the first one also finds them). A message no longer RECEIVED (a
+    redelivered task) is skipped."""
+    session = get_sessionmaker()()
+    try:
         pending_ids = list(
             session.scalars(
                 select(Message.id)
@@ -104,15 +112,23 @@ def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> Non
                 .order_by(Message.id)
             )
         )
-    for pending_id in pending_ids:
-        with session_scope() as session:
-            message = session.get(Message, pending_id, with_for_update=True)
-            if message is None or message.status != MessageStatus.RECEIVED:
-                continue
-            handle_one(session, message)
-            message.status = MessageStatus.HANDLED
-            session.commit()
+        for pending_id in pending_ids:
+            try:
+                message = session.get(Message, pending_id, with_for_update=True)
+                if message is None or message.status != MessageStatus.RECEIVED:
+                    session.rollback()
+                    continue
+                handle_one(session, message)
+                message.status = MessageStatus.HANDLED
+                session.commit()
+            except BaseException:
+                session.rollback()
+                discard_pending(session)
+                raise
             publish_committed(session)
+            session.expunge_all()  # the next message starts from fresh rows
+    finally:
+        session.close()
 
 
 def handle_one(session: Session, message: Message) -> None:

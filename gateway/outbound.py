@@ -25,7 +25,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.outbox import enqueue_after_commit
+from core.outbox import enqueue_after_commit, publish_after_commit
 from gateway.gsm7 import SegmentInfo, measure, to_gsm7
 from models.base import utcnow
 from models.channels import Channel
@@ -46,6 +46,9 @@ SEND_OUTBOUND = "gateway.send_outbound"
 DEFAULT_MAX_SEGMENTS = 6
 KIND_OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 KIND_ERASURE_CONFIRMATION = "erasure_confirmation"
+# The kinds that may reach an opted-out or erased contact: a swept message of these must be
+# re-sent as what it was, and only its outbox row remembers that (gateway.tasks._queued_kind).
+KINDS_KEPT_IN_OUTBOX = frozenset({KIND_OPT_OUT_CONFIRMATION, KIND_ERASURE_CONFIRMATION})
 SENDABLE_TYPES = (
     ChannelType.TWILIO,
     ChannelType.AFRICASTALKING,
@@ -155,5 +158,10 @@ def queue_sms(
     )
     session.add(message)
     session.flush()
-    enqueue_after_commit(session, SEND_OUTBOUND, message.id, kind)
+    if kind in KINDS_KEPT_IN_OUTBOX:
+        enqueue_after_commit(session, SEND_OUTBOUND, message.id, kind)
+    else:
+        # The PENDING, unclaimed row is its own outbox: gateway.sweep_outbound re-publishes
+        # it if this task is lost (core.outbox.publish_after_commit).
+        publish_after_commit(session, SEND_OUTBOUND, message.id, kind)
     return message

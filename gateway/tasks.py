@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from core.celery_app import celery_app
 from core.db import TRANSIENT_ERRORS, get_sessionmaker
 from core.locks import single_run
-from core.outbox import enqueue_after_commit, publish, publish_committed
+from core.outbox import publish, publish_after_commit, publish_committed
 from core.settings import get_settings
 from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
 from gateway.channels import ChannelInfo, load_channel
@@ -141,8 +141,12 @@ def handle_inbound(session: Session, message_id: int) -> str:
 
     # The message stays RECEIVED: conversation.handle_message moves it to HANDLED once the
     # bot has answered (it skips anything no longer RECEIVED, which is how it respects
-    # opt-out keywords and flood control decided here).
-    enqueue_after_commit(session, HANDLE_MESSAGE, message.id)
+    # opt-out keywords and flood control decided here). RECEIVED is also its outbox: a lost
+    # hand-off is re-published by gateway.relay_inbound, so no outbox row is written.
+    if contact is not None:
+        publish_after_commit(session, HANDLE_MESSAGE, message.id, contact.id)
+    else:
+        publish_after_commit(session, HANDLE_MESSAGE, message.id)
     return "handed-off"
 
 
