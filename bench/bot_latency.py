@@ -521,6 +521,7 @@ class E2EResult:
     elapsed: float = 0.0  # send + drain
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     tickets: int = 0
+    keyed: int = 0  # tickets carrying their inbound message id (the idempotency key)
     public_ids: dict[str, str] = field(default_factory=dict)  # phone → Contact.public_id
 
     def latencies(self) -> list[float]:
@@ -657,6 +658,14 @@ def analyse_database(result: E2EResult) -> None:
         ids = list(contacts)
         result.tickets = session.scalar(
             select(func.count(Ticket.id)).where(Ticket.contact_id.in_(ids))
+        )
+        key = getattr(Ticket, "source_message_id", None)  # absent before issue 14's migration
+        result.keyed = (
+            0
+            if key is None
+            else session.scalar(
+                select(func.count(Ticket.id)).where(Ticket.contact_id.in_(ids), key.is_not(None))
+            )
         )
         result.by_fallback = session.scalar(
             select(func.count(TicketEvent.id))
@@ -882,6 +891,10 @@ def print_report(
             f"| {run.missing()} | {run.tickets} | {run.by_fallback} | {run.needs_review} "
             f"| {'yes' if p95 <= 1.5 and run.missing() == 0 else '**no**'} |"
         )
+    print(
+        "\nTickets keyed by their inbound message (one ticket per message at most): "
+        + ", ".join(f"{r.label} {r.keyed}/{r.tickets}" for r in runs)
+    )
     print("\n### Where the time goes (p50 / p95 ms per stage)\n")
     print("| stage | " + " | ".join(r.label for r in runs) + " |")
     print("|---|" + "---:|" * len(runs))

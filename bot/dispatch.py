@@ -29,7 +29,7 @@ from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.outbox import discard_pending, publish_committed
 from core.settings import get_settings
-from gateway.outbound import KIND_ERASURE_CONFIRMATION
+from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
@@ -163,10 +163,16 @@ def handle_one(session: Session, message: Message) -> None:
             ticket_id = _ticket_of_turn(session, contact, since=turn_started)
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
-            session.refresh(contact)  # the bot's actions may have erased it (/erase)
+            # The bot's actions may have erased it (/erase) or opted it out: only those
+            # columns are read again (not the whole row and its encrypted number).
+            session.refresh(contact, ["erased_at", "opted_out_at"])
             kind = "reply" if contact.erased_at is None else KIND_ERASURE_CONFIRMATION
+            # The channel the message came in on, already loaded: no look-up per reply.
+            reply_channel = channel if channel is not None and sendable(channel) else None
             for reply in replies:
-                _reply(session, contact, reply, ticket_id=ticket_id, kind=kind)
+                _reply(
+                    session, contact, reply, ticket_id=ticket_id, kind=kind, channel=reply_channel
+                )
             return
     handle_with_fallback(session, message, contact, text)
 
@@ -290,7 +296,8 @@ def _reply(
     *,
     ticket_id: int | None = None,
     kind: str = "reply",
+    channel: Channel | None = None,
 ) -> None:
     from gateway.outbound import queue_sms
 
-    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind)
+    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind, channel=channel)

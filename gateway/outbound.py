@@ -39,6 +39,7 @@ __all__ = [
     "measure",
     "prepare_body",
     "queue_sms",
+    "sendable",
     "to_gsm7",
 ]
 
@@ -85,6 +86,11 @@ def prepare_body(body: str, channel: Channel) -> tuple[str, SegmentInfo, bool]:
     if info.segments > limit:
         raise BodyTooLong(info.segments, limit, channel.name)
     return text, info, text != body
+
+
+def sendable(channel: Channel) -> bool:
+    """Whether a reply may go out on this channel (active, of a type that sends SMS)."""
+    return bool(channel.active) and channel.type in SENDABLE_TYPES
 
 
 def pick_channel(session: Session, contact: Contact) -> Channel:

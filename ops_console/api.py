@@ -234,6 +234,7 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
         callback_time=body.callback_time,
         needs_review=unresolved_place,
         message_id=body.message_id,
+        link_message=False,  # the conversation task links it (it holds the row's lock)
         actor_label=_actor(viewer),
         # The service account too: it may later complete only the tickets it created.
         actor_user_id=viewer.user.id,

@@ -47,6 +47,7 @@ from core.outbox import publish_committed
 from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import Language, TicketCategory, TicketPriority, TicketSource, TicketStatus
+from models.messages import Message
 from models.places import Place
 from models.routing import RoutingDecision
 from models.tickets import Ticket, TicketEvent
@@ -211,6 +212,7 @@ def _record(
     actor_label: str,
     actor_user_id: int | None,
     now: datetime | None,
+    link_message: bool = True,
 ) -> tuple[Ticket, TicketEvent]:
     """The record step (see the module docstring): the ticket and its "created" event."""
     moment = now or utcnow()
@@ -249,9 +251,10 @@ def _record(
             "updated_at": moment,
         },
     )
-    # The message row itself is not touched here: during a bot turn the conversation task
-    # holds its row lock (until Rasa answers), so an UPDATE from the API would wait for the
-    # turn that waits for it. The conversation task links the turn's messages itself.
+    if message_id is not None and link_message:
+        message = session.get(Message, message_id)
+        if message is not None and message.ticket_id is None:
+            message.ticket_id = ticket.id
     created = record_event(
         session,
         ticket,
@@ -507,10 +510,18 @@ def create_ticket(
     actor_label: str = "system",
     actor_user_id: int | None = None,
     now: datetime | None = None,
+    link_message: bool = True,
 ) -> Ticket:
     """Record and process in the caller's transaction: on return the ticket is triaged,
     routed (and maybe assigned), has its SLA due times and surge, and its alerts and the
-    sender's notification are in the outbox. Flushes."""
+    sender's notification are in the outbox. Flushes.
+
+    ``message_id`` is the idempotency key (one ticket per inbound message: the first one is
+    returned, untouched, to a second call) and, with ``link_message``, the message is linked
+    to the ticket. The bot's API call passes ``link_message=False``: during the turn the
+    conversation task holds the message's row lock until Rasa answers, so an UPDATE of it
+    from the API would wait for the turn that waits for the API; that task links the
+    turn's messages itself."""
     ticket, created = _record_once(
         session,
         category=category,
@@ -528,6 +539,7 @@ def create_ticket(
         actor_label=actor_label,
         actor_user_id=actor_user_id,
         now=now,
+        link_message=link_message,
     )
     if created is None:
         return ticket  # the message's ticket already existed: its creator processed it
