@@ -26,6 +26,7 @@ from models import (
     Ticket,
 )
 from models.base import utcnow
+from ops_console.permissions import SERVICE_ACTOR_LABEL
 from tickets.contacts import get_or_create_contact
 
 
@@ -179,6 +180,16 @@ def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa:
 # --- one ticket per message (issue 14) ----------------------------------------------------
 
 
+def _created_by(db: Session, ticket: Ticket) -> str | None:
+    from models import TicketEvent
+
+    return db.scalar(
+        select(TicketEvent.actor_label).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "created"
+        )
+    )
+
+
 def _service_token(db: Session) -> dict[str, str]:
     from models import UserRole
     from ops_console.auth import create_user, issue_api_token
@@ -237,12 +248,13 @@ def test_rasa_timing_out_after_its_action_created_the_ticket_leaves_one_ticket(
     db.expire_all()
     tickets = db.scalars(select(Ticket)).all()
     assert [t.reference for t in tickets] == [posted[0].json()["reference"]]
-    assert not tickets[0].needs_review  # the bot's ticket, as the action made it
+    assert _created_by(db, tickets[0]) == SERVICE_ACTOR_LABEL  # the action's ticket
     replies = _replies(db)
     assert len(replies) == 1 and tickets[0].reference in replies[0]  # the fallback's answer
     handled = db.get(Message, message.id)
     assert handled is not None and handled.status == MessageStatus.HANDLED
     assert handled.ticket_id == tickets[0].id
+    db.rollback()  # the client fixture's clean-up ends idle transactions
 
 
 def test_an_action_posting_after_the_fallback_gets_the_fallbacks_ticket(
@@ -268,9 +280,10 @@ def test_an_action_posting_after_the_fallback_gets_the_fallbacks_ticket(
 
     db.expire_all()
     tickets = db.scalars(select(Ticket)).all()
-    assert len(tickets) == 1 and tickets[0].needs_review  # the fallback's
+    assert len(tickets) == 1 and _created_by(db, tickets[0]) == "fallback"
     assert posted[0].status_code == 201
     assert posted[0].json()["reference"] == tickets[0].reference
+    db.rollback()
 
 
 def test_ticket_creation_with_a_message_id_is_idempotent_and_checked(
@@ -302,3 +315,4 @@ def test_ticket_creation_with_a_message_id_is_idempotent_and_checked(
         assert "message_id" in refused.json()["detail"]
     db.expire_all()
     assert len(db.scalars(select(Ticket)).all()) == 1
+    db.rollback()
