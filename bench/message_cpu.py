@@ -89,6 +89,22 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
     def _checkout(*_args: object) -> None:
         checkouts[0] += 1
 
+    # Round trips that are no statement of ours: BEGIN + COMMIT/ROLLBACK per transaction and
+    # the pool's pings (SQLAlchemy runs them below its statement events).
+    extra = [0]
+    dialect = get_engine().dialect
+    ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: object) -> bool:
+        extra[0] += 1
+        return bool(ping(dbapi_connection))
+
+    dialect.do_ping = counted_ping  # type: ignore[method-assign]
+
+    @event.listens_for(get_engine(), "begin")
+    def _begin(*_args: object) -> None:
+        extra[0] += 2
+
     with get_engine().connect() as connection:
         channel_id = connection.execute(select(Channel.id)).scalar_one()
 
@@ -97,15 +113,18 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
     runs: dict[str, int] = defaultdict(int)
 
     pool: dict[str, int] = defaultdict(int)
+    trips: dict[str, int] = defaultdict(int)
 
     def timed(name: str, call: object, *call_args: object) -> None:
         before_sql, before, before_pool = statements[0], time.process_time(), checkouts[0]
+        before_extra = extra[0]
         if trace is not None:
             trace.append(f"--- {name}")
         call(*call_args)  # type: ignore[operator]
         cpu[name] += time.process_time() - before
         sql[name] += statements[0] - before_sql
         pool[name] += checkouts[0] - before_pool
+        trips[name] += statements[0] - before_sql + extra[0] - before_extra
         runs[name] += 1
 
     def drain() -> None:
@@ -131,6 +150,7 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
             sql.clear()
             runs.clear()
             pool.clear()
+            trips.clear()
             if trace is not None:
                 trace.clear()
         if index == 11 and trace is not None:
@@ -150,17 +170,24 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
             floor.append(time.process_time() - before)
     n = args.messages
     print(f"\n## CPU per inbound SMS, in process ({n} messages, DEME_BOT=fallback)\n")
-    print("| task | runs/msg | CPU ms/msg | SQL statements/msg | connection checkouts/msg |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| task | runs/msg | CPU ms/msg | SQL statements/msg | connection checkouts/msg "
+        "| database round trips/msg |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name in sorted(cpu, key=lambda k: -cpu[k]):
         print(
             f"| {name} | {runs[name] / n:.2f} | {cpu[name] / n * 1000:.2f} "
-            f"| {sql[name] / n:.1f} | {pool[name] / n:.1f} |"
+            f"| {sql[name] / n:.1f} | {pool[name] / n:.1f} | {trips[name] / n:.1f} |"
         )
     total_cpu = sum(cpu.values()) / n * 1000
     total_sql = sum(sql.values()) / n
     total_pool = sum(pool.values()) / n
-    print(f"| **total** | | **{total_cpu:.2f}** | **{total_sql:.1f}** | **{total_pool:.1f}** |")
+    total_trips = sum(trips.values()) / n
+    print(
+        f"| **total** | | **{total_cpu:.2f}** | **{total_sql:.1f}** | **{total_pool:.1f}** "
+        f"| **{total_trips:.1f}** |"
+    )
     floor.sort()
     print(f"\nBaseline: `SELECT 1` round trip, median {floor[len(floor) // 2] * 1e6:.0f} µs CPU.")
 

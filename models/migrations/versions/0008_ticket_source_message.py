@@ -33,5 +33,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_tickets_source_message_id", table_name="tickets")
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("source_message_id")
+    # Not in a batch: on SQLite a batch drop copies the table, and dropping the old copy
+    # with foreign keys on would cascade to the ticket events. SQLite ≥ 3.35 drops a plain
+    # column in place, as PostgreSQL does.
+    op.drop_column("tickets", "source_message_id")
