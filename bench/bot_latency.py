@@ -56,7 +56,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 PG_ADMIN = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-DB_NAME = "deme_bench_bot"
+# Overridable so two engineers' runs on one machine do not drop each other's database.
+DB_NAME = os.environ.get("BENCH_BOT_DB", "deme_bench_bot")
 REDIS_BASE = os.environ.get("BENCH_REDIS_BASE", "redis://127.0.0.1:6379")
 SHARED_SECRET = "bench-bot-shared-secret-0123456789"
 VAR_DIR = ROOT / "var" / "bench-bot"
@@ -191,6 +192,52 @@ def process_cpu(session_ids: dict[str, int]) -> dict[int, tuple[str, float]]:
         if owner is not None:
             out[int(entry)] = (owner, (int(fields[11]) + int(fields[12])) / tick)
     return out
+
+
+def start_profilers(session_ids: dict[str, int], label: str, seconds: float) -> list[Any]:
+    """With BENCH_PROFILE_DIR set: one ``py-spy record`` (collapsed stacks, ``--format raw``)
+    per Python process of the platform's components for the run, so where each component's
+    CPU per message goes can be read next to its total. py-spy samples from outside (no
+    change to the processes), ~100 samples/s, non-blocking."""
+    import shutil
+    import subprocess
+
+    out_dir = os.environ.get("BENCH_PROFILE_DIR")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not out_dir or not Path(spy).exists():
+        return []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    started = []
+    for pid, (owner, _cpu) in process_cpu(session_ids).items():
+        if owner.startswith("postgres"):
+            continue
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if "python" not in Path(exe).name:
+            continue
+        target = Path(out_dir) / f"{label}-{owner}-{pid}.txt"
+        started.append(
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(target),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return started
 
 
 def cpu_delta(
@@ -474,6 +521,7 @@ class E2EResult:
     elapsed: float = 0.0  # send + drain
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     tickets: int = 0
+    keyed: int = 0  # tickets carrying their inbound message id (the idempotency key)
     public_ids: dict[str, str] = field(default_factory=dict)  # phone → Contact.public_id
 
     def latencies(self) -> list[float]:
@@ -543,11 +591,13 @@ def run_e2e(
     first_phone: int,
     rate: float,
     cpu_probe: Callable[[], dict[int, tuple[str, float]]],
+    profile_sessions: dict[str, int] | None = None,
 ) -> E2EResult:
     items = [
         Sent(p, t) for p, (_lang, t) in zip(phones(first_phone, len(texts)), texts, strict=True)
     ]
     cpu_before = cpu_probe()
+    profilers = start_profilers(profile_sessions or {}, label, len(texts) / rate + 5)
     started = time.monotonic()
     asyncio.run(_send_open_loop(server_url, items, rate))
     send_done = time.monotonic()
@@ -560,6 +610,8 @@ def run_e2e(
     collect_replies(provider, items)
     duration = time.monotonic() - started
     cpu_after = cpu_probe()
+    for profiler in profilers:
+        profiler.wait(timeout=60)
     used = cpu_delta(cpu_before, cpu_after)
     cpu = {k: v / duration for k, v in used.items()}
     return E2EResult(label, items, send_done - started, cpu, cpu_seconds=used, elapsed=duration)
@@ -606,6 +658,14 @@ def analyse_database(result: E2EResult) -> None:
         ids = list(contacts)
         result.tickets = session.scalar(
             select(func.count(Ticket.id)).where(Ticket.contact_id.in_(ids))
+        )
+        key = getattr(Ticket, "source_message_id", None)  # absent before issue 14's migration
+        result.keyed = (
+            0
+            if key is None
+            else session.scalar(
+                select(func.count(Ticket.id)).where(Ticket.contact_id.in_(ids), key.is_not(None))
+            )
         )
         result.by_fallback = session.scalar(
             select(func.count(TicketEvent.id))
@@ -749,9 +809,9 @@ def machine() -> str:
 def print_report(
     args: argparse.Namespace,
     ready_seconds: float,
-    parse: ParseResult,
+    parse: ParseResult | None,
     api: dict[str, list[float]],
-    turns: tuple[list[float], float, list[float]],
+    turns: tuple[list[float], float, list[float]] | None,
     runs: list[E2EResult],
     tracker: dict[str, list[float]],
     loads: Iterable[float],
@@ -769,27 +829,28 @@ def print_report(
         f"- load: {args.rate:g} msg/s open loop for {args.seconds:g} s per run, one new sender "
         f"per message, fr/bm/en generated from templates + gazetteer\n"
     )
-    print("### (a) Rasa NLU, one request at a time\n")
-    print("| probe | n | p50 ms | p95 ms | max ms |")
-    print("|---|---:|---:|---:|---:|")
-    for name, values in (
-        ("POST /model/parse", parse.parse),
-        ("GET / (baseline: HTTP + Sanic, no NLU)", parse.root),
-    ):
+    if parse is not None:
+        print("### (a) Rasa NLU, one request at a time\n")
+        print("| probe | n | p50 ms | p95 ms | max ms |")
+        print("|---|---:|---:|---:|---:|")
+        for name, values in (
+            ("POST /model/parse", parse.parse),
+            ("GET / (baseline: HTTP + Sanic, no NLU)", parse.root),
+        ):
+            print(
+                f"| {name} | {len(values)} | {ms(pct(values, 0.5))} | {ms(pct(values, 0.95))} "
+                f"| {ms(max(values))} |"
+            )
+        parse_p50, root_p50 = pct(parse.parse, 0.5), pct(parse.root, 0.5)
+        burst = parse.burst_latencies
         print(
-            f"| {name} | {len(values)} | {ms(pct(values, 0.5))} | {ms(pct(values, 0.95))} "
-            f"| {ms(max(values))} |"
+            f"\nparse/baseline p50 ratio {parse_p50 / root_p50:.1f}× (NLU ≈ "
+            f"{ms(parse_p50 - root_p50)} ms of each parse). {args.in_flight} parses in flight: "
+            f"{parse.burst_rate:.0f} parses/s, p50 {ms(pct(burst, 0.5))} ms, "
+            f"p95 {ms(pct(burst, 0.95))} ms."
         )
-    parse_p50, root_p50 = pct(parse.parse, 0.5), pct(parse.root, 0.5)
-    burst = parse.burst_latencies
-    print(
-        f"\nparse/baseline p50 ratio {parse_p50 / root_p50:.1f}× (NLU ≈ "
-        f"{ms(parse_p50 - root_p50)} ms of each parse). {args.in_flight} parses in flight: "
-        f"{parse.burst_rate:.0f} parses/s, p50 {ms(pct(burst, 0.5))} ms, "
-        f"p95 {ms(pct(burst, 0.95))} ms."
-    )
-    top = sorted(parse.intents.items(), key=lambda kv: -kv[1])[:8]
-    print("Intents predicted (sanity): " + ", ".join(f"{k} {v}" for k, v in top) + "\n")
+        top = sorted(parse.intents.items(), key=lambda kv: -kv[1])[:8]
+        print("Intents predicted (sanity): " + ", ".join(f"{k} {v}" for k, v in top) + "\n")
 
     print("### The platform API the actions call (one call at a time, idle)\n")
     print("| call | n | p50 ms | p95 ms |")
@@ -797,18 +858,19 @@ def print_report(
     for name, values in api.items():
         print(f"| {name} | {len(values)} | {ms(pct(values, 0.5))} | {ms(pct(values, 0.95))} |")
     print()
-    sequential, turn_rate, concurrent = turns
-    print("### Whole Rasa turns (deme channel → NLU → policies → actions → API), no worker\n")
-    print("| mode | n | turns/s | p50 ms | p95 ms |")
-    print("|---|---:|---:|---:|---:|")
-    print(
-        f"| one at a time | {len(sequential)} | {len(sequential) / sum(sequential):.1f} "
-        f"| {ms(pct(sequential, 0.5))} | {ms(pct(sequential, 0.95))} |"
-    )
-    print(
-        f"| {args.in_flight} in flight | {len(concurrent)} | {turn_rate:.1f} "
-        f"| {ms(pct(concurrent, 0.5))} | {ms(pct(concurrent, 0.95))} |\n"
-    )
+    if turns is not None:
+        sequential, turn_rate, concurrent = turns
+        print("### Whole Rasa turns (deme channel → NLU → policies → actions → API), no worker\n")
+        print("| mode | n | turns/s | p50 ms | p95 ms |")
+        print("|---|---:|---:|---:|---:|")
+        print(
+            f"| one at a time | {len(sequential)} | {len(sequential) / sum(sequential):.1f} "
+            f"| {ms(pct(sequential, 0.5))} | {ms(pct(sequential, 0.95))} |"
+        )
+        print(
+            f"| {args.in_flight} in flight | {len(concurrent)} | {turn_rate:.1f} "
+            f"| {ms(pct(concurrent, 0.5))} | {ms(pct(concurrent, 0.95))} |\n"
+        )
     print("### (b) End to end: signed webhook POST → reply recorded by the fake provider\n")
     print(
         "| DEME_BOT | sent | sent msg/s | handled/s | webhook p95 ms "
@@ -829,6 +891,10 @@ def print_report(
             f"| {run.missing()} | {run.tickets} | {run.by_fallback} | {run.needs_review} "
             f"| {'yes' if p95 <= 1.5 and run.missing() == 0 else '**no**'} |"
         )
+    print(
+        "\nTickets keyed by their inbound message (one ticket per message at most): "
+        + ", ".join(f"{r.label} {r.keyed}/{r.tickets}" for r in runs)
+    )
     print("\n### Where the time goes (p50 / p95 ms per stage)\n")
     print("| stage | " + " | ".join(r.label for r in runs) + " |")
     print("|---|" + "---:|" * len(runs))
@@ -867,7 +933,8 @@ def print_report(
     print(
         "\nCommand: `.venv/bin/python bench/bot_latency.py "
         f"--rate {args.rate:g} --seconds {args.seconds:g} --parse-count {args.parse_count} "
-        f"--concurrency {args.concurrency}{' --skip-fallback' if args.skip_fallback else ''}`"
+        f"--concurrency {args.concurrency}{' --skip-fallback' if args.skip_fallback else ''}"
+        f"{' --fallback-only' if args.fallback_only else ''}`"
     )
 
 
@@ -890,6 +957,11 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=7)
     parser.add_argument("--rasa-timeout", type=float, default=30.0)
     parser.add_argument("--skip-fallback", action="store_true", help="no fallback baseline run")
+    parser.add_argument(
+        "--fallback-only",
+        action="store_true",
+        help="no Rasa at all: only the DEME_BOT=fallback run (its CPU per message)",
+    )
     args = parser.parse_args()
     if not 0 < args.rate <= 100 or not 0 < args.seconds <= 120:
         parser.error("--rate must be in (0, 100] and --seconds in (0, 120]")
@@ -920,60 +992,75 @@ def main() -> None:
         print(f"database ready in {time.monotonic() - t0:.0f} s", flush=True)
         server = UvicornServer(workers=args.web_workers)
         sessions["uvicorn"] = server.process.pid
-        bot = BotProcess(
-            {
-                "DEME_API_URL": server.url,
-                "DEME_API_TOKEN": token,
-                "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
-            },
-        )
-        sessions["bot"] = bot.process.pid
-        # As `deme run` and compose do: a prefork worker for the default queue and a
-        # thread-pool worker for bot turns, so replies never wait behind Rasa.
-        worker = WorkerProcess(
-            concurrency=args.concurrency,
-            queues="deme",
-            env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
-        )
-        bot_worker = WorkerProcess(
-            concurrency=args.bot_threads,
-            pool="threads",
-            queues="conversation",
-            env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
-        )
-        sessions["worker"] = worker.process.pid
-        sessions["bot-worker"] = bot_worker.process.pid
-        ready = bot.wait_ready(timeout=300)
-        print(f"bot ready ({ready:.0f} s)", flush=True)
+        ready = 0.0
+        parse: ParseResult | None = None
+        turns: tuple[list[float], float, list[float]] | None = None
+        tracker: dict[str, list[float]] = {}
+        api: dict[str, list[float]] = {}
+        runs: list[E2EResult] = []
 
         def probe() -> dict[int, tuple[str, float]]:
             return process_cpu(sessions)
 
-        parse = measure_parse(
-            bot.url, [t for _l, t in generate_messages(args.parse_count, 7)], args.in_flight
-        )
-        print(f"parse: p50 {ms(pct(parse.parse, 0.5))} ms", flush=True)
+        if not args.fallback_only:
+            bot = BotProcess(
+                {
+                    "DEME_API_URL": server.url,
+                    "DEME_API_TOKEN": token,
+                    "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
+                },
+            )
+            sessions["bot"] = bot.process.pid
+            # As `deme run` and compose do: a prefork worker for the default queue and a
+            # thread-pool worker for bot turns, so replies never wait behind Rasa.
+            worker = WorkerProcess(
+                concurrency=args.concurrency,
+                queues="deme",
+                env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
+            )
+            bot_worker = WorkerProcess(
+                concurrency=args.bot_threads,
+                pool="threads",
+                queues="conversation",
+                env={**worker_env, "DEME_BOT": "rasa", "DEME_RASA_URL": bot.url},
+            )
+            sessions["worker"] = worker.process.pid
+            sessions["bot-worker"] = bot_worker.process.pid
+            ready = bot.wait_ready(timeout=300)
+            print(f"bot ready ({ready:.0f} s)", flush=True)
 
-        runs: list[E2EResult] = []
-        warm_up(server.url, provider, 9_000_000)
-        api = measure_api(server.url, token)
-        turns = measure_turns(
-            bot.url, [t for _l, t in generate_messages(120, 5)], 8_000_000, args.in_flight
-        )
-        print(f"turns: p50 {ms(pct(turns[0], 0.5))} ms, {turns[1]:.1f}/s", flush=True)
-        loads.append(round(os.getloadavg()[0], 1))
-        rasa_run = run_e2e(
-            "rasa", server.url, provider, generate_messages(count, 1), 6_000_000, args.rate, probe
-        )
-        loads.append(round(os.getloadavg()[0], 1))
-        runs.append(rasa_run)
-        print(f"rasa run: p95 {ms(pct(rasa_run.latencies(), 0.95))} ms", flush=True)
-        analyse_database(rasa_run)
-        tracker = analyse_trackers(bot.url, rasa_run, sample=100)
+            parse = measure_parse(
+                bot.url, [t for _l, t in generate_messages(args.parse_count, 7)], args.in_flight
+            )
+            print(f"parse: p50 {ms(pct(parse.parse, 0.5))} ms", flush=True)
 
-        if not args.skip_fallback:
-            worker.stop()
-            bot_worker.stop()
+            warm_up(server.url, provider, 9_000_000)
+            api = measure_api(server.url, token)
+            turns = measure_turns(
+                bot.url, [t for _l, t in generate_messages(120, 5)], 8_000_000, args.in_flight
+            )
+            print(f"turns: p50 {ms(pct(turns[0], 0.5))} ms, {turns[1]:.1f}/s", flush=True)
+            loads.append(round(os.getloadavg()[0], 1))
+            rasa_run = run_e2e(
+                "rasa",
+                server.url,
+                provider,
+                generate_messages(count, 1),
+                6_000_000,
+                args.rate,
+                probe,
+                sessions,
+            )
+            loads.append(round(os.getloadavg()[0], 1))
+            runs.append(rasa_run)
+            print(f"rasa run: p95 {ms(pct(rasa_run.latencies(), 0.95))} ms", flush=True)
+            analyse_database(rasa_run)
+            tracker = analyse_trackers(bot.url, rasa_run, sample=100)
+
+        if args.fallback_only or not args.skip_fallback:
+            for previous in (worker, bot_worker):
+                if previous is not None:
+                    previous.stop()
             flush_redis(redis_url)  # no task of the rasa run may leak into the baseline
             worker = WorkerProcess(
                 concurrency=args.concurrency,
@@ -989,6 +1076,8 @@ def main() -> None:
             sessions["worker"] = worker.process.pid
             sessions["bot-worker"] = bot_worker.process.pid
             warm_up(server.url, provider, 9_100_000)
+            if args.fallback_only:
+                api = measure_api(server.url, token)
             loads.append(round(os.getloadavg()[0], 1))
             fallback_run = run_e2e(
                 "fallback",
@@ -998,6 +1087,7 @@ def main() -> None:
                 7_000_000,
                 args.rate,
                 probe,
+                sessions,
             )
             loads.append(round(os.getloadavg()[0], 1))
             analyse_database(fallback_run)

@@ -24,15 +24,15 @@ from sqlalchemy.orm import Session
 
 from conversation.client import BotUnavailable, RasaClient
 from core.celery_app import celery_app
-from core.db import session_scope
+from core.db import get_sessionmaker, session_scope
 from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.settings import get_settings
-from gateway.outbound import KIND_ERASURE_CONFIRMATION
+from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketSource
-from models.outbox_relay import publish_committed
+from models.outbox_relay import discard_pending, publish_committed
 from models.tickets import Ticket, TicketEvent
 from models.users import SERVICE_ACTOR_LABEL
 
@@ -76,12 +76,17 @@ def forget_conversation(public_id: str) -> None:
 
 
 @celery_app.task(name="conversation.handle_message", ignore_result=True)
-def handle_message(message_id: int) -> None:
-    with session_scope() as session:
-        message = session.get(Message, message_id)
-        if message is None or message.status != MessageStatus.RECEIVED:
+def handle_message(message_id: int, contact_id: int | None = None) -> None:
+    """``contact_id``: given by the gateway's hand-off, so the task goes straight to the
+    contact's lock (one transaction fewer per message); looked up when absent."""
+    if contact_id is None:
+        with session_scope() as session:
+            row = session.execute(
+                select(Message.status, Message.contact_id).where(Message.id == message_id)
+            ).first()
+        if row is None or row.status != MessageStatus.RECEIVED:
             return  # already handled (a redelivered task) or ignored by the gateway
-        contact_id = message.contact_id
+        contact_id = row.contact_id
     if contact_id is None:
         return
     with exclusive(f"conversation:{contact_id}"):
@@ -89,8 +94,11 @@ def handle_message(message_id: int) -> None:
 
 
 def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> None:
-    """Handle this contact's unhandled inbound messages up to the given one, oldest first."""
-    with session_scope() as session:
+    """Handle this contact's unhandled inbound messages up to the given one, oldest first,
+    one transaction each (the first one also finds them). A message no longer RECEIVED (a
+    redelivered task) is skipped."""
+    session = get_sessionmaker()()
+    try:
         pending_ids = list(
             session.scalars(
                 select(Message.id)
@@ -104,15 +112,23 @@ def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> Non
                 .order_by(Message.id)
             )
         )
-    for pending_id in pending_ids:
-        with session_scope() as session:
-            message = session.get(Message, pending_id, with_for_update=True)
-            if message is None or message.status != MessageStatus.RECEIVED:
-                continue
-            handle_one(session, message)
-            message.status = MessageStatus.HANDLED
-            session.commit()
+        for pending_id in pending_ids:
+            try:
+                message = session.get(Message, pending_id, with_for_update=True)
+                if message is None or message.status != MessageStatus.RECEIVED:
+                    session.rollback()
+                    continue
+                handle_one(session, message)
+                message.status = MessageStatus.HANDLED
+                session.commit()
+            except BaseException:
+                session.rollback()
+                discard_pending(session)
+                raise
             publish_committed(session)
+            session.expunge_all()  # the next message starts from fresh rows
+    finally:
+        session.close()
 
 
 def handle_one(session: Session, message: Message) -> None:
@@ -147,10 +163,16 @@ def handle_one(session: Session, message: Message) -> None:
             ticket_id = _ticket_of_turn(session, contact, since=turn_started)
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
-            session.refresh(contact)  # the bot's actions may have erased it (/erase)
+            # The bot's actions may have erased it (/erase) or opted it out: only those
+            # columns are read again (not the whole row and its encrypted number).
+            session.refresh(contact, ["erased_at", "opted_out_at"])
             kind = "reply" if contact.erased_at is None else KIND_ERASURE_CONFIRMATION
+            # The channel the message came in on, already loaded: no look-up per reply.
+            reply_channel = channel if channel is not None and sendable(channel) else None
             for reply in replies:
-                _reply(session, contact, reply, ticket_id=ticket_id, kind=kind)
+                _reply(
+                    session, contact, reply, ticket_id=ticket_id, kind=kind, channel=reply_channel
+                )
             return
     handle_with_fallback(session, message, contact, text)
 
@@ -274,7 +296,8 @@ def _reply(
     *,
     ticket_id: int | None = None,
     kind: str = "reply",
+    channel: Channel | None = None,
 ) -> None:
     from gateway.outbound import queue_sms
 
-    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind)
+    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind, channel=channel)

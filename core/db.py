@@ -6,6 +6,7 @@ One owner per transaction: the web request or the Celery task commits; services 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -50,12 +52,56 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 15000, **kwargs: Any)
         )
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # Default: ping a pooled connection only when it sat idle (``_ping_when_idle``);
+    # ``pool_pre_ping=True/False`` still means always/never.
+    ping_when_idle = "pool_pre_ping" not in kwargs
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_timeout", 10)
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_when_idle:
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection returned less than this long ago is handed out without a ping.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pre-ping, but only connections that sat idle in the pool.
+
+    ``pool_pre_ping`` costs a ``SELECT 1`` round trip per checkout, and a task checks out a
+    connection per transaction: ten pings per SMS turn, as many round trips as the turn's
+    useful writes (bench/message_cpu.py). A connection back in the pool a moment ago was
+    working then; one idle longer (the database may have restarted meanwhile) is pinged as
+    before, and a dead one replaced before use. What the ping no longer covers — the server
+    gone within the last two seconds — fails on first use as it would mid-transaction:
+    SQLAlchemy invalidates the pool, and the caller's retry (tasks retry transient errors;
+    sweeps and relays re-run the rest) runs on fresh connections."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine.pool, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["deme_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["deme_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("deme_idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out another (up to 3 tries).
+            raise DisconnectionError("idle connection failed its ping") from exc
 
 
 @lru_cache(maxsize=1)

@@ -31,7 +31,7 @@ from models.channels import Channel
 from models.contacts import Contact
 from models.enums import ChannelType, MessageDirection, MessageStatus
 from models.messages import Message
-from models.outbox_relay import enqueue_after_commit
+from models.outbox_relay import enqueue_after_commit, publish_after_commit
 
 __all__ = [
     "BodyTooLong",
@@ -39,6 +39,7 @@ __all__ = [
     "measure",
     "prepare_body",
     "queue_sms",
+    "sendable",
     "to_gsm7",
 ]
 
@@ -46,6 +47,9 @@ SEND_OUTBOUND = "gateway.send_outbound"
 DEFAULT_MAX_SEGMENTS = 6
 KIND_OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 KIND_ERASURE_CONFIRMATION = "erasure_confirmation"
+# The kinds that may reach an opted-out or erased contact: a swept message of these must be
+# re-sent as what it was, and only its outbox row remembers that (gateway.tasks._queued_kind).
+KINDS_KEPT_IN_OUTBOX = frozenset({KIND_OPT_OUT_CONFIRMATION, KIND_ERASURE_CONFIRMATION})
 SENDABLE_TYPES = (
     ChannelType.TWILIO,
     ChannelType.AFRICASTALKING,
@@ -82,6 +86,11 @@ def prepare_body(body: str, channel: Channel) -> tuple[str, SegmentInfo, bool]:
     if info.segments > limit:
         raise BodyTooLong(info.segments, limit, channel.name)
     return text, info, text != body
+
+
+def sendable(channel: Channel) -> bool:
+    """Whether a reply may go out on this channel (active, of a type that sends SMS)."""
+    return bool(channel.active) and channel.type in SENDABLE_TYPES
 
 
 def pick_channel(session: Session, contact: Contact) -> Channel:
@@ -155,5 +164,10 @@ def queue_sms(
     )
     session.add(message)
     session.flush()
-    enqueue_after_commit(session, SEND_OUTBOUND, message.id, kind)
+    if kind in KINDS_KEPT_IN_OUTBOX:
+        enqueue_after_commit(session, SEND_OUTBOUND, message.id, kind)
+    else:
+        # The PENDING, unclaimed row is its own outbox: gateway.sweep_outbound re-publishes
+        # it if this task is lost (models.outbox_relay.publish_after_commit).
+        publish_after_commit(session, SEND_OUTBOUND, message.id, kind)
     return message

@@ -63,7 +63,7 @@ from models.channels import Channel
 from models.contacts import Contact
 from models.enums import ChannelType, MessageDirection, MessageStatus
 from models.messages import Message
-from models.outbox_relay import enqueue_after_commit, publish, publish_committed
+from models.outbox_relay import enqueue_after_commit, publish, publish_after_commit, publish_committed
 from tickets.contacts import opt_in, opt_out
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,12 @@ def handle_inbound(session: Session, message_id: int) -> str:
 
     # The message stays RECEIVED: conversation.handle_message moves it to HANDLED once the
     # bot has answered (it skips anything no longer RECEIVED, which is how it respects
-    # opt-out keywords and flood control decided here).
-    enqueue_after_commit(session, HANDLE_MESSAGE, message.id)
+    # opt-out keywords and flood control decided here). RECEIVED is also its outbox: a lost
+    # hand-off is re-published by gateway.relay_inbound, so no outbox row is written.
+    if contact is not None:
+        publish_after_commit(session, HANDLE_MESSAGE, message.id, contact.id)
+    else:
+        publish_after_commit(session, HANDLE_MESSAGE, message.id)
     return "handed-off"
 
 

@@ -4,6 +4,14 @@
 that transaction commits, the task is published at once; if the broker is down (or the
 process dies in between) the row stays unpublished and ``relay_pending`` — run by beat —
 publishes it later. Tasks must therefore be idempotent: they may, rarely, run twice.
+
+``publish_after_commit`` is for tasks whose rows already say that work is left, and that a
+sweep re-publishes from those rows (an outbound message ``PENDING`` and unclaimed:
+``gateway.sweep_outbound``; an inbound message still ``RECEIVED``: ``gateway.relay_inbound``).
+For them an outbox row only repeats what the data says, and costs an INSERT, an UPDATE and a
+second transaction per task — a fifth of the database work of a whole SMS conversation turn
+(bench/message_cpu.py). They are published after commit the same way; a task lost between
+commit and publish is re-published by its sweep instead of the relay.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from models.outbox import OutboxTask
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "deme_outbox_pending"
+_DIRECT_KEY = "deme_outbox_direct"
 
 
 def publish(task_name: str, args: Sequence[Any]) -> None:
@@ -46,9 +55,22 @@ def enqueue_after_commit(session: Session, task_name: str, *args: Any) -> Outbox
     return row
 
 
+def publish_after_commit(session: Session, task_name: str, *args: Any) -> None:
+    """Publish ``task_name(*args)`` after the commit, with no outbox row: only for tasks a
+    sweep re-publishes from the data itself (see the module docstring)."""
+    session.info.setdefault(_DIRECT_KEY, []).append((task_name, list(args)))
+
+
+def pending_tasks(session: Session) -> list[tuple[str, list[Any]]]:
+    """What ``publish_committed`` will publish for ``session`` (tests, logs)."""
+    rows: list[OutboxTask] = session.info.get(_PENDING_KEY, [])
+    direct: list[tuple[str, list[Any]]] = session.info.get(_DIRECT_KEY, [])
+    return [(row.task_name, list(row.args)) for row in rows] + list(direct)
+
+
 def has_pending(session: Session) -> bool:
     """Whether ``session`` collected tasks for ``publish_committed``."""
-    return bool(session.info.get(_PENDING_KEY))
+    return bool(session.info.get(_PENDING_KEY) or session.info.get(_DIRECT_KEY))
 
 
 def _mark_published(outbox_ids: list[int]) -> None:
@@ -76,6 +98,14 @@ def _publish_rows(rows: Sequence[tuple[int, str, list[Any]]]) -> tuple[list[int]
 def publish_committed(session: Session) -> None:
     """Publish what ``enqueue_after_commit`` collected; call right after ``commit()``."""
     pending: list[OutboxTask] = session.info.pop(_PENDING_KEY, [])
+    for task_name, args in session.info.pop(_DIRECT_KEY, []):
+        try:
+            publish(task_name, args)
+        except Exception as exc:  # broker down: the task's sweep publishes it again
+            log.warning("broker unavailable, task %s left for its sweep: %s", task_name, exc)
+            break
+    if not pending:
+        return
     rows = [(row.id, row.task_name, list(row.args)) for row in pending]
     published, _error = _publish_rows(rows)
     try:
@@ -86,6 +116,7 @@ def publish_committed(session: Session) -> None:
 
 def discard_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_DIRECT_KEY, None)
 
 
 @single_run("core.relay_outbox", skipped=0)

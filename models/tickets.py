@@ -50,6 +50,7 @@ class Ticket(Base):
         Index("ix_tickets_created_at_id", "created_at", "id"),
         Index("ix_tickets_team_status", "team_id", "status"),
         Index("ix_tickets_category_place", "category", "place_id"),
+        Index("uq_tickets_source_message_id", "source_message_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +90,11 @@ class Ticket(Base):
         ForeignKey("incidents.id", ondelete="SET NULL"), index=True
     )
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # The inbound message this ticket was created from (the bot's API call and the fallback
+    # both pass it): unique, so one message never yields two tickets, whichever of the two
+    # got there first (issue 14). A plain integer, no foreign key: ``messages.ticket_id``
+    # already points the other way, and retention deleting a message must not touch this.
+    source_message_id: Mapped[int | None]
 
     # SLA: due times are computed from targets; the clock pauses while WAITING.
     first_response_due_at: Mapped[datetime | None]

@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.audit import record_audit
+from core.sanitize import INT32_MAX
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
+    MessageDirection,
     PlaceKind,
     TicketCategory,
     TicketPriority,
@@ -97,7 +99,15 @@ class TicketCreateIn(_Strict):
     callback_ok: bool | None = None
     callback_time: str | None = Field(None, max_length=80)
     source: TicketSource | None = None
-    message_id: int | None = Field(None, description="the inbound message that started it")
+    message_id: int | None = Field(
+        None,
+        ge=1,
+        le=INT32_MAX,
+        description=(
+            "the sender's inbound message that started it: the idempotency key — a second "
+            "creation for the same message returns the first ticket"
+        ),
+    )
 
 
 class TicketUpdateIn(_Strict):
@@ -203,6 +213,8 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
             contact = get_or_create_contact(session, body.phone, language=body.language)
         except InvalidPhoneNumber as exc:
             raise HTTPException(422, f"phone: {exc}") from exc
+    if body.message_id is not None:
+        _check_source_message(session, body.message_id, contact)
     place_code = resolve_place_code(session, body.place, message=body.description)
     unresolved_place = bool(body.place) and place_code is None
     source = body.source or (
@@ -222,6 +234,7 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
         callback_time=body.callback_time,
         needs_review=unresolved_place,
         message_id=body.message_id,
+        link_message=False,  # the conversation task links it (it holds the row's lock)
         actor_label=_actor(viewer),
         # The service account too: it may later complete only the tickets it created.
         actor_user_id=viewer.user.id,
@@ -233,6 +246,22 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
     session.commit()
     _publish(session)
     return out
+
+
+def _check_source_message(session: Session, message_id: int, contact: Contact | None) -> None:
+    """The idempotency key must be this sender's inbound message: a token must not attach a
+    ticket to (or read back the ticket of) somebody else's message. A plain SELECT of two
+    columns, which does not wait for the conversation task's lock on that row."""
+    row = session.execute(
+        select(Message.contact_id, Message.direction).where(Message.id == message_id)
+    ).first()
+    if (
+        row is None
+        or row.direction != MessageDirection.INBOUND
+        or contact is None
+        or row.contact_id != contact.id
+    ):
+        raise HTTPException(422, "message_id: not an inbound message of this sender")
 
 
 def _publish(session: Session) -> None:

@@ -45,8 +45,11 @@ def api_viewer(request: Request, session: DbSession) -> Viewer:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     viewer = Viewer.load(session, user)
-    # last_used_at may have been refreshed: make it stick even for read-only requests.
-    session.commit()
+    # last_used_at may have been refreshed (at most once a minute): make it stick even for
+    # read-only requests. Otherwise the handler carries on in the same transaction (a
+    # COMMIT and a BEGIN fewer per API call).
+    if session.dirty:
+        session.commit()
     return viewer
 
 

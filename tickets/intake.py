@@ -90,6 +90,21 @@ class UnknownPlace(ValueError):
     """A place code that is not in the ``places`` table."""
 
 
+class _MessageHasTicket(Exception):
+    """The insert clashed on ``source_message_id``: another caller created this message's
+    ticket first (committed while this INSERT waited on the unique index)."""
+
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__(ticket_id)
+        self.ticket_id = ticket_id
+
+
+def ticket_for_message(session: Session, message_id: int) -> Ticket | None:
+    """The ticket already created from this inbound message, if any (issue 14)."""
+    ticket_id = session.scalar(select(Ticket.id).where(Ticket.source_message_id == message_id))
+    return None if ticket_id is None else session.get(Ticket, ticket_id)
+
+
 def _language(value: Language | str | None, contact: Contact | None) -> Language | None:
     if value:
         try:
@@ -138,6 +153,13 @@ def _insert_with_reference(session: Session, values: dict[str, Any]) -> Ticket:
                 session.flush()
             return ticket
         except IntegrityError:
+            message_id = values.get("source_message_id")
+            if message_id is not None:
+                first = session.scalar(
+                    select(Ticket.id).where(Ticket.source_message_id == message_id)
+                )
+                if first is not None:
+                    raise _MessageHasTicket(first) from None
             clash = session.scalar(select(Ticket.id).where(Ticket.reference == ticket.reference))
             if clash is None:
                 raise  # another constraint failed: not ours to hide
@@ -190,6 +212,7 @@ def _record(
     actor_label: str,
     actor_user_id: int | None,
     now: datetime | None,
+    link_message: bool = True,
 ) -> tuple[Ticket, TicketEvent]:
     """The record step (see the module docstring): the ticket and its "created" event."""
     moment = now or utcnow()
@@ -223,11 +246,12 @@ def _record(
             "place_id": place_id,
             "household_id": household.id if household is not None else None,
             "contact_id": contact.id if contact is not None else None,
+            "source_message_id": message_id,
             "created_at": moment,
             "updated_at": moment,
         },
     )
-    if message_id is not None:
+    if message_id is not None and link_message:
         message = session.get(Message, message_id)
         if message is not None and message.ticket_id is None:
             message.ticket_id = ticket.id
@@ -248,6 +272,25 @@ def _record(
         place_unknown=place_unknown,
     )
     return ticket, created
+
+
+def _record_once(session: Session, **fields: Any) -> tuple[Ticket, TicketEvent | None]:
+    """``_record``, idempotent per inbound message: given a ``message_id`` that already has
+    its ticket, that ticket and no event (nothing written). The look-up first, so a replay
+    touches nothing (no household update either); the unique index for the race, when the
+    other creator's transaction commits while this INSERT waits on it."""
+    message_id = fields.get("message_id")
+    if message_id is not None:
+        first = ticket_for_message(session, message_id)
+        if first is not None:
+            return first, None
+    try:
+        return _record(session, **fields)
+    except _MessageHasTicket as clash:
+        ticket = session.get(Ticket, clash.ticket_id)
+        if ticket is None:  # erased between the clash and this read: nothing to return
+            raise
+        return ticket, None
 
 
 def record_ticket(
@@ -279,7 +322,7 @@ def record_ticket(
     shown at once; the ticket is ``NEW`` until the worker has processed it. Nothing leaves the
     system from here: team alerts and the sender's SMS are the worker's, under the same rules
     as ``create_ticket`` (a protection alert carries only the reference). Flushes."""
-    ticket, _created = _record(
+    ticket, _created = _record_once(
         session,
         category=category,
         source=source,
@@ -467,11 +510,19 @@ def create_ticket(
     actor_label: str = "system",
     actor_user_id: int | None = None,
     now: datetime | None = None,
+    link_message: bool = True,
 ) -> Ticket:
     """Record and process in the caller's transaction: on return the ticket is triaged,
     routed (and maybe assigned), has its SLA due times and surge, and its alerts and the
-    sender's notification are in the outbox. Flushes."""
-    ticket, created = _record(
+    sender's notification are in the outbox. Flushes.
+
+    ``message_id`` is the idempotency key (one ticket per inbound message: the first one is
+    returned, untouched, to a second call) and, with ``link_message``, the message is linked
+    to the ticket. The bot's API call passes ``link_message=False``: during the turn the
+    conversation task holds the message's row lock until Rasa answers, so an UPDATE of it
+    from the API would wait for the turn that waits for the API; that task links the
+    turn's messages itself."""
+    ticket, created = _record_once(
         session,
         category=category,
         source=source,
@@ -488,7 +539,10 @@ def create_ticket(
         actor_label=actor_label,
         actor_user_id=actor_user_id,
         now=now,
+        link_message=link_message,
     )
+    if created is None:
+        return ticket  # the message's ticket already existed: its creator processed it
     session.flush()
     _process(session, ticket, created_event_id=created.id, now=created.created_at, fresh=True)
     return ticket

@@ -259,11 +259,12 @@ def pending_satisfaction_ticket(
 def record_satisfaction(session: Session, contact: Contact, text: str) -> Ticket | None:
     """Record ``text`` as the answer to the satisfaction question, if it is one. Returns the
     ticket, or None (no question pending, or not an answer: let the bot handle the text)."""
-    ticket = pending_satisfaction_ticket(session, contact)
-    if ticket is None:
-        return None
+    # The words first: most messages are no score, and then no query is needed.
     score = parse_satisfaction(text)
     if score is None:
+        return None
+    ticket = pending_satisfaction_ticket(session, contact)
+    if ticket is None:
         return None
     ticket.satisfaction = score
     record_event(session, ticket, "satisfaction_recorded", actor_label="sender", score=score)

@@ -105,6 +105,16 @@ def latest_text(tracker: Tracker) -> str:
     return str(raw or tracker.latest_message.get("text") or "")
 
 
+def latest_message_id(tracker: Tracker) -> int | None:
+    """The platform's id of the inbound message of this turn (the deme channel's metadata),
+    sent with a ticket creation as its idempotency key; None when absent or malformed."""
+    meta = tracker.latest_message.get("metadata") or {}
+    value = meta.get("message_id") if isinstance(meta, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
 def stated_household_size(tracker: Tracker) -> int | None:
     """Household size from the latest message: a size stated with its cue words ("nous
     sommes 6") wins over the NLU entity, which can pick a duration ("depuis 3 jours")."""
@@ -185,6 +195,7 @@ class ActionCreateTicket(Action):
                 language=lang_of(tracker),
                 sensitive=sensitive,
                 callback_ok=None,
+                message_id=latest_message_id(tracker),
             )
             reference = ticket.get("reference")
         except PlatformError as exc:
@@ -405,6 +416,7 @@ class ActionUpdateTicket(Action):
                     household_size=size,
                     language=lang,
                     sensitive=False,
+                    message_id=latest_message_id(tracker),
                 )
                 reference = ticket.get("reference")
                 events.append(SlotSet("ticket_ref", reference))

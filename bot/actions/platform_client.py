@@ -97,21 +97,24 @@ class PlatformClient:
         language: str,
         sensitive: bool,
         callback_ok: bool | None = None,
+        message_id: int | None = None,
     ) -> dict[str, Any]:
-        return self._request(
-            "POST",
-            "/api/v1/tickets",
-            json={
-                "sender": sender,
-                "category": category,
-                "description": description,
-                "place": place,
-                "household_size": household_size,
-                "language": language,
-                "sensitive": sensitive,
-                "callback_ok": callback_ok,
-            },
-        )
+        """``message_id``: the platform's inbound message this turn answers — the idempotency
+        key, so a turn the platform gave up on (and answered with its fallback) and this
+        call never make two tickets of one message."""
+        body: dict[str, Any] = {
+            "sender": sender,
+            "category": category,
+            "description": description,
+            "place": place,
+            "household_size": household_size,
+            "language": language,
+            "sensitive": sensitive,
+            "callback_ok": callback_ok,
+        }
+        if message_id is not None:
+            body["message_id"] = message_id
+        return self._request("POST", "/api/v1/tickets", json=body)
 
     def update_ticket(
         self,

@@ -104,6 +104,32 @@ def test_need_creates_ticket_at_once_with_what_is_known(platform):
     assert dispatcher.messages == []  # the first form question carries the reference
 
 
+def test_ticket_creation_carries_the_inbound_message_id_as_idempotency_key(platform):
+    """The deme channel's metadata names the platform's inbound message: the ticket creation
+    sends it, so the platform returns the first ticket if its fallback got there too."""
+    t = tracker(
+        text="pas d'eau a sevare",
+        intent="request_wash",
+        metadata={"raw_text": "pas d'eau a Sevare", "message_id": 4242},
+    )
+    run(A.ActionCreateTicket(), t)
+    assert platform.last("POST", "/api/v1/tickets")["body"]["message_id"] == 4242
+
+    # The retry at form completion (creation failed earlier) sends its own turn's message.
+    completion = tracker(
+        text="6",
+        slots={"flow": "need", "category": "wash", "place": "Sévaré", "household_size": "6"},
+        metadata={"message_id": 4243},
+    )
+    run(A.ActionUpdateTicket(), completion)
+    assert platform.last("POST", "/api/v1/tickets")["body"]["message_id"] == 4243
+
+    # Malformed ids are not sent (the platform would refuse them with a 422).
+    for bad in ("4242", True, 0, None):
+        run(A.ActionCreateTicket(), tracker(intent="request_wash", metadata={"message_id": bad}))
+        assert "message_id" not in platform.last("POST", "/api/v1/tickets")["body"]
+
+
 def test_household_size_words_are_parsed_for_the_ticket(platform):
     t = tracker(
         text="an mago be fura la an ye mogo wolonwula ye",

@@ -11,6 +11,7 @@ number). Each channel's validator is built once, with its decrypted auth token.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,18 +159,36 @@ def parse_status(fields: FormFields, channel: ChannelInfo) -> StatusUpdate:
     )
 
 
-def _client(channel: ChannelInfo) -> Any:
-    from twilio.http.http_client import TwilioHttpClient
-    from twilio.rest import Client
+_clients = threading.local()
 
+
+def _client(channel: ChannelInfo) -> Any:
+    """The Twilio REST client for the channel's credentials, one per thread and credentials.
+
+    A new ``Client`` per send also built a new ``requests.Session``, so every SMS opened a
+    new connection (and a TLS handshake against the real API) and re-created the SDK's
+    objects. Kept per thread: the SDK client records its last request and response on
+    itself. Keyed by everything it is built from, so an edited channel gets a new one."""
     account_sid = channel.credential("account_sid")
     token = channel.credential("auth_token")
     if not account_sid or not token:
         raise SendFailure.permanent("config", "Twilio channel lacks account_sid/auth_token")
-    client = Client(account_sid, token, http_client=TwilioHttpClient(timeout=send_timeout(channel)))
     base_url = channel.config.get("api_base_url") or get_settings().twilio_api_base_url
-    if base_url:
-        client.api.base_url = str(base_url)
+    timeout = send_timeout(channel)
+    key = (account_sid, token, str(base_url or ""), timeout)
+    cache: dict[tuple[str, str, str, float], Any] = getattr(_clients, "by_key", None) or {}
+    _clients.by_key = cache
+    client = cache.get(key)
+    if client is None:
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        client = Client(account_sid, token, http_client=TwilioHttpClient(timeout=timeout))
+        if base_url:
+            client.api.base_url = str(base_url)
+        if len(cache) >= 8:  # credentials rotated many times: start over
+            cache.clear()
+        cache[key] = client
     return client
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +26,7 @@ from models import (
     Ticket,
 )
 from models.base import utcnow
+from ops_console.permissions import SERVICE_ACTOR_LABEL
 from tickets.contacts import get_or_create_contact
 
 
@@ -34,18 +36,20 @@ class FakeRasa:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.answer: dict[str, Any] = {"messages": [{"text": "Merci, ou etes-vous ?"}]}
+        # What the action server does inside the turn (e.g. its /api/v1 calls), run with
+        # the posted body before answering.
+        self.during_turn: Callable[[dict[str, Any]], None] | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
                 fake.requests.append(
-                    {
-                        "path": self.path,
-                        "secret": self.headers.get("X-Deme-Secret"),
-                        "body": json.loads(self.rfile.read(length)),
-                    }
+                    {"path": self.path, "secret": self.headers.get("X-Deme-Secret"), "body": body}
                 )
+                if fake.during_turn is not None:
+                    fake.during_turn(body)
                 payload = json.dumps(fake.answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -171,3 +175,144 @@ def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa:
             "body": [],
         }
     ]
+
+
+# --- one ticket per message (issue 14) ----------------------------------------------------
+
+
+def _created_by(db: Session, ticket: Ticket) -> str | None:
+    from models import TicketEvent
+
+    return db.scalar(
+        select(TicketEvent.actor_label).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "created"
+        )
+    )
+
+
+def _service_token(db: Session) -> dict[str, str]:
+    from models import UserRole
+    from ops_console.auth import create_user, issue_api_token
+
+    user = create_user(db, username="bot-service", role=UserRole.SERVICE, password=None)
+    token = issue_api_token(db, user, "tests")
+    db.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _action_posts_ticket(client: Any, auth: dict[str, str], turn: dict[str, Any]) -> Any:
+    """What bot/actions' action_create_ticket sends for the turn's message."""
+    return client.post(
+        "/api/v1/tickets",
+        headers=auth,
+        json={
+            "sender": turn["sender"],
+            "category": "wash",
+            "description": turn["message"],
+            "place": "sevare",
+            "household_size": 6,
+            "language": "fr",
+            "sensitive": False,
+            "message_id": turn["metadata"]["message_id"],
+        },
+    )
+
+
+@pytest.fixture()
+def short_rasa_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DEME_RASA_TIMEOUT_SECONDS", "2")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_rasa_timing_out_after_its_action_created_the_ticket_leaves_one_ticket(
+    db: Session, fake_rasa: FakeRasa, client: Any, short_rasa_timeout: None
+) -> None:
+    """The action's API call commits the ticket, then Rasa is too slow: the platform gives up
+    on the turn and its fallback answers — with the ticket the action created, not a second."""
+    from conversation.dispatch import handle_message
+
+    auth = _service_token(db)
+    posted: list[Any] = []
+
+    def action_then_stall(turn: dict[str, Any]) -> None:
+        posted.append(_action_posts_ticket(client, auth, turn))
+        time.sleep(2.5)  # the rest of the turn outlives the platform's 2 s timeout
+
+    fake_rasa.during_turn = action_then_stall
+    message = _inbound(db, "pas d'eau potable a sevare, nous sommes 6")
+    handle_message(message.id)
+
+    assert [r.status_code for r in posted] == [201]
+    db.expire_all()
+    tickets = db.scalars(select(Ticket)).all()
+    assert [t.reference for t in tickets] == [posted[0].json()["reference"]]
+    assert _created_by(db, tickets[0]) == SERVICE_ACTOR_LABEL  # the action's ticket
+    replies = _replies(db)
+    assert len(replies) == 1 and tickets[0].reference in replies[0]  # the fallback's answer
+    handled = db.get(Message, message.id)
+    assert handled is not None and handled.status == MessageStatus.HANDLED
+    assert handled.ticket_id == tickets[0].id
+    db.rollback()  # the client fixture's clean-up ends idle transactions
+
+
+def test_an_action_posting_after_the_fallback_gets_the_fallbacks_ticket(
+    db: Session, fake_rasa: FakeRasa, client: Any, short_rasa_timeout: None
+) -> None:
+    """Rasa stalls before its action runs; the fallback creates the ticket; the late action
+    call then gets that same ticket back instead of making a second one."""
+    from conversation.dispatch import handle_message
+
+    auth = _service_token(db)
+    posted: list[Any] = []
+    late = threading.Event()
+
+    def stall_then_action(turn: dict[str, Any]) -> None:
+        time.sleep(2.5)
+        posted.append(_action_posts_ticket(client, auth, turn))
+        late.set()
+
+    fake_rasa.during_turn = stall_then_action
+    message = _inbound(db, "pas d'eau potable a sevare, nous sommes 6")
+    handle_message(message.id)
+    assert late.wait(10)
+
+    db.expire_all()
+    tickets = db.scalars(select(Ticket)).all()
+    assert len(tickets) == 1 and _created_by(db, tickets[0]) == "fallback"
+    assert posted[0].status_code == 201
+    assert posted[0].json()["reference"] == tickets[0].reference
+    db.rollback()
+
+
+def test_ticket_creation_with_a_message_id_is_idempotent_and_checked(
+    db: Session, client: Any
+) -> None:
+    auth = _service_token(db)
+    message = _inbound(db, "le forage est en panne a sevare")
+    contact = db.get(Contact, message.contact_id)
+    assert contact is not None
+    turn = {
+        "sender": contact.public_id,
+        "message": "le forage est en panne a sevare",
+        "metadata": {"message_id": message.id},
+    }
+    first, second = (_action_posts_ticket(client, auth, turn) for _ in range(2))
+    assert first.status_code == second.status_code == 201
+    assert first.json()["reference"] == second.json()["reference"]
+    db.expire_all()
+    assert len(db.scalars(select(Ticket)).all()) == 1
+
+    # Somebody else's message, an outbound one, or none at all: a clear 422, no ticket.
+    other = get_or_create_contact(db, "+22376555002")
+    db.commit()
+    for sender, message_id in ((other.public_id, message.id), (contact.public_id, 999_999)):
+        refused = _action_posts_ticket(
+            client, auth, {**turn, "sender": sender, "metadata": {"message_id": message_id}}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "message_id" in refused.json()["detail"]
+    db.expire_all()
+    assert len(db.scalars(select(Ticket)).all()) == 1
+    db.rollback()
