@@ -7,11 +7,44 @@ directly: each expression compiles to the right SQL for the connection's dialect
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Date
+from sqlalchemy import Date, Table, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
+
+# Both dialects' INSERT constructs offer the same ``on_conflict_do_nothing`` /
+# ``on_conflict_do_update`` and ``returning``; the generic ``sqlalchemy.insert`` has neither.
+_INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def insert_on_conflict(dialect_name: str, table: Table) -> Any:
+    """``INSERT INTO table`` that can say ``ON CONFLICT … DO NOTHING`` on this dialect
+    (``session.get_bind().dialect.name``). Raises ValueError for any other database."""
+    try:
+        return _INSERTS[dialect_name](table)
+    except KeyError:
+        raise ValueError(f"Deme runs on PostgreSQL or SQLite, not {dialect_name!r}") from None
+
+
+def serialize_on(session: Session, key: str) -> None:
+    """Make concurrent transactions that call this with the same ``key`` run one after the
+    other until they commit (check-then-insert without duplicates).
+
+    PostgreSQL: a transaction-scoped advisory lock on the key. SQLite has one write lock for
+    the whole database, held until commit, so writers are serialised anyway: the caller's
+    pending changes are flushed here, so that this transaction holds that lock before it
+    reads (callers have always changed a row by then — the ticket they file)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    else:
+        session.flush()
 
 
 class utc_day(FunctionElement[Any]):  # a lower-case name: it reads as a SQL function

@@ -25,7 +25,8 @@ def _wait_for_worker(log_path: Path, process: subprocess.Popen[bytes], timeout: 
 
 
 class WorkerProcess:
-    """A real Celery worker (and optionally beat) running the project's tasks."""
+    """A real Celery worker (and optionally beat) running the project's tasks, on the broker the
+    environment selects (core.celery_app.broker_options: Redis, or the embedded broker)."""
 
     def __init__(
         self,
@@ -33,9 +34,13 @@ class WorkerProcess:
         concurrency: int = 2,
         beat: bool = False,
         env: dict[str, str] | None = None,
-        queues: str = "deme,conversation",
+        queues: str | None = None,
         pool: str = "prefork",
     ) -> None:
+        if queues is None:
+            from core.celery_app import ALL_QUEUES
+
+            queues = ALL_QUEUES  # every queue the product routes to, wherever they are listed
         self.log_path = var_dir_for_tests() / f"worker-{uuid.uuid4().hex[:8]}.log"
         command = [
             sys.executable,
