@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Date, Table, text
+from sqlalchemy import Date, Engine, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -33,18 +33,44 @@ def insert_on_conflict(dialect_name: str, table: Table) -> Any:
         raise ValueError(f"Deme runs on PostgreSQL or SQLite, not {dialect_name!r}") from None
 
 
+def _take_sqlite_write_lock(dbapi_connection: Any) -> None:
+    """Take SQLite's write lock now (waiting up to busy_timeout), unless this connection holds
+    it already. Python's sqlite3 opens a transaction only before a write, so a connection in
+    a transaction holds it; autocommit connections (isolation_level None) are left alone."""
+    if dbapi_connection.isolation_level is None or dbapi_connection.in_transaction:
+        return
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def install_sqlite_row_locks(engine: Engine) -> None:
+    """Give ``with_for_update()`` its meaning on a SQLite engine.
+
+    SQLite has no row locks, and SQLAlchemy drops ``FOR UPDATE`` there: without this, two
+    workers taking "the same row, locked" both go ahead (duplicate alerts, SLA escalations,
+    ticket processing). SQLite's lock is the whole database's write lock: it is taken before
+    the locked read and held until commit — what FOR UPDATE promises, only coarser (and
+    ``skip_locked`` waits instead of skipping, then sees the rows already handled)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _lock_for_update(
+        _connection: Any, cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        compiled = getattr(context, "compiled", None)
+        if getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None:
+            _take_sqlite_write_lock(cursor.connection)
+
+
 def serialize_on(session: Session, key: str) -> None:
     """Make concurrent transactions that call this with the same ``key`` run one after the
     other until they commit (check-then-insert without duplicates).
 
-    PostgreSQL: a transaction-scoped advisory lock on the key. SQLite has one write lock for
-    the whole database, held until commit, so writers are serialised anyway: the caller's
-    pending changes are flushed here, so that this transaction holds that lock before it
-    reads (callers have always changed a row by then — the ticket they file)."""
+    PostgreSQL: a transaction-scoped advisory lock on the key. SQLite: its one write lock,
+    for the whole database, taken now (if this transaction does not hold it yet) and held
+    until commit."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
     else:
-        session.flush()
+        _take_sqlite_write_lock(session.connection().connection.dbapi_connection)
 
 
 class utc_day(FunctionElement[Any]):  # a lower-case name: it reads as a SQL function

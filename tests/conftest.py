@@ -144,8 +144,21 @@ def database() -> Iterator[str]:
     reset_engine_cache()
 
 
+def purge_broker() -> None:
+    """Drop every task still queued: a test's leftover task (a notification, an alert) must
+    not run during the next test, against rows that reuse its ids. Through Kombu on the
+    app's own broker, so it follows core.celery_app.broker_options on either deployment."""
+    from core.celery_app import ALL_QUEUES, celery_app
+
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ALL_QUEUES.split(","):
+            channel.queue_purge(queue)  # a queue never used holds nothing: 0
+
+
 def truncate_all() -> None:
-    """Empty every table, on the session's deployment."""
+    """Empty the broker's queues and every table, on the session's deployment."""
+    purge_broker()
     if EMBEDDED:
         _delete_all_sqlite()
     else:

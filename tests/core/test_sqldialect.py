@@ -5,7 +5,8 @@ stack's PostgreSQL, so it is skipped on --deployment=embedded)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -108,11 +109,9 @@ def test_serialize_on_lets_one_check_then_insert_win(maker: sessionmaker[Session
     outcomes: list[str] = []
     lock = threading.Lock()
 
-    def attempt(number: int) -> None:
+    def attempt() -> None:
         with maker() as session:
             barrier.wait()
-            # A write first, as serialize_on's callers do (the ticket they file).
-            session.add(_ticket(f"T-OWN{number:02d}", datetime.now(UTC)))
             serialize_on(session, "test-key")
             taken = session.scalar(select(Ticket.id).where(Ticket.reference == "T-SHARED"))
             if taken is None:
@@ -121,9 +120,39 @@ def test_serialize_on_lets_one_check_then_insert_win(maker: sessionmaker[Session
             with lock:
                 outcomes.append("inserted" if taken is None else "saw it")
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
+    _run_together(attempt, 8)
+    assert sorted(outcomes) == ["inserted"] + ["saw it"] * 7, outcomes
+
+
+def test_with_for_update_lets_one_transaction_handle_a_row(maker: sessionmaker[Session]) -> None:
+    """Six workers take the same ticket "locked" and handle it if nobody has: one does. (On
+    SQLite this is the write lock core.sqldialect takes for FOR UPDATE; SQLAlchemy alone
+    drops the clause there and all six would.)"""
+    with maker() as session:
+        session.add(_ticket("T-LOCK1", datetime.now(UTC)))
+        session.commit()
+    handled: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def worker() -> None:
+        with maker() as session:
+            barrier.wait()
+            ticket = session.scalars(
+                select(Ticket).where(Ticket.reference == "T-LOCK1").with_for_update()
+            ).one()
+            if ticket.description is None:
+                time.sleep(0.05)  # the read-to-write window in which a duplicate would slip
+                ticket.description = "handled"
+                handled.append(1)
+            session.commit()
+
+    _run_together(worker, 6)
+    assert handled == [1]
+
+
+def _run_together(target: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["inserted"] + ["saw it"] * 7, outcomes
+        thread.join(60)
