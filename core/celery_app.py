@@ -54,6 +54,10 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         # Kombu's default is ./control in the working directory; keep everything under var/.
         "control_folder": str(folder / "control"),
         "store_processed": False,
+        # Kombu polls the folder every second by default: up to a second per hop, and a
+        # message crosses several (intake, bot turn, send). A listdir of a small folder ten
+        # times a second per worker costs next to no CPU.
+        "polling_interval": 0.1,
     }
 
 
