@@ -42,6 +42,14 @@ def _take_sqlite_write_lock(dbapi_connection: Any) -> None:
     dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
+# Execution options for a ``with_for_update()`` read whose transaction then waits on slow I/O
+# that itself writes to the database (a bot turn: Rasa's actions call our API). On SQLite the
+# whole database's write lock would be held through it, stalling every writer (and the API
+# call would wait for it): such callers serialise by other means (core.locks.exclusive) and
+# keep the row lock on PostgreSQL only.
+ROW_LOCK_ON_POSTGRESQL_ONLY = {"deme_sqlite_write_lock": False}
+
+
 def install_sqlite_row_locks(engine: Engine) -> None:
     """Give ``with_for_update()`` its meaning on a SQLite engine.
 
@@ -56,7 +64,9 @@ def install_sqlite_row_locks(engine: Engine) -> None:
         _connection: Any, cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
     ) -> None:
         compiled = getattr(context, "compiled", None)
-        if getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None:
+        if getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is None:
+            return
+        if context.execution_options.get("deme_sqlite_write_lock", True):
             _take_sqlite_write_lock(cursor.connection)
 
 
