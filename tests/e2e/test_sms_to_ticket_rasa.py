@@ -21,7 +21,8 @@ from tests.e2e.helpers import post_sms, replies_to, ticket_for
 from tests.gateway.fake_provider import FakeProvider
 from tests.gateway.gateway_helpers import UvicornServer
 
-pytestmark = pytest.mark.slow
+# Rasa alone may take up to 420 s to load its model on a busy machine (BotProcess.wait_ready).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SHARED_SECRET = "e2e-bot-shared-secret"
 # A broker of its own: the session's fallback worker (tests/conftest.py) listens on the
