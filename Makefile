@@ -68,8 +68,17 @@ lint: venv
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
+# The whole suite on the server stack (PostgreSQL + Redis), then the acceptance set — every
+# test that starts the platform — on the embedded default of `make run` (SQLite + embedded
+# broker): both deployments of the one product pass the same tests (README "Tests").
+ACCEPTANCE_TESTS := tests/e2e tests/console tests/gateway tests/ussd tests/tickets \
+                    tests/core/test_sqldialect.py tests/core/test_unique_constraints.py
+
 test-platform: venv services chromium
-	@$(PY) -m pytest tests
+	@echo "== pytest on the server stack (PostgreSQL + Redis)"
+	@$(PY) -m pytest tests --deployment=server
+	@echo "== pytest on the embedded deployment (SQLite + embedded broker, as make run)"
+	@$(PY) -m pytest $(ACCEPTANCE_TESTS) --deployment=embedded
 
 test-bot: venv
 	@if [ "$(DEME_BOT)" = "rasa" ]; then bash bot/scripts/test.sh; \

@@ -28,6 +28,7 @@ from core.db import get_sessionmaker, session_scope
 from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.settings import get_settings
+from core.sqldialect import ROW_LOCK_ON_POSTGRESQL_ONLY
 from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
@@ -114,7 +115,14 @@ def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> Non
         )
         for pending_id in pending_ids:
             try:
-                message = session.get(Message, pending_id, with_for_update=True)
+                # The contact's exclusive lock (above) serialises turns; the row lock is kept
+                # on PostgreSQL, not as SQLite's whole-database lock through the Rasa call.
+                message = session.get(
+                    Message,
+                    pending_id,
+                    with_for_update=True,
+                    execution_options=ROW_LOCK_ON_POSTGRESQL_ONLY,
+                )
                 if message is None or message.status != MessageStatus.RECEIVED:
                     session.rollback()
                     continue

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
+from core.sqldialect import install_sqlite_row_locks
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -35,6 +36,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    install_sqlite_row_locks(engine)
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 15000, **kwargs: Any) -> Engine:

@@ -7,11 +7,80 @@ directly: each expression compiles to the right SQL for the connection's dialect
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Date
+from sqlalchemy import Date, Engine, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
+
+# Both dialects' INSERT constructs offer the same ``on_conflict_do_nothing`` /
+# ``on_conflict_do_update`` and ``returning``; the generic ``sqlalchemy.insert`` has neither.
+_INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def insert_on_conflict(dialect_name: str, table: Table) -> Any:
+    """``INSERT INTO table`` that can say ``ON CONFLICT … DO NOTHING`` on this dialect
+    (``session.get_bind().dialect.name``). Raises ValueError for any other database."""
+    try:
+        return _INSERTS[dialect_name](table)
+    except KeyError:
+        raise ValueError(f"Deme runs on PostgreSQL or SQLite, not {dialect_name!r}") from None
+
+
+def _take_sqlite_write_lock(dbapi_connection: Any) -> None:
+    """Take SQLite's write lock now (waiting up to busy_timeout), unless this connection holds
+    it already. Python's sqlite3 opens a transaction only before a write, so a connection in
+    a transaction holds it; autocommit connections (isolation_level None) are left alone."""
+    if dbapi_connection.isolation_level is None or dbapi_connection.in_transaction:
+        return
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+# Execution options for a ``with_for_update()`` read whose transaction then waits on slow I/O
+# that itself writes to the database (a bot turn: Rasa's actions call our API). On SQLite the
+# whole database's write lock would be held through it, stalling every writer (and the API
+# call would wait for it): such callers serialise by other means (core.locks.exclusive) and
+# keep the row lock on PostgreSQL only.
+ROW_LOCK_ON_POSTGRESQL_ONLY = {"deme_sqlite_write_lock": False}
+
+
+def install_sqlite_row_locks(engine: Engine) -> None:
+    """Give ``with_for_update()`` its meaning on a SQLite engine.
+
+    SQLite has no row locks, and SQLAlchemy drops ``FOR UPDATE`` there: without this, two
+    workers taking "the same row, locked" both go ahead (duplicate alerts, SLA escalations,
+    ticket processing). SQLite's lock is the whole database's write lock: it is taken before
+    the locked read and held until commit — what FOR UPDATE promises, only coarser (and
+    ``skip_locked`` waits instead of skipping, then sees the rows already handled)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _lock_for_update(
+        _connection: Any, cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        compiled = getattr(context, "compiled", None)
+        if getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is None:
+            return
+        if context.execution_options.get("deme_sqlite_write_lock", True):
+            _take_sqlite_write_lock(cursor.connection)
+
+
+def serialize_on(session: Session, key: str) -> None:
+    """Make concurrent transactions that call this with the same ``key`` run one after the
+    other until they commit (check-then-insert without duplicates).
+
+    PostgreSQL: a transaction-scoped advisory lock on the key. SQLite: its one write lock,
+    for the whole database, taken now (if this transaction does not hold it yet) and held
+    until commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    else:
+        _take_sqlite_write_lock(session.connection().connection.dbapi_connection)
 
 
 class utc_day(FunctionElement[Any]):  # a lower-case name: it reads as a SQL function

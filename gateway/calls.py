@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.sqldialect import insert_on_conflict
 from models.enums import MessageDirection
 from models.messages import Call
 from models.outbox_relay import enqueue_after_commit, publish_committed
@@ -55,10 +55,8 @@ def record_call(call: InboundCall) -> int | None:
         contact_id = None
         if call.caller:
             contact_id = get_or_create_contact(session, call.caller).id
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         call_id = session.execute(
-            insert(_calls)
+            insert_on_conflict(session.get_bind().dialect.name, _calls)
             .values(
                 channel_id=call.channel_id,
                 provider_call_id=call.provider_call_id,

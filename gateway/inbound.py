@@ -37,7 +37,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Boolean, Engine, Table, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from core import fastpublish
@@ -45,6 +44,7 @@ from core.crypto import EncryptedText, lookup_hash
 from core.db import get_sessionmaker, make_engine
 from core.locks import single_run
 from core.settings import get_settings
+from core.sqldialect import insert_on_conflict
 from models.base import UTCDateTime, utcnow
 from models.contacts import Contact
 from models.enums import MessageDirection, MessageStatus
@@ -148,9 +148,8 @@ _FAST_INSERT = text(
 
 @lru_cache(maxsize=2)
 def _insert_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(_messages)
+        insert_on_conflict(dialect, _messages)
         .values(
             channel_id=bindparam("channel_id"),
             contact_id=bindparam("contact_id"),

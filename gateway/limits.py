@@ -11,6 +11,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -90,23 +91,28 @@ return n
 
 
 class _LocalBucket:
-    """Token bucket for one process (no Redis)."""
+    """At most ``rate`` sends in any one-second window, for one process (no Redis).
+
+    A sliding log of the last second's grants, not a token bucket: a full bucket plus its
+    refill let through up to twice the rate within one second, more than a provider's
+    per-second limit allows (the Redis window never grants more than ``rate`` a second)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._state: dict[int, tuple[float, float]] = {}
+        self._grants: dict[int, deque[float]] = {}
 
     def take(self, channel_id: int, rate: float) -> float:
-        """Take a token; returns 0, or how long to wait before trying again."""
+        """Take a slot; returns 0, or how long to wait before trying again."""
+        allowed = max(1, int(rate))
         with self._lock:
             now = time.monotonic()
-            tokens, last = self._state.get(channel_id, (rate, now))
-            tokens = min(rate, tokens + (now - last) * rate)
-            if tokens >= 1:
-                self._state[channel_id] = (tokens - 1, now)
+            grants = self._grants.setdefault(channel_id, deque())
+            while grants and grants[0] <= now - 1.0:
+                grants.popleft()
+            if len(grants) < allowed:
+                grants.append(now)
                 return 0.0
-            self._state[channel_id] = (tokens, now)
-            return (1 - tokens) / rate
+            return grants[0] + 1.0 - now
 
 
 _local = _LocalBucket()

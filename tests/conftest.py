@@ -1,9 +1,13 @@
-"""Shared test fixtures: a real PostgreSQL database, real Redis, a real Celery worker.
+"""Shared test fixtures: a real database, a real broker, a real Celery worker — on either
+deployment of the product (``--deployment``, see support.environment):
 
-Each test session gets its own PostgreSQL database (``DEME_TEST_DB``, default ``deme_test``)
-and Redis database number (``DEME_TEST_REDIS_DB``, default 15) so parallel runs on one
-machine never clobber each other. The environment is set here, before any Deme module reads
-its settings.
+- ``server`` (default): each session gets its own PostgreSQL database (``DEME_TEST_DB``,
+  default ``deme_test``) and Redis database number (``DEME_TEST_REDIS_DB``, default 15) so
+  parallel runs on one machine never clobber each other;
+- ``embedded``: no server at all, as `make run` starts it — a SQLite file and the embedded
+  broker in the session's own var folder (``var/test-<DEME_TEST_DB>-embedded``).
+
+The environment is set here, before any Deme module reads its settings.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from support.environment import (
+    DEPLOYMENT,
+    DEPLOYMENTS,
+    EMBEDDED,
     PG_ADMIN_URL,
     TEST_DATABASE_URL,
     TEST_DB,
@@ -24,13 +31,18 @@ from support.environment import (
 os.environ.update(
     {
         "DEME_ENV": "test",
-        "DEME_DATABASE_URL": TEST_DATABASE_URL,
-        "DEME_REDIS_URL": TEST_REDIS_URL,
         "DEME_VAR_DIR": str(TEST_VAR_DIR),
         "DEME_BOT": os.environ.get("DEME_TEST_BOT", "fallback"),
         "DEME_PUBLIC_URL": "https://deme.test",
     }
 )
+if EMBEDDED:
+    # Exactly `make run`'s configuration: no database URL (the SQLite file in the var folder)
+    # and no Redis (the embedded broker of core.celery_app.broker_options).
+    os.environ.pop("DEME_DATABASE_URL", None)
+    os.environ.pop("DEME_REDIS_URL", None)
+else:
+    os.environ.update({"DEME_DATABASE_URL": TEST_DATABASE_URL, "DEME_REDIS_URL": TEST_REDIS_URL})
 for _name in list(os.environ):
     # A developer's own DEME_* settings must not leak into the tests.
     if (
@@ -48,6 +60,8 @@ for _name in list(os.environ):
     ):
         del os.environ[_name]
 
+import shutil  # noqa: E402
+
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -56,7 +70,54 @@ from support.db import run_migrations  # noqa: E402
 from support.workers import BeatProcess, WorkerProcess  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--deployment",
+        choices=DEPLOYMENTS,
+        default="server",
+        help="run against the server stack (PostgreSQL + Redis, default) or the embedded "
+        "default of `make run` (SQLite + embedded broker); also DEME_TEST_DEPLOYMENT",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("deployment")
+    if chosen != "server" and chosen != DEPLOYMENT:
+        # support.environment read the command line itself (it had to, before pytest); a
+        # value it could not see (pytest.main(args), an ini addopts) would be half-applied.
+        raise pytest.UsageError(
+            f"--deployment={chosen} was not seen early enough; set DEME_TEST_DEPLOYMENT={chosen}"
+        )
+
+
+def pytest_report_header() -> str:
+    where = TEST_DATABASE_URL if not EMBEDDED else f"SQLite + embedded broker in {TEST_VAR_DIR}"
+    return f"deployment: {DEPLOYMENT} ({where})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not EMBEDDED:
+        return
+    for item in items:
+        marker = item.get_closest_marker("server_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            if not reason:
+                raise pytest.UsageError(f"{item.nodeid}: server_only needs a reason")
+            item.add_marker(pytest.mark.skip(reason=f"server stack only: {reason}"))
+
+
+def _recreate_sqlite_database() -> None:
+    """A fresh var folder: the database file (and its WAL) and the broker's folders."""
+    if TEST_VAR_DIR.exists():
+        shutil.rmtree(TEST_VAR_DIR)
+    TEST_VAR_DIR.mkdir(parents=True)
+
+
 def _recreate_database() -> None:
+    if EMBEDDED:
+        _recreate_sqlite_database()
+        return
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(
@@ -73,7 +134,7 @@ def _recreate_database() -> None:
 
 @pytest.fixture(scope="session")
 def database() -> Iterator[str]:
-    """A freshly migrated PostgreSQL database for this test session."""
+    """A freshly migrated database (PostgreSQL or the embedded SQLite file) for this session."""
     _recreate_database()
     run_migrations(TEST_DATABASE_URL)
     TEST_VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -83,9 +144,56 @@ def database() -> Iterator[str]:
     reset_engine_cache()
 
 
+def purge_broker() -> None:
+    """Drop every task still queued: a test's leftover task (a notification, an alert) must
+    not run during the next test, against rows that reuse its ids. Through Kombu on the
+    app's own broker, so it follows core.celery_app.broker_options on either deployment."""
+    from core.celery_app import ALL_QUEUES, celery_app
+
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ALL_QUEUES.split(","):
+            channel.queue_purge(queue)  # a queue never used holds nothing: 0
+
+
 def truncate_all() -> None:
-    """Empty every table. A worker left idle in a transaction would block TRUNCATE (it needs
-    an exclusive lock), so such sessions are ended first and the statement is retried."""
+    """Empty the broker's queues and every table, on the session's deployment."""
+    purge_broker()
+    if EMBEDDED:
+        _delete_all_sqlite()
+    else:
+        _truncate_all_postgresql()
+
+
+def _delete_all_sqlite() -> None:
+    """SQLite has no TRUNCATE: DELETE FROM every table, children before parents so the
+    foreign keys (enforced, see core.db) hold at every step, in one transaction. A writer
+    still busy in the worker makes it wait (busy_timeout), not fail. As TRUNCATE does on
+    PostgreSQL, no trigger fires (the audit log's append-only triggers are set aside and
+    restored in the same transaction) and AUTOINCREMENT counters restart."""
+    import models
+    from core.db import get_engine
+
+    with get_engine().begin() as connection:
+        triggers = connection.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        ).all()
+        for name, _sql in triggers:
+            connection.execute(text(f'DROP TRIGGER "{name}"'))
+        for table in reversed(models.Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+        for _name, sql in triggers:
+            connection.execute(text(sql))
+        has_sequences = connection.execute(
+            text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        ).first()
+        if has_sequences:
+            connection.execute(text("DELETE FROM sqlite_sequence"))
+
+
+def _truncate_all_postgresql() -> None:
+    """A worker left idle in a transaction would block TRUNCATE (it needs an exclusive lock),
+    so such sessions are ended first and the statement is retried."""
     import models
     from core.db import get_engine
 
@@ -124,7 +232,12 @@ def db(database: str) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[object]:
+    """The server stack's Redis (its own database number). Only tests marked server_only may
+    ask for it: the embedded deployment has no Redis."""
     import redis
+
+    if EMBEDDED:
+        pytest.fail("the embedded deployment has no Redis: mark the test server_only(reason)")
 
     client = redis.Redis.from_url(TEST_REDIS_URL)
     client.flushdb()
@@ -133,8 +246,11 @@ def redis_client() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(database: str, redis_client: object) -> Iterator[WorkerProcess]:
-    """A real Celery worker on the real Redis broker, shared by the session's tests."""
+def celery_worker(request: pytest.FixtureRequest, database: str) -> Iterator[WorkerProcess]:
+    """A real Celery worker on the deployment's broker (Redis, or the embedded broker of
+    core.celery_app.broker_options), shared by the session's tests."""
+    if not EMBEDDED:
+        request.getfixturevalue("redis_client")  # flushed: no task of an earlier run left
     worker = WorkerProcess()
     yield worker
     worker.stop()

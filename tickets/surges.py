@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import CTE, func, select, text
+from sqlalchemy import CTE, func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.settings import get_settings
+from core.sqldialect import serialize_on
 from models.base import utcnow
 from models.enums import IncidentStatus, PlaceKind
 from models.outbox_relay import enqueue_after_commit
@@ -64,12 +65,8 @@ def _grouped_under(anchor_id: int) -> CTE:
 
 def _lock(session: Session, category: str, anchor_id: int) -> None:
     """Serialise concurrent reports of one category at one place, so they cannot open two
-    incidents for the same surge (a transaction-scoped advisory lock; PostgreSQL only)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"deme-surge:{category}:{anchor_id}"},
-        )
+    incidents for the same surge (the ticket is already flushed: see serialize_on)."""
+    serialize_on(session, f"deme-surge:{category}:{anchor_id}")
 
 
 def _new_incident_reference(session: Session) -> str:

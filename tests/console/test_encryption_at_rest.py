@@ -30,19 +30,19 @@ SECRET_WORDS = ("Moussa", "frappe", "femme", "Sévaré", "severe", "moussa")
 
 
 def _text_columns(db: Session) -> dict[str, list[str]]:
-    """Every textual column of the tables that hold free text, read from the live schema."""
-    rows = db.execute(
-        text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() "
-            "AND table_name IN ('messages', 'tickets', 'ticket_events', 'calls') "
-            "AND data_type IN ('text', 'character varying', 'json', 'jsonb')"
-        )
-    ).all()
-    columns: dict[str, list[str]] = {}
-    for table, column in rows:
-        columns.setdefault(table, []).append(column)
-    return columns
+    """Every textual column of the tables that hold free text, read from the live schema
+    (of PostgreSQL or SQLite: the dialect's own catalog, through SQLAlchemy's inspector)."""
+    from sqlalchemy import JSON, String, inspect
+
+    schema = inspect(db.connection())
+    return {
+        table: [
+            column["name"]
+            for column in schema.get_columns(table)
+            if isinstance(column["type"], String | JSON)
+        ]
+        for table in ("messages", "tickets", "ticket_events", "calls")
+    }
 
 
 def _raw_dump(db: Session) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.sqldialect import insert_on_conflict
 from models import Channel, ChannelType, Message, MessageDirection, MessageStatus, Ticket
 from models.enums import TicketCategory, TicketSource
 
@@ -82,7 +82,7 @@ def test_on_conflict_do_nothing_gives_exactly_one_row(db: Session) -> None:
     def insert_idempotently() -> None:
         with maker() as session:
             session.execute(
-                insert(Message)
+                insert_on_conflict(session.get_bind().dialect.name, Message.__table__)
                 .values(
                     channel_id=channel.id,
                     direction=MessageDirection.INBOUND,

@@ -1,6 +1,6 @@
 """The message path with the real bot: Rasa server + action server (bot/scripts/run.sh, the
 bot's own Python 3.10 environment), the platform under uvicorn (the actions call its
-/api/v1), a real Celery worker with DEME_BOT=rasa, PostgreSQL and Redis. Then Rasa is
+/api/v1), a real Celery worker with DEME_BOT=rasa, on the session's deployment. Then Rasa is
 stopped and the next SMS still becomes a ticket through the fallback classifier."""
 
 from __future__ import annotations
@@ -10,26 +10,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy.orm import Session
 
 from models import Household, Place, User, UserRole
 from support import wait_until
 from support.bot import BotProcess
-from support.environment import TEST_REDIS_URL
+from support.environment import private_broker_env
 from support.workers import WorkerProcess
 from tests.e2e.helpers import post_sms, replies_to, ticket_for
 from tests.gateway.fake_provider import FakeProvider
 from tests.gateway.gateway_helpers import UvicornServer
 
-pytestmark = pytest.mark.slow
+# Rasa alone may take up to 420 s to load its model on a busy machine (BotProcess.wait_ready).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SHARED_SECRET = "e2e-bot-shared-secret"
-# Its own Redis database: the session's fallback worker (tests/conftest.py) listens on the
-# test Redis database and would otherwise take these messages and answer without Rasa.
-RASA_REDIS_URL = (
-    TEST_REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("DEME_TEST_RASA_REDIS_DB", "4")
-)
+# A broker of its own: the session's fallback worker (tests/conftest.py) listens on the
+# session's broker and would otherwise take these messages and answer without Rasa.
+RASA_BROKER_ENV = private_broker_env("rasa", os.environ.get("DEME_TEST_RASA_REDIS_DB", "4"))
 
 MESSAGES = [
     (
@@ -65,9 +63,12 @@ def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotPr
     db.flush()
     token = issue_api_token(db, service, "e2e")
     db.commit()
-    redis.Redis.from_url(RASA_REDIS_URL).flushdb()
+    if "DEME_REDIS_URL" in RASA_BROKER_ENV:
+        import redis
+
+        redis.Redis.from_url(RASA_BROKER_ENV["DEME_REDIS_URL"]).flushdb()
     server = UvicornServer(
-        env={"DEME_BOT_SHARED_SECRET": SHARED_SECRET, "DEME_REDIS_URL": RASA_REDIS_URL},
+        env={"DEME_BOT_SHARED_SECRET": SHARED_SECRET, **RASA_BROKER_ENV},
         workers=1,
     )
     bot = BotProcess(
@@ -86,7 +87,7 @@ def bot_stack(db: Session, platform: Any) -> Iterator[tuple[UvicornServer, BotPr
                 "DEME_RASA_URL": bot.url,
                 "DEME_BOT_SHARED_SECRET": SHARED_SECRET,
                 "DEME_RASA_TIMEOUT_SECONDS": "30",
-                "DEME_REDIS_URL": RASA_REDIS_URL,
+                **RASA_BROKER_ENV,
             }
         )
         yield server, bot, worker

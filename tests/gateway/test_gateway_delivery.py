@@ -55,6 +55,7 @@ def _message(db: Session, message_id: int) -> Message:
     return message
 
 
+@pytest.mark.server_only(reason="cuts the worker's TCP connection to PostgreSQL")
 def test_database_stopped_mid_send_the_reply_goes_out_soon_after_recovery(
     db: Session, twilio_channel: Any, fake: fp.FakeProvider, cut_off_worker: CutOffWorker
 ) -> None:
@@ -76,6 +77,7 @@ def test_database_stopped_mid_send_the_reply_goes_out_soon_after_recovery(
     assert SENDER not in log and "recue" not in log  # no number, no body in the logs
 
 
+@pytest.mark.server_only(reason="cuts the worker's TCP connection to PostgreSQL")
 def test_database_lost_after_the_provider_call_records_the_answer_without_resending(
     db: Session, twilio_channel: Any, fake: fp.FakeProvider, cut_off_worker: CutOffWorker
 ) -> None:
@@ -96,6 +98,7 @@ def test_database_lost_after_the_provider_call_records_the_answer_without_resend
     assert len(fake.sent()) == 1
 
 
+@pytest.mark.server_only(reason="reads the republished task from a private Redis broker's queue")
 def test_lost_reply_task_is_found_by_the_sweep_once_even_with_two_sweeps(
     db: Session, twilio_channel: Any, fake: fp.FakeProvider, private_redis: RedisServer
 ) -> None:

@@ -60,6 +60,7 @@ def _inbound_count(db: Session) -> int:
     )
 
 
+@pytest.mark.server_only(reason="counts the tasks left in a private Redis broker's queue")
 def test_duplicate_storm_makes_one_message_and_one_task_per_sid(
     db: Session, twilio_channel: Any, private_redis: RedisServer
 ) -> None:
@@ -88,6 +89,7 @@ def test_duplicate_storm_makes_one_message_and_one_task_per_sid(
     assert {args[0] for _, args in tasks} == ids
 
 
+@pytest.mark.server_only(reason="kills the Redis server under traffic")
 def test_redis_killed_during_traffic_loses_nothing(
     db: Session, twilio_channel: Any, private_redis: RedisServer
 ) -> None:
@@ -140,6 +142,7 @@ def test_redis_killed_during_traffic_loses_nothing(
         restarted.kill()
 
 
+@pytest.mark.server_only(reason="cuts the TCP connection to the PostgreSQL server")
 def test_database_unreachable_spools_then_replays(
     db: Session, twilio_channel: Any, private_redis: RedisServer
 ) -> None:
@@ -187,6 +190,7 @@ def test_database_unreachable_spools_then_replays(
     assert {f"during {n} 😀" for n in range(20)} <= bodies
 
 
+@pytest.mark.server_only(reason="freezes the PostgreSQL server (a TCP proxy that forwards nothing)")
 def test_frozen_database_answers_within_a_second_spools_then_replays(
     db: Session, twilio_channel: Any, private_redis: RedisServer
 ) -> None:
@@ -251,6 +255,7 @@ def test_overlapping_spool_replays_store_each_message_once(
     assert _inbound_count(db) == 30
 
 
+@pytest.mark.server_only(reason="redelivers through Redis' unacked hash by hand")
 def test_worker_killed_mid_send_never_sends_twice(
     db: Session, twilio_channel: Any, fake: fp.FakeProvider, private_redis: RedisServer
 ) -> None:

@@ -244,10 +244,8 @@ def test_bambara_keyword_confirms_in_bambara(
     assert fake.sent()[0].form["Body"] == translate("opt_out.confirmation", "bm")
 
 
-def test_flood_control_stores_but_does_not_forward(
-    redis_client: Any, db: Session, twilio_channel: Any
-) -> None:
-        from core.settings import get_settings
+def test_flood_control_stores_but_does_not_forward(db: Session, twilio_channel: Any) -> None:
+    from core.settings import get_settings
     from gateway.inbound import InboundSms, record_inbound
     from gateway.tasks import handle_inbound
     from models.outbox_relay import discard_pending, pending_tasks
@@ -276,7 +274,7 @@ def test_flood_control_stores_but_does_not_forward(
     db.rollback()
 
 
-def test_channel_rate_limit_is_shared(redis_client: Any) -> None:
+def test_channel_rate_limit_is_shared() -> None:
     from gateway.limits import acquire_send_slot
 
     granted: list[float] = []

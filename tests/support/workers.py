@@ -26,7 +26,8 @@ def _wait_for_worker(log_path: Path, process: subprocess.Popen[bytes], timeout: 
 
 
 class WorkerProcess:
-    """A real Celery worker (and optionally beat) running the project's tasks."""
+    """A real Celery worker (and optionally beat) running the project's tasks, on the broker the
+    environment selects (core.celery_app.broker_options: Redis, or the embedded broker)."""
 
     def __init__(
         self,
@@ -34,9 +35,11 @@ class WorkerProcess:
         concurrency: int = 2,
         beat: bool = False,
         env: dict[str, str] | None = None,
-        queues: str = ALL_QUEUES,
+        queues: str | None = None,
         pool: str = "prefork",
     ) -> None:
+        if queues is None:
+            queues = ALL_QUEUES  # every queue the product routes to
         self.log_path = var_dir_for_tests() / f"worker-{uuid.uuid4().hex[:8]}.log"
         command = [
             sys.executable,

@@ -78,6 +78,7 @@ def test_a_notification_just_scheduled_is_left_to_its_task(db: Session, world: W
     assert _outbound(db, ticket.contact_id) == []
 
 
+@pytest.mark.server_only(reason="cuts the worker's TCP connection to PostgreSQL")
 def test_notify_sender_retries_a_database_outage_in_the_worker(
     db: Session, world: World, cut_off_worker: CutOffWorker
 ) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for the USSD tests (real PostgreSQL and Redis, see tests/conftest.py)."""
+"""Fixtures for the USSD tests (the session's deployment, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,15 @@ def _no_hidden_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_ussd_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Channel ids restart with every truncation and callers' walks live in Redis: neither may
-    leak from one test into the next."""
+    """Channel ids restart with every truncation and callers' walks live in Redis (in the
+    database, emptied after each test, on the embedded deployment): neither may leak from one
+    test into the next."""
     from gateway.ussd.routes import channel_cache
+    from support.environment import EMBEDDED
 
     channel_cache.clear()
-    if "redis_client" in request.fixturenames or "client" in request.fixturenames:
+    uses_redis = "redis_client" in request.fixturenames or "client" in request.fixturenames
+    if uses_redis and not EMBEDDED:
         _delete_ussd_keys(request.getfixturevalue("redis_client"))
     yield
     channel_cache.clear()
@@ -72,3 +75,12 @@ def places_seeded(client: Any) -> None:
 
     with session_scope() as session:
         seed_places(session, lambda _message: None)
+
+
+@pytest.fixture()
+def ussd_redis(request: pytest.FixtureRequest) -> Any | None:
+    """The Redis holding callers' walks on the server stack; None on the embedded deployment,
+    where the walk lives in the session's database row only."""
+    from support.environment import EMBEDDED
+
+    return None if EMBEDDED else request.getfixturevalue("redis_client")

@@ -115,6 +115,7 @@ def test_resume_is_keyed_on_the_caller_not_the_session(
     assert again.dial().startswith("CON Vous aviez commencé")
 
 
+@pytest.mark.server_only(reason="inspects the TTL of the USSD state's Redis key")
 def test_redis_state_expires_with_the_window(
     client: Any, at_channel: int, places_seeded: None, redis_client: Any
 ) -> None:
