@@ -37,10 +37,13 @@ os.environ.update(
     }
 )
 if EMBEDDED:
-    # Exactly `make run`'s configuration: no database URL (the SQLite file in the var folder)
-    # and no Redis (the embedded broker of core.celery_app.broker_options).
+    # Exactly what `deme run` gives its children on a bare machine: no database URL (the SQLite
+    # file in the var folder) and the embedded broker's socket as DEME_REDIS_URL (core.broker;
+    # started by the `database` fixture, as `deme run` starts it before the others).
+    from support.environment import embedded_broker_url
+
     os.environ.pop("DEME_DATABASE_URL", None)
-    os.environ.pop("DEME_REDIS_URL", None)
+    os.environ["DEME_REDIS_URL"] = embedded_broker_url()
 else:
     os.environ.update({"DEME_DATABASE_URL": TEST_DATABASE_URL, "DEME_REDIS_URL": TEST_REDIS_URL})
 for _name in list(os.environ):
@@ -134,14 +137,24 @@ def _recreate_database() -> None:
 
 @pytest.fixture(scope="session")
 def database() -> Iterator[str]:
-    """A freshly migrated database (PostgreSQL or the embedded SQLite file) for this session."""
+    """A freshly migrated database (PostgreSQL or the embedded SQLite file) for this session;
+    on the embedded deployment also its broker, started as `deme run` starts it."""
     _recreate_database()
     run_migrations(TEST_DATABASE_URL)
     TEST_VAR_DIR.mkdir(parents=True, exist_ok=True)
+    server = None
+    if EMBEDDED:
+        from core import broker
+
+        server = broker.EmbeddedBroker(TEST_VAR_DIR / "broker").start()
     yield TEST_DATABASE_URL
     from core.db import reset_engine_cache
 
     reset_engine_cache()
+    if server is not None:
+        from core import broker
+
+        broker.stop(server)
 
 
 def purge_broker() -> None:
@@ -231,15 +244,14 @@ def db(database: str) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def redis_client() -> Iterator[object]:
-    """The server stack's Redis (its own database number). Only tests marked server_only may
-    ask for it: the embedded deployment has no Redis."""
+def redis_client(request: pytest.FixtureRequest) -> Iterator[object]:
+    """The deployment's Redis: the server stack's (its own database number) or the embedded
+    broker (a Valkey server, started by the `database` fixture)."""
     import redis
 
     if EMBEDDED:
-        pytest.fail("the embedded deployment has no Redis: mark the test server_only(reason)")
-
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+        request.getfixturevalue("database")  # starts the embedded broker
+    client = redis.Redis.from_url(os.environ["DEME_REDIS_URL"] if EMBEDDED else TEST_REDIS_URL)
     client.flushdb()
     yield client
     client.flushdb()
@@ -249,8 +261,7 @@ def redis_client() -> Iterator[object]:
 def celery_worker(request: pytest.FixtureRequest, database: str) -> Iterator[WorkerProcess]:
     """A real Celery worker on the deployment's broker (Redis, or the embedded broker of
     core.celery_app.broker_options), shared by the session's tests."""
-    if not EMBEDDED:
-        request.getfixturevalue("redis_client")  # flushed: no task of an earlier run left
+    request.getfixturevalue("redis_client")  # flushed: no task of an earlier run left
     worker = WorkerProcess()
     yield worker
     worker.stop()

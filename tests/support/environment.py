@@ -60,13 +60,19 @@ SQLITE_TEST_DATABASE_URL = f"sqlite:///{TEST_VAR_DIR / 'deme.sqlite3'}"
 TEST_DATABASE_URL = SQLITE_TEST_DATABASE_URL if EMBEDDED else PG_TEST_DATABASE_URL
 
 
+def embedded_broker_url(db: int = 0) -> str:
+    """The embedded broker's URL (a Valkey server on a unix socket under the session's var
+    folder, ``core.broker``), as ``deme run`` hands it to its children in ``DEME_REDIS_URL``."""
+    from core.broker import EmbeddedBroker
+
+    url = EmbeddedBroker(TEST_VAR_DIR / "broker").url
+    return url if db == 0 else f"{url}?db={db}"
+
+
 def private_broker_env(name: str, redis_db: str) -> dict[str, str]:
     """Environment for processes (web, worker) that must share a broker of their own — not the
-    session's, whose worker would take their tasks — on the same database.
-
-    Server stack: another Redis database (``redis_db``). Embedded: another var folder, whose
-    ``broker`` folder is the embedded broker (core.celery_app.broker_options), with the
-    database named explicitly since it would otherwise follow the var folder."""
+    session's, whose worker would take their tasks — on the same database: another database
+    number of the same Redis (server stack) or of the same embedded broker."""
     if EMBEDDED:
-        return {"DEME_VAR_DIR": str(TEST_VAR_DIR / name), "DEME_DATABASE_URL": TEST_DATABASE_URL}
+        return {"DEME_REDIS_URL": embedded_broker_url(int(redis_db))}
     return {"DEME_REDIS_URL": TEST_REDIS_URL.rsplit("/", 1)[0] + "/" + redis_db}

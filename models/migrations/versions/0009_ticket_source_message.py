@@ -1,7 +1,7 @@
 """One ticket per inbound message: ``tickets.source_message_id``, unique (issue 14).
 
-Revision ID: 0008_ticket_source_message
-Revises: 0007_encrypt_free_text
+Revision ID: 0009_ticket_source_message
+Revises: 0008_bulkheads
 Create Date: 2026-12-02
 
 The bot's action (through ``/api/v1``) and the keyword fallback (after a Rasa timeout) could
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_ticket_source_message"
-down_revision: str | None = "0007_encrypt_free_text"
+revision: str = "0009_ticket_source_message"
+down_revision: str | None = "0008_bulkheads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
