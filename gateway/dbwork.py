@@ -1,4 +1,5 @@
-"""Database work of the menu, off the event loop's critical path.
+"""Database work of the web process's hot paths (the USSD menu, the SMS webhooks), without
+blocking the event loop.
 
 On PostgreSQL each unit of work runs **on the event loop** through psycopg's asyncio driver:
 SQLAlchemy runs the synchronous ORM code in a greenlet and every round trip yields to the other
@@ -12,7 +13,15 @@ threads with a synchronous session, a few at a time: with Starlette's default of
 burst of final writes made navigation hops wait for the loop thread's turn (a GIL convoy).
 
 Either way the functions given here are synchronous ``fn(session, ...)`` and own the
-transaction (they commit); the session is theirs alone.
+transaction (they commit); the session is theirs alone. ``in_connection`` is the same for
+``fn(connection, ...)`` on the webhooks' autocommit pool (``core.db.WEBHOOK_POOL``).
+
+``within(seconds, work)`` is the webhooks' time budget: after ``seconds`` the caller gets
+``TimeoutError`` (and spools) at once, while the work is cancelled and left to wind down on
+its own. Waiting for the cancellation to complete would not do: returning a connection whose
+round trip was interrupted to the pool means talking to the frozen database again (measured:
+~11 s). A thread is abandoned the same way; it ends within the pool's statement and busy
+timeouts.
 """
 
 from __future__ import annotations
@@ -20,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 
-from core.db import get_async_engine, get_sessionmaker
+from core.db import get_async_engine, get_sessionmaker, get_webhook_engine
 
 # Thread path only: concurrent database jobs per process, in two lanes so that a caller's first
 # hop (one indexed SELECT) never queues behind final writes (a whole intake transaction each).
@@ -35,6 +44,10 @@ WRITE_CONCURRENCY = 3
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# Work abandoned by ``within``, referenced until it has wound down (asyncio keeps only weak
+# references to tasks).
+_abandoned: set[asyncio.Future[Any]] = set()
 
 # Limiters per event loop: the app has one loop, the tests open one per TestClient.
 _limiters: weakref.WeakKeyDictionary[
@@ -54,14 +67,14 @@ def _lanes() -> tuple[CapacityLimiter, CapacityLimiter]:
 async def in_db_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Blocking work in the write lane's threads (the database store, after-answer work)."""
     return await anyio.to_thread.run_sync(
-        functools.partial(func, *args, **kwargs), limiter=_lanes()[1]
+        functools.partial(func, *args, **kwargs), limiter=_lanes()[1], abandon_on_cancel=True
     )
 
 
 async def in_lookup_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Blocking short reads on the hop's critical path, in the look-up lane's threads."""
     return await anyio.to_thread.run_sync(
-        functools.partial(func, *args, **kwargs), limiter=_lanes()[0]
+        functools.partial(func, *args, **kwargs), limiter=_lanes()[0], abandon_on_cancel=True
     )
 
 
@@ -84,3 +97,41 @@ async def in_session(
     if lookup:
         return await in_lookup_thread(with_session)
     return await in_db_thread(with_session)
+
+
+async def in_connection(func: Callable[..., T], *args: object) -> T:
+    """``func(connection, *args)`` on the webhooks' autocommit pool: on the event loop on
+    PostgreSQL, else in a thread of the write lane."""
+    async_engine = get_async_engine(webhook=True)
+    if async_engine is not None:
+        async with async_engine.connect() as connection:
+            return await connection.run_sync(func, *args)
+
+    def with_connection() -> T:
+        with get_webhook_engine().connect() as connection:
+            return func(connection, *args)
+
+    return await in_db_thread(with_connection)
+
+
+def _wound_down(task: asyncio.Future[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error of abandoned work is no news
+
+
+async def within(seconds: float, work: Awaitable[T]) -> T:
+    """``await work``, or ``TimeoutError`` after ``seconds`` without waiting for the
+    cancelled work to wind down (see the module's docstring)."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _pending = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_wound_down)
+    raise TimeoutError(f"database work over its {seconds} s budget")
