@@ -34,6 +34,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
+from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
 from core.db import get_async_engine, get_sessionmaker, get_webhook_engine
 
@@ -85,10 +87,16 @@ async def in_session(
     else in a thread (``lookup``: the look-up lane)."""
     async_engine = get_async_engine()
     if async_engine is not None:
-        from sqlalchemy.ext.asyncio import AsyncSession
+        # One greenlet for the whole unit of work (session, round trips, commit, close), as
+        # AsyncSession.run_sync does inside, without AsyncSession's two more for its own
+        # set-up and close: each costs CPU on the webhook's hot path.
+        sync_engine = async_engine.sync_engine
 
-        async with AsyncSession(async_engine, expire_on_commit=False) as session:
-            return await session.run_sync(func, *args, **kwargs)
+        def on_loop() -> T:
+            with Session(sync_engine, expire_on_commit=False) as session:
+                return func(session, *args, **kwargs)
+
+        return await greenlet_spawn(on_loop)
 
     def with_session() -> T:
         with get_sessionmaker()() as session:
@@ -103,14 +111,14 @@ async def in_connection(func: Callable[..., T], *args: object) -> T:
     """``func(connection, *args)`` on the webhooks' autocommit pool: on the event loop on
     PostgreSQL, else in a thread of the write lane."""
     async_engine = get_async_engine(webhook=True)
-    if async_engine is not None:
-        async with async_engine.connect() as connection:
-            return await connection.run_sync(func, *args)
+    engine = get_webhook_engine() if async_engine is None else async_engine.sync_engine
 
     def with_connection() -> T:
-        with get_webhook_engine().connect() as connection:
+        with engine.connect() as connection:
             return func(connection, *args)
 
+    if async_engine is not None:
+        return await greenlet_spawn(with_connection)  # one greenlet, as in in_session
     return await in_db_thread(with_connection)
 
 

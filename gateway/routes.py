@@ -32,7 +32,14 @@ from core.phones import InvalidPhoneNumber
 from core.sanitize import parse_id
 from gateway import spool
 from gateway.calls import InboundCall, record_call_in
-from gateway.channels import ChannelCacheStale, ChannelInfo, cache_only, lookup_on_loop, twilio
+from gateway.channels import (
+    ChannelCacheStale,
+    ChannelInfo,
+    cache_only,
+    have_snapshot,
+    lookup_on_loop,
+    twilio,
+)
 from gateway.channels import africastalking as at
 from gateway.channels import http_generic as http
 from gateway.dbwork import in_session, within
@@ -57,6 +64,8 @@ XML = "application/xml"
 # Time a webhook waits on the database before spooling; with the spool write (a few ms) the
 # provider has its answer within a second.
 DB_BUDGET_SECONDS = 0.8
+# The first channel load of a process, within the providers' own timeouts (Twilio: 15 s).
+COLD_LOOKUP_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -67,7 +76,10 @@ async def _lookup(lookup: Callable[[], T]) -> T:
     try:
         return cache_only(lookup)  # the common case: no task, no await
     except ChannelCacheStale:
-        return await within(DB_BUDGET_SECONDS, lookup_on_loop(lookup))
+        # Nothing cached yet (a cold start): without channels the answer could only be a
+        # 503, so the first load may take longer than the spool's budget on a busy machine.
+        budget = DB_BUDGET_SECONDS if have_snapshot() else COLD_LOOKUP_SECONDS
+        return await within(budget, lookup_on_loop(lookup))
 
 
 class _DatabaseBreaker:

@@ -172,6 +172,11 @@ def cached_channels(*, missed: bool = False) -> tuple[ChannelInfo, ...]:
     return _cache.channels(missed=missed)
 
 
+def have_snapshot() -> bool:
+    """Whether channels were ever loaded (a stale snapshot can still verify requests)."""
+    return bool(_cache._channels)
+
+
 def cache_only(lookup: Callable[[], T]) -> T:
     """``lookup()`` from memory alone; ``ChannelCacheStale`` when a reload is due."""
     token = _cache_only.set("raise")
