@@ -122,15 +122,22 @@ async def in_connection(func: Callable[..., T], *args: object) -> T:
     return await in_db_thread(with_connection)
 
 
-def _wound_down(task: asyncio.Future[Any]) -> None:
+def _wound_down(task: asyncio.Future[Any], late: Callable[[Any], None] | None = None) -> None:
     _abandoned.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: an error of abandoned work is no news
+    if task.cancelled():
+        return
+    error = task.exception()  # retrieved: an error of abandoned work is no news
+    if error is None and late is not None:
+        late(task.result())
 
 
-async def within(seconds: float, work: Awaitable[T]) -> T:
+async def within(
+    seconds: float, work: Awaitable[T], *, late: Callable[[T], None] | None = None
+) -> T:
     """``await work``, or ``TimeoutError`` after ``seconds`` without waiting for the
-    cancelled work to wind down (see the module's docstring)."""
+    cancelled work to wind down (see the module's docstring). With ``late``, the work is not
+    cancelled but left to finish, and ``late(result)`` runs if it does (a message stored just
+    after its webhook gave up is then published at once, not by the relay 30 s later)."""
     task = asyncio.ensure_future(work)
     try:
         done, _pending = await asyncio.wait({task}, timeout=seconds)
@@ -139,7 +146,8 @@ async def within(seconds: float, work: Awaitable[T]) -> T:
         raise
     if done:
         return task.result()
-    task.cancel()
+    if late is None:
+        task.cancel()
     _abandoned.add(task)
-    task.add_done_callback(_wound_down)
+    task.add_done_callback(functools.partial(_wound_down, late=late))
     raise TimeoutError(f"database work over its {seconds} s budget")

@@ -105,11 +105,20 @@ def _error_response(exc: WebhookError) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code)
 
 
+def _publish_late(message_id: int | None) -> None:
+    """A recording that finished after its webhook spooled the message: publish what it
+    stored (the spool's replay will find a duplicate and publish nothing)."""
+    if message_id is not None:
+        publish_inbound(message_id)
+
+
 async def _accept_sms(sms: InboundSms) -> str:
     """Record and publish; spool when the database is down or slow. Returns what happened."""
     if not db_breaker.down():
         try:
-            message_id = await within(DB_BUDGET_SECONDS, record_inbound_async(sms))
+            message_id = await within(
+                DB_BUDGET_SECONDS, record_inbound_async(sms), late=_publish_late
+            )
         except DB_DOWN_ERRORS as exc:
             db_breaker.trip()
             log.warning("database unavailable, spooling inbound SMS: %s", type(exc).__name__)
