@@ -284,6 +284,7 @@ def test_simulator_sms_becomes_a_ticket(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # Rasa's model load: about a minute, several on a busy machine
 def test_banner_while_the_bot_loads_goes_away_when_rasa_is_ready(
     chromium: Any, bworld: World
 ) -> None:
