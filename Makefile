@@ -26,9 +26,11 @@ $(DEPS_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 	  { echo "Deme needs Python >= 3.11 as '$(PYTHON)' (set PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing Deme and its dependencies into $(VENV)…"
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	@echo "==> Installing Deme and its dependencies into $(VENV) (first start, or pyproject.toml changed: ~2 min)…"
+	@start=$$(date +%s); \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat && \
+	  echo "    Deme installed in $$(( $$(date +%s) - start )) s"
 	@rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(DEPS_STAMP)
@@ -49,6 +51,9 @@ bot-model: bot-env
 
 run: seed bot-model
 	@echo
+	@if [ "$(DEME_BOT)" = "rasa" ]; then \
+	  echo "==> Starting; Rasa loads its model for ~1 min after the web app is up. Until then SMS"; \
+	  echo "    replies come from the keyword fallback and the console shows a banner saying so."; fi
 	@echo "  Deme: http://localhost:$${DEME_PORT:-8000}   (console, /api/docs, /healthz, /readyz)"
 	@f="$${DEME_VAR_DIR:-var}/first-admin-password.txt"; if [ -f "$$f" ]; then \
 	  echo "  Log in as 'admin' with password: $$(cat $$f)"; \

@@ -77,8 +77,9 @@ from tests.gateway.gateway_helpers import (  # noqa: E402
 
 DEME = str(ROOT / ".venv" / "bin" / "deme")
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_DB = "deme_bench_faults"
-REDIS_URL = "redis://127.0.0.1:6379/6"
+# Overridable, so that two engineers can run the harness on one PostgreSQL / Redis at once.
+PG_DB = os.environ.get("BENCH_FAULTS_DB", "deme_bench_faults")
+REDIS_URL = os.environ.get("BENCH_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/6")
 
 CREATE_CHANNEL = f"""
 import sys

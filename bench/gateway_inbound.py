@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "deme_bench_gateway"
+# Overridable: two engineers benchmarking on one PostgreSQL must not drop each other's database.
+DB_NAME = os.environ.get("BENCH_GATEWAY_DB", "deme_bench_gateway")
 PUBLIC_URL = "https://bench.deme.test"
 ACCOUNT_SID = "AC" + "b" * 32
 TOKEN = "bench-auth-token-0123456789abcdef"

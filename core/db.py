@@ -112,47 +112,82 @@ def get_engine() -> Engine:
     return make_engine(get_settings().effective_database_url)
 
 
-# One asyncio engine per event loop: pooled asyncio connections must not move between loops.
+# Short timeouts of the webhooks' pools, so that a sick database fails fast and the message is
+# spooled (issue 17: the provider has its answer within a second): pool checkout, connect
+# (libpq's minimum is 2 s; the route's budget cuts it shorter), statement and lock waits on
+# PostgreSQL; SQLite's busy wait. Autocommit: the common case is one statement, so BEGIN and
+# COMMIT would be two extra round trips. No pre-ping: a SELECT 1 per request would cost as much
+# as the INSERT (a stale connection fails, is invalidated and the caller retries once).
+WEBHOOK_POOL: dict[str, Any] = {
+    "isolation_level": "AUTOCOMMIT",
+    "pool_pre_ping": False,
+    "pool_timeout": 0.5,
+    "connect_args": {
+        "connect_timeout": 2,
+        "options": "-c statement_timeout=800 -c lock_timeout=500",
+    },
+}
+WEBHOOK_SQLITE_BUSY_MS = 500
+
+
+@lru_cache(maxsize=1)
+def get_webhook_engine() -> Engine:
+    """The synchronous engine of the webhooks' pool (SQLite, the spool replay)."""
+    return make_engine(
+        get_settings().effective_database_url,
+        sqlite_busy_timeout_ms=WEBHOOK_SQLITE_BUSY_MS,
+        **WEBHOOK_POOL,
+    )
+
+
+# Asyncio engines per event loop: pooled asyncio connections must not move between loops.
 # The app has one loop per process; tests open one per TestClient (disposed at its shutdown).
-_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, AsyncEngine]] = (
-    weakref.WeakKeyDictionary()
-)
+# Per loop, one engine per profile: "default" (transactions, the USSD menu, a new sender's
+# first message) and "webhook" (``WEBHOOK_POOL``: the inbound SMS fast path).
+_async_engines: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[str, AsyncEngine]]
+] = weakref.WeakKeyDictionary()
 
 
-def get_async_engine() -> AsyncEngine | None:
+def get_async_engine(*, webhook: bool = False) -> AsyncEngine | None:
     """This event loop's engine on the same database through psycopg's asyncio driver, for
-    latency-critical work in the web process (the USSD menu). PostgreSQL only, else None."""
+    latency-critical work in the web process (webhooks, the USSD menu). PostgreSQL only, else
+    None. ``webhook``: the autocommit pool with the short timeouts of ``WEBHOOK_POOL``."""
     url = get_settings().effective_database_url
     if not url.startswith("postgresql"):
         return None
     loop = asyncio.get_running_loop()
-    cached = _async_engines.get(loop)
+    profile = "webhook" if webhook else "default"
+    engines = _async_engines.setdefault(loop, {})
+    cached = engines.get(profile)
     if cached is not None and cached[0] == url:
         return cached[1]
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    # Smaller than the synchronous pool (its units of work are a few milliseconds long, and
-    # both pools count against PostgreSQL's max_connections in every web worker), but with
-    # little overflow: connections beyond pool_size are closed on return, and reconnecting
-    # under a burst of callers costs more than keeping them.
+    # Units of work are a few milliseconds long, so 10 kept connections serve the usual load;
+    # both pools count against PostgreSQL's max_connections in every web worker.
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5},
+    }
+    if webhook:
+        options = dict(WEBHOOK_POOL)
+    # Overflow as large as the synchronous pool's: with 5, 16 webhooks in flight on one
+    # process (new senders, duplicates: a session each) waited for a connection past their
+    # 0.8 s budget and were spooled (test_duplicate_storm_makes_one_message_and_one_task_per_sid).
     engine = create_async_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=5,
-        pool_timeout=10,
-        connect_args={"connect_timeout": 5},
-        hide_parameters=True,
+        url, pool_size=10, max_overflow=20, hide_parameters=True, **options
     )
-    _async_engines[loop] = (url, engine)
+    engines[profile] = (url, engine)
     return engine
 
 
 async def dispose_async_engine() -> None:
-    """Close this event loop's asyncio pool (the app's shutdown)."""
-    cached = _async_engines.pop(asyncio.get_running_loop(), None)
-    if cached is not None:
-        await cached[1].dispose()
+    """Close this event loop's asyncio pools (the app's shutdown)."""
+    engines = _async_engines.pop(asyncio.get_running_loop(), {})
+    for _url, engine in engines.values():
+        await engine.dispose()
 
 
 @lru_cache(maxsize=1)
@@ -186,9 +221,10 @@ def ping_database() -> str | None:
 
 def reset_engine_cache() -> None:
     """Forget the cached engine (tests that switch DEME_DATABASE_URL, forked workers)."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-    get_engine.cache_clear()
+    for cached in (get_engine, get_webhook_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()
+        cached.cache_clear()
     get_sessionmaker.cache_clear()
 
 

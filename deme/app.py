@@ -182,8 +182,13 @@ def refuse_unsafe_channels() -> None:
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     if get_settings().env is Environment.PRODUCTION:
         refuse_unsafe_channels()
+    from core.db import dispose_async_engine, get_async_engine
+
+    # Build the asyncio engines now (imports, dialect set-up; no connection yet): done by the
+    # first webhook instead, it ate most of its 0.8 s database budget on a busy machine.
+    get_async_engine()
+    get_async_engine(webhook=True)
     yield
-    from core.db import dispose_async_engine
 
     await dispose_async_engine()
 

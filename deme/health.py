@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import httpx
 
 from core.broker import EmbeddedBroker
+from core.bot_status import rasa_status
 from core.db import ping_database
 from core.settings import Settings
 
@@ -29,18 +30,7 @@ def check_broker(settings: Settings) -> str | None:
 
 
 def check_bot(settings: Settings) -> str | None:
-    if settings.bot == "fallback":
-        return None
-    try:
-        response = httpx.get(f"{settings.rasa_url}/status", timeout=1.0)
-    except httpx.HTTPError as exc:
-        return f"rasa unreachable at {settings.rasa_url}: {type(exc).__name__}"
-    if response.status_code == 200:
-        return None
-    if response.status_code in (401, 403):
-        # Rasa with --auth-token protects /status; reachability is what we check here.
-        return None
-    return f"rasa answered {response.status_code} (model still loading?)"
+    return rasa_status(settings)
 
 
 def tcp_reachable(url: str, timeout: float = 1.0) -> bool:

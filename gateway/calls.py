@@ -49,29 +49,35 @@ class InboundCall:
 
 def record_call(call: InboundCall) -> int | None:
     """Store the missed call once; returns the new Call id (None for a retried CallSid)."""
+    with get_sessionmaker()() as session:
+        return record_call_in(session, call)
+
+
+def record_call_in(session: Session, call: InboundCall) -> int | None:
+    """``record_call`` in ``session`` (a fresh one: this commits it); the webhook runs it
+    through ``gateway.dbwork.in_session``."""
     from tickets.contacts import get_or_create_contact
 
-    with get_sessionmaker()() as session:
-        contact_id = None
-        if call.caller:
-            contact_id = get_or_create_contact(session, call.caller).id
-        call_id = session.execute(
-            insert_on_conflict(session.get_bind().dialect.name, _calls)
-            .values(
-                channel_id=call.channel_id,
-                provider_call_id=call.provider_call_id,
-                contact_id=contact_id,
-                direction=MessageDirection.INBOUND,
-                status=STATUS_CALLBACK_REQUESTED,
-                created_at=_now(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel_id", "provider_call_id"])
-            .returning(_calls.c.id)
-        ).scalar()
-        if call_id is not None:
-            enqueue_after_commit(session, REQUEST_CALLBACK, int(call_id))
-        session.commit()
-        publish_committed(session)
+    contact_id = None
+    if call.caller:
+        contact_id = get_or_create_contact(session, call.caller).id
+    call_id = session.execute(
+        insert_on_conflict(session.get_bind().dialect.name, _calls)
+        .values(
+            channel_id=call.channel_id,
+            provider_call_id=call.provider_call_id,
+            contact_id=contact_id,
+            direction=MessageDirection.INBOUND,
+            status=STATUS_CALLBACK_REQUESTED,
+            created_at=_now(),
+        )
+        .on_conflict_do_nothing(index_elements=["channel_id", "provider_call_id"])
+        .returning(_calls.c.id)
+    ).scalar()
+    if call_id is not None:
+        enqueue_after_commit(session, REQUEST_CALLBACK, int(call_id))
+    session.commit()
+    publish_committed(session)
     return None if call_id is None else int(call_id)
 
 

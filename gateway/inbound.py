@@ -36,15 +36,17 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Engine, Table, bindparam, select, text, update
+from sqlalchemy import Boolean, Connection, Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from core import fastpublish
 from core.crypto import EncryptedText, lookup_hash
-from core.db import get_sessionmaker, make_engine
+from core.db import get_sessionmaker, get_webhook_engine
 from core.locks import single_run
 from core.settings import get_settings
 from core.sqldialect import insert_on_conflict
+from gateway.dbwork import in_connection, in_session
 from models.base import UTCDateTime, utcnow
 from models.contacts import Contact
 from models.enums import MessageDirection, MessageStatus
@@ -54,7 +56,19 @@ from models.outbox_relay import publish
 log = logging.getLogger(__name__)
 
 PROCESS_INBOUND = "gateway.process_inbound"
-RELAY_GRACE = timedelta(seconds=60)
+# How old a RECEIVED message must be before the relay re-publishes it. It bounds how late the
+# reply to a message whose task died with the broker (Redis restarted without persistence)
+# can be: grace + the relay's period + one turn; issue 17's target is 60 s after the fault,
+# which 60 s missed (65.4 s) and 30 s meets. A shorter grace only means more harmless extra
+# runs when the workers are more than 30 s behind, because a re-published message is never
+# processed twice: process_inbound takes the row FOR UPDATE and skips anything no longer
+# RECEIVED (its flood counter is keyed by message id, so a re-run does not count twice), and
+# conversation.handle_message re-checks RECEIVED under the row lock and the contact's
+# conversation lock before calling the bot, then marks the message HANDLED in the same
+# transaction as the reply's outbox row. So the price is one cheap task per backlogged
+# message and period, never a second reply. Not lower than the outbound sweep's 30 s
+# (STUCK_PENDING_AFTER): a busy worker must have a fair chance to start the task first.
+RELAY_GRACE = timedelta(seconds=30)
 RELAY_HORIZON = timedelta(days=2)
 
 _messages = cast(Table, Message.__table__)
@@ -98,34 +112,6 @@ class InboundSms:
         )
 
 
-@lru_cache(maxsize=1)
-def webhook_engine() -> Engine:
-    """The webhook's own pool: autocommit (the common case is one statement, so BEGIN and
-    COMMIT would be two extra round trips) and no pre-ping (a SELECT 1 per request would
-    cost as much as the INSERT). A connection that went stale (database restarted) fails,
-    is invalidated by SQLAlchemy, and ``record_inbound`` retries once on a fresh one.
-
-    Short timeouts everywhere, so a sick database fails fast and the message is spooled:
-    pool checkout, connect (libpq's minimum is 2 s; the route's budget cuts it shorter),
-    statement and lock waits on PostgreSQL; SQLite's busy wait."""
-    settings = get_settings()
-    return make_engine(
-        settings.effective_database_url,
-        pool_pre_ping=False,
-        isolation_level="AUTOCOMMIT",
-        pool_timeout=0.5,
-        connect_args={
-            "connect_timeout": 2,
-            "options": "-c statement_timeout=800 -c lock_timeout=500",
-        },
-        sqlite_busy_timeout_ms=500,
-    )
-
-
-def reset_webhook_engine() -> None:
-    if webhook_engine.cache_info().currsize:
-        webhook_engine().dispose()
-    webhook_engine.cache_clear()
 
 
 # Known sender, new message: one statement, its own transaction. Inserts nothing both when
@@ -183,37 +169,39 @@ def _params(sms: InboundSms) -> dict[str, Any]:
     }
 
 
-def _record_fast(params: dict[str, Any]) -> int | None:
-    with webhook_engine().connect() as connection:
-        new_id = connection.execute(_FAST_INSERT, params).scalar()
+def _insert_known_sender(connection: Connection, params: dict[str, Any]) -> int | None:
+    new_id = connection.execute(_FAST_INSERT, params).scalar()
     return None if new_id is None else int(new_id)
 
 
-def _record_slow(sms: InboundSms, params: dict[str, Any]) -> int | None:
+def _insert_with_contact(session: Session, sms: InboundSms, params: dict[str, Any]) -> int | None:
     """New sender, or a duplicate: one transaction that creates the contact if needed
     (encrypting the number, settling races on the unique hash) and inserts idempotently."""
     from tickets.contacts import get_or_create_contact
 
-    with get_sessionmaker()() as session:
-        contact = get_or_create_contact(session, sms.sender)
-        new_id = session.execute(
-            _insert_statement(session.get_bind().dialect.name),
-            {**params, "contact_id": contact.id},
-        ).scalar()
-        session.commit()
+    contact = get_or_create_contact(session, sms.sender)
+    new_id = session.execute(
+        _insert_statement(session.get_bind().dialect.name),
+        {**params, "contact_id": contact.id},
+    ).scalar()
+    session.commit()
     return None if new_id is None else int(new_id)
 
 
 def _record_once(sms: InboundSms) -> int | None:
     params = _params(sms)
-    new_id = _record_fast(params)
+    with get_webhook_engine().connect() as connection:
+        new_id = _insert_known_sender(connection, params)
     if new_id is None:
-        new_id = _record_slow(sms, params)
+        with get_sessionmaker()() as session:
+            new_id = _insert_with_contact(session, sms, params)
     return new_id
 
 
 def record_inbound(sms: InboundSms) -> int | None:
     """Store ``sms`` once; the new message id, or None when it was already stored.
+    Synchronous (the spool replay, the console's simulator); the webhooks use
+    ``record_inbound_async``.
 
     Raises SQLAlchemy's OperationalError/InterfaceError when the database is unreachable.
     """
@@ -224,6 +212,27 @@ def record_inbound(sms: InboundSms) -> int | None:
             raise
         # A pooled connection died (database restarted); one retry on a fresh connection.
         return _record_once(sms)
+
+
+async def _record_once_async(sms: InboundSms) -> int | None:
+    params = _params(sms)
+    new_id = await in_connection(_insert_known_sender, params)
+    if new_id is None:
+        new_id = await in_session(_insert_with_contact, sms, params)
+    return new_id
+
+
+async def record_inbound_async(sms: InboundSms) -> int | None:
+    """``record_inbound`` for the webhooks: on the event loop through the asyncio driver on
+    PostgreSQL (no thread hop, no GIL hand-off per round trip), in a thread on SQLite.
+    The caller bounds it in time (``asyncio.timeout``); cancelling it is safe (the INSERT is
+    idempotent: a message stored just before the cancellation is a duplicate on replay)."""
+    try:
+        return await _record_once_async(sms)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return await _record_once_async(sms)
 
 
 class _Breaker:

@@ -2,24 +2,25 @@
 keep them stable (gateway/README.md lists them).
 
 Each handler: read (≤64 KiB) → find the channel → verify → normalise → record idempotently
-→ commit → publish → answer at once. Database work (the channel lookup, recording) runs in
-a small thread pool of its own, never on the event loop, and is given ``DB_BUDGET_SECONDS``:
-a database that is frozen rather than refusing (a stalled disk, a hung failover) would
-otherwise hold every request. When the budget runs out the request is spooled exactly as if
-the connection had been refused; the abandoned thread ends on its own (statement/connect
-timeouts of ``webhook_engine``), and if it did store the message after all, the replay's
-idempotent recording makes it one message. Bad input is a 4xx (``WebhookError``), never a
-500; an unreachable database makes the request go to the disk spool and still answers
-success.
+→ commit → publish → answer at once. The channel comes from an in-memory cache, on the event
+loop; only a reload (every 30 s, or after a miss) is a query, run in a thread. Recording runs
+on the event loop through psycopg's asyncio driver on PostgreSQL (``gateway.dbwork``; in a
+thread on SQLite): a thread hop per request cost more CPU than the INSERT itself (two GIL
+hand-offs per round trip, bench/gateway_inbound.py). All database work of a request is given
+``DB_BUDGET_SECONDS``: a database that is frozen rather than refusing (a stalled disk, a hung
+failover) would otherwise hold every request. When the budget runs out the request is
+spooled exactly as if the connection had been refused; the cancelled round trip's connection
+is discarded (a thread, on SQLite, ends on its own within the busy timeout), and if the
+message was stored after all, the replay's idempotent recording makes it one message. Bad
+input is a 4xx (``WebhookError``), never a 500; an unreachable database makes the request
+go to the disk spool and still answers success.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from fastapi import APIRouter, Request
@@ -30,13 +31,21 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from core.phones import InvalidPhoneNumber, normalize_phone
 from core.sanitize import parse_id
 from gateway import spool
-from gateway.calls import InboundCall, record_call
-from gateway.channels import ChannelInfo, twilio
+from gateway.calls import InboundCall, record_call_in
+from gateway.channels import (
+    ChannelCacheStale,
+    ChannelInfo,
+    cache_only,
+    have_snapshot,
+    lookup_on_loop,
+    twilio,
+)
 from gateway.channels import africastalking as at
 from gateway.channels import http_generic as http
+from gateway.dbwork import in_session, within
 from gateway.errors import DatabaseUnavailable, MissingFields, WebhookError
-from gateway.inbound import InboundSms, publish_inbound, record_inbound
-from gateway.status import StatusUpdate, apply_status_update
+from gateway.inbound import InboundSms, publish_inbound, record_inbound_async
+from gateway.status import StatusUpdate, apply_status_update_in
 from gateway.webhook_io import FormFields, parse_body, parse_form, read_body
 
 log = logging.getLogger(__name__)
@@ -55,20 +64,22 @@ XML = "application/xml"
 # Time a webhook waits on the database before spooling; with the spool write (a few ms) the
 # provider has its answer within a second.
 DB_BUDGET_SECONDS = 0.8
+# The first channel load of a process, within the providers' own timeouts (Twilio: 15 s).
+COLD_LOOKUP_SECONDS = 5.0
 
 T = TypeVar("T")
 
-# Its own threads: Starlette's shared pool cannot abandon a call that overran its budget.
-_db_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-db")
 
-
-async def in_db_thread(function: Callable[[], T]) -> T:
-    """Run ``function`` (database work) off the event loop; ``TimeoutError`` after
-    ``DB_BUDGET_SECONDS`` (the thread is left to finish on its own)."""
-    loop = asyncio.get_running_loop()
-    return await asyncio.wait_for(
-        loop.run_in_executor(_db_threads, function), timeout=DB_BUDGET_SECONDS
-    )
+async def _lookup(lookup: Callable[[], T]) -> T:
+    """A channel lookup (+ verification), from the cache on the loop; a reload within the
+    budget."""
+    try:
+        return cache_only(lookup)  # the common case: no task, no await
+    except ChannelCacheStale:
+        # Nothing cached yet (a cold start): without channels the answer could only be a
+        # 503, so the first load may take longer than the spool's budget on a busy machine.
+        budget = DB_BUDGET_SECONDS if have_snapshot() else COLD_LOOKUP_SECONDS
+        return await within(budget, lookup_on_loop(lookup))
 
 
 class _DatabaseBreaker:
@@ -94,22 +105,30 @@ def _error_response(exc: WebhookError) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code)
 
 
-def _record_and_publish(sms: InboundSms) -> str:
-    message_id = record_inbound(sms)
-    if message_id is None:
-        return "duplicate"
-    publish_inbound(message_id)
-    return "stored"
+def _publish_late(message_id: int | None) -> None:
+    """A recording that finished after its webhook spooled the message: publish what it
+    stored (the spool's replay will find a duplicate and publish nothing)."""
+    if message_id is not None:
+        publish_inbound(message_id)
 
 
 async def _accept_sms(sms: InboundSms) -> str:
     """Record and publish; spool when the database is down or slow. Returns what happened."""
     if not db_breaker.down():
         try:
-            return await in_db_thread(lambda: _record_and_publish(sms))
+            message_id = await within(
+                DB_BUDGET_SECONDS, record_inbound_async(sms), late=_publish_late
+            )
         except DB_DOWN_ERRORS as exc:
             db_breaker.trip()
             log.warning("database unavailable, spooling inbound SMS: %s", type(exc).__name__)
+        else:
+            if message_id is None:
+                return "duplicate"
+            # One LPUSH on the loop (redis-py, 1 s socket timeouts, then the broker breaker
+            # skips publishing and the relay publishes later).
+            publish_inbound(message_id)
+            return "stored"
     spool.write(spool.KIND_SMS, sms.to_json())
     return "spooled"
 
@@ -117,7 +136,7 @@ async def _accept_sms(sms: InboundSms) -> str:
 async def _accept_status(update: StatusUpdate) -> None:
     if not db_breaker.down():
         try:
-            await in_db_thread(lambda: apply_status_update(update))
+            await within(DB_BUDGET_SECONDS, in_session(apply_status_update_in, update))
             return
         except DB_DOWN_ERRORS as exc:
             db_breaker.trip()
@@ -147,7 +166,7 @@ async def _twilio_fields(request: Request, *our_numbers: str) -> tuple[FormField
         twilio.verify(request, fields, channel)
         return channel
 
-    return fields, await in_db_thread(lookup)
+    return fields, await _lookup(lookup)
 
 
 @router.post("/twilio/sms")
@@ -185,7 +204,7 @@ async def twilio_voice(request: Request) -> Response:
         try:
             if db_breaker.down():
                 raise DatabaseUnavailable("breaker open")
-            await in_db_thread(lambda: record_call(call))
+            await within(DB_BUDGET_SECONDS, in_session(record_call_in, call))
         except DB_DOWN_ERRORS:
             db_breaker.trip()
             spool.write(spool.KIND_CALL, call.to_json())
@@ -202,7 +221,7 @@ async def twilio_voice(request: Request) -> Response:
 async def africastalking_sms(request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        channel = await in_db_thread(lambda: at.channel_for(request))
+        channel = await _lookup(lambda: at.channel_for(request))
         fields = parse_body(body, request.headers.get("content-type"))
         await _accept_sms(at.parse_sms(fields, channel))
         return PlainTextResponse("OK")
@@ -214,7 +233,7 @@ async def africastalking_sms(request: Request) -> Response:
 async def africastalking_delivery(request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
-        channel = await in_db_thread(lambda: at.channel_for(request))
+        channel = await _lookup(lambda: at.channel_for(request))
         fields = parse_body(body, request.headers.get("content-type"))
         await _accept_status(at.parse_status(fields, channel))
         return PlainTextResponse("OK")
@@ -238,7 +257,7 @@ async def http_receive(channel_id: str, request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
         number = _channel_id(channel_id)
-        channel = await in_db_thread(lambda: http.channel_for(number))
+        channel = await _lookup(lambda: http.channel_for(number))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
         outcome = await _accept_sms(http.parse_sms(fields, channel))
@@ -252,7 +271,7 @@ async def http_status(channel_id: str, request: Request) -> Response:
     async def handle() -> Response:
         body = await read_body(request)
         number = _channel_id(channel_id)
-        channel = await in_db_thread(lambda: http.channel_for(number))
+        channel = await _lookup(lambda: http.channel_for(number))
         http.verify(request, channel)
         fields = parse_body(body, request.headers.get("content-type"))
         await _accept_status(http.parse_status(fields, channel))

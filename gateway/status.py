@@ -188,44 +188,51 @@ def apply_status_update(status_update: StatusUpdate) -> bool:
     An unknown provider id is not an error (a callback may beat the send task's commit, or
     concern a message sent from the provider's console): it is logged and dropped.
     """
+    from core.db import get_sessionmaker
+
+    with get_sessionmaker()() as session:
+        return apply_status_update_in(session, status_update)
+
+
+def apply_status_update_in(session: Session, status_update: StatusUpdate) -> bool:
+    """``apply_status_update`` in ``session`` (a fresh one: this commits it); the webhooks run
+    it through ``gateway.dbwork.in_session``."""
     from sqlalchemy import select
 
-    from core.db import get_sessionmaker
     from tickets.contacts import opt_out
 
     moved = False
-    with get_sessionmaker()() as session:
-        if status_update.status is not None:
-            moved = advance_status(
-                session,
-                channel_id=status_update.channel_id,
-                provider_id=status_update.provider_id,
-                status=status_update.status,
-                error_code=status_update.error_code,
-                error_message=status_update.error_message,
-            )
-        if not moved:
-            record_error(
-                session,
-                channel_id=status_update.channel_id,
-                provider_id=status_update.provider_id,
-                error_code=status_update.error_code,
-                error_message=status_update.error_message,
-            )
-        if status_update.error_code in OPTED_OUT_ERROR_CODES:
-            from models.contacts import Contact
+    if status_update.status is not None:
+        moved = advance_status(
+            session,
+            channel_id=status_update.channel_id,
+            provider_id=status_update.provider_id,
+            status=status_update.status,
+            error_code=status_update.error_code,
+            error_message=status_update.error_message,
+        )
+    if not moved:
+        record_error(
+            session,
+            channel_id=status_update.channel_id,
+            provider_id=status_update.provider_id,
+            error_code=status_update.error_code,
+            error_message=status_update.error_message,
+        )
+    if status_update.error_code in OPTED_OUT_ERROR_CODES:
+        from models.contacts import Contact
 
-            contact = session.scalar(
-                select(Contact)
-                .join(Message, Message.contact_id == Contact.id)
-                .where(
-                    Message.channel_id == status_update.channel_id,
-                    Message.provider_id == status_update.provider_id,
-                )
+        contact = session.scalar(
+            select(Contact)
+            .join(Message, Message.contact_id == Contact.id)
+            .where(
+                Message.channel_id == status_update.channel_id,
+                Message.provider_id == status_update.provider_id,
             )
-            if contact is not None:
-                opt_out(contact)
-        session.commit()
+        )
+        if contact is not None:
+            opt_out(contact)
+    session.commit()
     return moved
 
 

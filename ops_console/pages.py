@@ -268,6 +268,13 @@ def queue_new(request: Request, page: PageCtx, since: QueryId = 0) -> Response:
     )
 
 
+@router.get("/bot-status")
+def bot_status(page: PageCtx) -> Response:
+    """The "bot still loading" banner, polled by htmx every 5 s while it is shown: the same
+    banner while Rasa loads, nothing (htmx removes it) once Rasa answers."""
+    return render(page, "base.html", block="bot_status")
+
+
 # --- ticket ------------------------------------------------------------------------------
 
 

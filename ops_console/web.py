@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 
+from core.bot_status import bot_loading
 from core.phones import mask_phone
 from models.enums import TicketCategory, TicketPriority, TicketSource, TicketStatus, UserRole
 from ops_console import auth
@@ -189,6 +190,8 @@ def _base_context(page: Page) -> dict[str, Any]:
         "gettext": gettext,
         "ngettext": ngettext,
         "path": page.request.url.path,
+        # The banner "the bot is still loading" (base.html), for signed-in users only.
+        "bot_loading": page.viewer is not None and bot_loading(),
     }
 
 
@@ -243,6 +246,7 @@ def render_error(request: Request, status_code: int) -> HTMLResponse:
         gettext=gettext,
         ngettext=ngettext,
         path=request.url.path,
+        bot_loading=False,
         status_code=status_code,
     )
     return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)

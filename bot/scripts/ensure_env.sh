@@ -58,13 +58,16 @@ if [[ -f "$MARKER" && -x "$VENV/bin/python" ]]; then
     exit 0
 fi
 
-echo "Creating bot venv $VENV with $PY (rasa install takes a few minutes, ~2.7 GB)" >&2
+echo "==> Installing Rasa into $VENV (first start, or bot/requirements.txt changed: ~3 min, ~2.7 GB)…" >&2
+start=$(date +%s)
 if [[ ! -x "$VENV/bin/python" ]]; then
     "$PY" -m venv "$VENV" >&2
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" >&2
-"$VENV/bin/python" -m pip install -r "$REQ" >&2
+# Quiet: pip's thousands of progress lines would hide what the start is doing; errors still show.
+"$VENV/bin/python" -m pip install --quiet -r "$REQ" >&2
 # Sanity check: importing rasa and rasa_sdk must work before the venv counts as complete.
 "$VENV/bin/python" -c 'import rasa, rasa_sdk, requests, pytest' >&2
 date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
+echo "    Rasa installed in $(( $(date +%s) - start )) s" >&2
 echo "$VENV"

@@ -29,16 +29,23 @@ if [[ ! -f "$MODEL" ]]; then
     if [[ ! -f "$MODEL" ]]; then
         TMP="$(mktemp -d "$MODELS/.train-XXXXXX")"
         trap 'rm -rf "$TMP"' EXIT
-        echo "training $NAME (data or config changed)" >&2
+        LOG="$MODELS/$NAME.train.log"
+        echo "==> Training the bot's model $NAME (first start, or its data changed: ~3.5 min on 2 cores; log: $LOG)…" >&2
         start=$(date +%s)
-        (
+        # Rasa's training output goes to the log (hundreds of progress lines); on failure
+        # its end is shown here.
+        if ! (
             cd "$BOT_DIR"
             "$VENV/bin/rasa" train --config config.yml --domain domain.yml --data data \
-                --out "$TMP" --fixed-model-name "$NAME" >&2
-        )
+                --out "$TMP" --fixed-model-name "$NAME"
+        ) >"$LOG" 2>&1; then
+            tail -n 40 "$LOG" >&2
+            echo "training failed: see $LOG" >&2
+            exit 1
+        fi
         mv "$TMP/$NAME.tar.gz" "$MODEL.partial"
         mv "$MODEL.partial" "$MODEL"
-        echo "trained $NAME in $(( $(date +%s) - start )) s" >&2
+        echo "    trained $NAME in $(( $(date +%s) - start )) s" >&2
     fi
 fi
 echo "$MODEL"

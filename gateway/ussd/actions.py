@@ -11,7 +11,7 @@ handful of statements); routing, assignment, SLA, surges, team alerts and the SM
 in the worker (``tickets.process_intake``), pushed to it once the caller has the END screen
 (``intake.publish_processing``; ``process_pending`` catches a push that never happened).
 
-These functions are synchronous and take a fresh SQLAlchemy session (``gateway.ussd.dbwork``
+These functions are synchronous and take a fresh SQLAlchemy session (``gateway.dbwork``
 runs them on the event loop through the asyncio driver on PostgreSQL, in a thread on SQLite);
 those that write own the transaction: they commit.
 """

@@ -36,7 +36,7 @@ from starlette.background import BackgroundTask
 
 from core.sanitize import repair_text
 from gateway.channels.auth import CallerCheck, CallerRefused, authenticate_ussd, is_ussd_channel
-from gateway.ussd.dbwork import in_lookup_thread
+from gateway.dbwork import in_lookup_thread
 from gateway.ussd.service import Hop, HopAnswer, TextMode, default_service
 from models.enums import ChannelType
 

@@ -3,7 +3,7 @@
 The hot path (a navigation hop) is: hash the phone number (memoised), one Redis ``GET``, a few
 dictionary look-ups in the engine, one Redis ``SET``. The database is only used on the first
 hop of a session (contact look-up), when a language is first chosen, and for the final write;
-those never block the event loop (``gateway.ussd.dbwork``: asyncio driver on PostgreSQL,
+those never block the event loop (``gateway.dbwork``: asyncio driver on PostgreSQL,
 threads on SQLite), so it keeps serving other callers.
 
 Whatever arrives — an unknown session, garbage, 500 characters, a ``*`` inside a typed name,
@@ -25,8 +25,8 @@ from typing import cast
 
 from prometheus_client import Counter, Histogram
 
+from gateway.dbwork import in_db_thread, in_session
 from gateway.ussd import actions
-from gateway.ussd.dbwork import in_db_thread, in_session
 from gateway.ussd.engine import Action, MenuEngine, MenuState, Step
 from gateway.ussd.places import default_directory
 from gateway.ussd.store import (

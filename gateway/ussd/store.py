@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.ussd.dbwork import in_db_thread
+from gateway.dbwork import in_db_thread
 from gateway.ussd.engine import MenuState
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(database: str) -> Iterator[str]:
+@contextmanager
+def _console_server(**env_overrides: str) -> Iterator[str]:
     port = _free_port()
     env = os.environ.copy()
     # Cookies are "Secure" when the public URL is https; the test server speaks plain http.
     env["DEME_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-    log_path = ARTIFACTS / "uvicorn-console.log"
+    env.update(env_overrides)
+    log_path = ARTIFACTS / f"uvicorn-console-{port}.log"
     ARTIFACTS.mkdir(exist_ok=True)
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -80,13 +82,21 @@ def server(database: str) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(log_path.read_text()[-2000:]) from None
             time.sleep(0.2)
-    yield base
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(database: str) -> Iterator[str]:
+    with _console_server() as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +281,34 @@ def test_simulator_sms_becomes_a_ticket(
     page.goto(f"{server}/queue")
     assert page.locator("table.queue tbody tr a").count() >= 1
     page.context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # Rasa's model load: about a minute, several on a busy machine
+def test_banner_while_the_bot_loads_goes_away_when_rasa_is_ready(
+    chromium: Any, bworld: World
+) -> None:
+    """First start: the console says the bot is loading (replies meanwhile come from the
+    keyword fallback) and the banner leaves the open page by itself once the real Rasa has
+    loaded its model (issue 12)."""
+    from support.bot import BotProcess
+
+    bot = BotProcess({"DEME_BOT_SHARED_SECRET": "banner-test-secret"})
+    try:
+        with _console_server(DEME_BOT="rasa", DEME_RASA_URL=bot.url) as base:
+            page = _login(chromium, base, "operator-user")
+            banner = page.locator("#bot-status")
+            assert banner.is_visible(), "Rasa takes about a minute to load: banner expected"
+            assert "Le bot est encore en cours de chargement" in banner.inner_text()
+            _shot(page, "bot-loading")
+            loaded_after = bot.wait_ready()
+            # Polled every 5 s, the bot's state cached 2 s: gone without reloading the page.
+            page.wait_for_selector("#bot-status", state="detached", timeout=30_000)
+            page.reload()
+            assert page.locator("#bot-status").count() == 0
+            assert page.locator("table.queue").count() == 1
+            _shot(page, "bot-ready")
+            assert loaded_after > 0
+            page.context.close()
+    finally:
+        bot.stop()
