@@ -5,10 +5,8 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlparse
 
-import httpx
-
-from core.broker import EmbeddedBroker
 from core.bot_status import rasa_status
+from core.broker import EmbeddedBroker
 from core.db import ping_database
 from core.settings import Settings
 

@@ -44,7 +44,6 @@ from core import fastpublish
 from core.crypto import EncryptedText, lookup_hash
 from core.db import get_sessionmaker, get_webhook_engine
 from core.locks import single_run
-from core.settings import get_settings
 from core.sqldialect import insert_on_conflict
 from gateway.dbwork import in_connection, in_session
 from models.base import UTCDateTime, utcnow

@@ -63,7 +63,11 @@ from models.channels import Channel
 from models.contacts import Contact
 from models.enums import ChannelType, MessageDirection, MessageStatus
 from models.messages import Message
-from models.outbox_relay import enqueue_after_commit, publish, publish_after_commit, publish_committed
+from models.outbox_relay import (
+    publish,
+    publish_after_commit,
+    publish_committed,
+)
 from tickets.contacts import opt_in, opt_out
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.audit import record_audit
 from core.sanitize import INT32_MAX
+from models.audit import record_audit
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
