@@ -20,7 +20,6 @@ from models.enums import (
     TicketStatus,
     UserRole,
 )
-from models.messages import Call, Message
 from models.places import Place
 from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent
@@ -51,6 +50,7 @@ from ops_console.web import (
     redirect,
     render,
 )
+from tickets.conversation import ticket_conversation
 from tickets.references import normalize_reference
 
 router = APIRouter(include_in_schema=False)
@@ -290,17 +290,6 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     loader = TicketLoader(session).load([ticket])
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     household = session.get(Household, ticket.household_id) if ticket.household_id else None
-    messages = list(
-        session.scalars(
-            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at)
-        )
-    )
-    calls = list(
-        session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.created_at))
-    )
-    conversation: list[tuple[Any, str, Any]] = [(m.created_at, "sms", m) for m in messages]
-    conversation += [(c.created_at, "call", c) for c in calls]
-    conversation.sort(key=lambda item: item[0])
     events = list(
         session.scalars(
             select(TicketEvent)
@@ -308,7 +297,19 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
             .order_by(TicketEvent.created_at, TicketEvent.id)
         )
     )
+    conversation = ticket_conversation(
+        session, ticket, message_clause=viewer.message_clause(), events=events
+    )
     actor_ids = {e.actor_user_id for e in events if e.actor_user_id}
+    actor_ids |= {entry.actor_user_id for entry in conversation if entry.actor_user_id}
+    alert_teams = {
+        team.id: team
+        for team in session.scalars(
+            select(Team).where(
+                Team.id.in_({e.item.team_id for e in conversation if e.kind == "alert"})
+            )
+        )
+    }
     actors = {u.id: u for u in session.scalars(select(User).where(User.id.in_(actor_ids)))}
     teams = list(session.scalars(select(Team).order_by(Team.name)))
     if is_protection(ticket):
@@ -342,6 +343,7 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "household_place": household_place,
         "household_origin": household_origin,
         "conversation": conversation,
+        "alert_teams": alert_teams,
         "events": events,
         "actors": actors,
         "teams": teams,

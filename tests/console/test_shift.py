@@ -1,0 +1,157 @@
+"""The operator's shift (issue 13) through the real app on PostgreSQL: the whole exchange on
+the ticket page (filtered like the ticket), server errors shown, a stale form refused with
+what changed, who else has the ticket open."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from tests.console.conftest import World, csrf_of, login, new_ticket
+
+
+def _inbound(db: Any, world: World, ticket: Any, body: str, *, linked: bool = True) -> Any:
+    from models.enums import MessageDirection, MessageStatus
+    from models.messages import Message
+
+    message = Message(
+        channel_id=world.simulator_channel_id,
+        contact_id=ticket.contact_id,
+        ticket_id=ticket.id if linked else None,
+        direction=MessageDirection.INBOUND,
+        provider_id=f"in-{body[:20]}",
+        body=body,
+        status=MessageStatus.HANDLED,
+    )
+    db.add(message)
+    db.flush()
+    return message
+
+
+def _bot_reply(db: Any, ticket: Any, body: str, *, linked: bool = True) -> Any:
+    from gateway.outbound import queue_sms
+    from models.contacts import Contact
+
+    contact = db.get(Contact, ticket.contact_id)
+    return queue_sms(db, contact=contact, body=body, ticket_id=ticket.id if linked else None)
+
+
+def test_ticket_page_shows_the_whole_exchange_in_order(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from models.alerts import Alert, AlertChannel
+    from models.enums import AlertKind, MessageStatus
+    from models.messages import Call
+    from tickets import workflow
+    from tickets.notifications import notify_sender
+
+    ticket = new_ticket(db, category="wash", phone="+22376111000", description="Plus d'eau")
+    _inbound(db, world, ticket, "Plus d'eau au forage")
+    question = _bot_reply(db, ticket, "Merci. Combien de personnes ?")
+    question.status = MessageStatus.DELIVERED
+    _inbound(db, world, ticket, "Nous sommes 7")
+    channel = AlertChannel(team_id=ticket.team_id, kind=AlertKind.EMAIL, name="wash", target={})
+    db.add(channel)
+    db.flush()
+    db.add(
+        Alert(
+            alert_channel_id=channel.id,
+            team_id=ticket.team_id,
+            ticket_id=ticket.id,
+            reason="new_ticket",
+            dedupe_key=f"t:{ticket.id}",
+            subject="s",
+            body="b",
+        )
+    )
+    db.add(
+        Call(
+            ticket_id=ticket.id,
+            contact_id=ticket.contact_id,
+            direction="in",
+            status="completed",
+            notes="Rappelé, ok",
+        )
+    )
+    event = workflow.change_status(db, ticket, "in_progress", actor_label="operator-user")
+    db.commit()
+    assert event is not None
+    assert notify_sender(ticket.id, "in_progress", event.id)  # the automatic status SMS
+
+    client = browser_client()
+    token = login(client, "operator-user")
+    response = client.post(
+        f"/tickets/{ticket.reference}/reply",
+        data={"body": "Une équipe passe demain.", "csrf_token": token},
+    )
+    assert response.status_code == 200
+    page = client.get(f"/tickets/{ticket.reference}").text
+    conversation = page[
+        page.index('id="conversation"') : page.index("</ol>", page.index('id="conversation"'))
+    ]
+    order = [
+        "Plus d&#39;eau au forage",
+        "Combien de personnes",
+        "Nous sommes 7",
+        "Rappelé, ok",
+        "Une équipe passe demain.",
+    ]
+    positions = [conversation.index(text) for text in order]
+    assert positions == sorted(positions), positions
+    assert "remis" in conversation  # the bot's question, delivered: a word, not a code
+    assert "SMS de statut automatique" in conversation
+    assert "Réponse de" in conversation
+    assert "Alerte à" in conversation and "courriel" in conversation
+    assert "Pas encore de message" not in page
+
+
+def test_protection_exchange_stays_with_protection_officers(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    ordinary = new_ticket(db, category="health", phone="+22376111001", description="Fièvre")
+    protection = new_ticket(
+        db, category="protection", phone="+22376111001", description="Menaces", sensitive=True
+    )
+    _inbound(db, world, ordinary, "Mon enfant a de la fièvre")
+    _inbound(db, world, protection, "Il est revenu hier soir")
+    db.commit()
+    operator = browser_client()
+    login(operator, "operator-user")
+    page = operator.get(f"/tickets/{ordinary.reference}").text
+    assert "Mon enfant a de la fièvre" in page and "Il est revenu" not in page
+    assert operator.get(f"/tickets/{protection.reference}").status_code == 404
+    officer = browser_client()
+    login(officer, "protection-officer-user")
+    page = officer.get(f"/tickets/{protection.reference}").text
+    assert "Il est revenu hier soir" in page and "Mon enfant" not in page
+
+
+def test_follow_up_answer_is_linked_to_the_question_s_ticket(world: World, db: Any) -> None:
+    from tickets.conversation import followup_ticket_id
+
+    ticket = new_ticket(db, category="wash", phone="+22376111002")
+    _bot_reply(db, ticket, "Combien de personnes ?")
+    answer = _inbound(db, world, ticket, "beaucoup", linked=False)
+    assert followup_ticket_id(db, ticket.contact_id, answer) == ticket.id
+    # Too long after the question: a new exchange, not an answer.
+    late = _inbound(db, world, ticket, "bonjour", linked=False)
+    late.created_at = answer.created_at + timedelta(hours=3)
+    assert followup_ticket_id(db, ticket.contact_id, late) is None
+    # Once the person also has a protection case, an answer is never moved onto an ordinary
+    # ticket (unlinked, it stays with protection officers).
+    new_ticket(db, category="protection", phone="+22376111002", sensitive=True)
+    again = _inbound(db, world, ticket, "ils sont revenus", linked=False)
+    assert followup_ticket_id(db, ticket.contact_id, again) is None
+
+
+def test_follow_up_to_a_protection_question_goes_to_the_protection_case(
+    world: World, db: Any
+) -> None:
+    from tickets.conversation import followup_ticket_id
+
+    protection = new_ticket(db, category="protection", phone="+22376111003", sensitive=True)
+    _bot_reply(db, protection, "Pouvons-nous vous rappeler sans danger ?")
+    answer = _inbound(db, world, protection, "oui le soir", linked=False)
+    assert followup_ticket_id(db, protection.contact_id, answer) == protection.id
