@@ -195,6 +195,25 @@ def _queue_choices(page: Page) -> dict[str, Any]:
     return {"teams": teams, "users": users, "places": places, "categories": categories}
 
 
+# The filter each problem is about, named as on the form.
+_FILTER_LABELS = {
+    "phone": N_("Sender's phone"),
+    "place": N_("Region / cercle"),
+    "assignee": N_("Assignee"),
+    "team": N_("Team"),
+    "sla": N_("SLA"),
+    "status": N_("Status"),
+    "category": N_("Category"),
+    "priority": N_("Priority"),
+    "source": N_("Channel"),
+    "from": N_("From"),
+    "to": N_("To"),
+}
+_FILTER_PROBLEMS = {
+    "phone": N_("Not a phone number: type it like 76 12 34 56 or +223 76 12 34 56."),
+}
+
+
 @router.post("/queue")
 async def queue_search(request: Request, page: PostPage) -> Response:
     """The filter form is posted, so a typed phone number never appears in a URL: the answer
@@ -215,26 +234,31 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
         return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
     filters, errors = parse_filters(request.query_params)
     session = page.session
+    tickets: list[Ticket] = []
+    next_cursor: str | None = None
     try:
+        # Run even when the form already found a problem: every unusable filter (a place
+        # code no longer known, a number that is no number) is reported at once.
         result = queue_page(session, filters, viewer, cursor=cursor)
     except FilterError as exc:
-        # Every unusable filter is shown next to its field; the others still apply.
         for field in exc.problems:
-            errors[field] = N_("Unknown value.")
-        filters.place = None if "place" in exc.problems else filters.place
-        filters.phone = None if "phone" in exc.problems else filters.phone
-        filters.assignee = None if "assignee" in exc.problems else filters.assignee
-        filters.sla = None if "sla" in exc.problems else filters.sla
-        result = queue_page(
-            session, filters, viewer, cursor=None if "cursor" in exc.problems else cursor
-        )
-    loader = TicketLoader(session).load(result.tickets)
+            if field != "cursor":
+                errors[field] = _FILTER_PROBLEMS.get(field, N_("Unknown value."))
+        result = None
+        if set(exc.problems) == {"cursor"} and not errors:
+            result = queue_page(session, filters, viewer, cursor=None)  # a stale link
+    if result is not None and not errors:
+        tickets, next_cursor = result.tickets, result.next_cursor
+    # An unusable filter is said above the list, which then stays empty: showing every
+    # ticket as if the filter had applied would mislead (the phone typed matched "all").
+    loader = TicketLoader(session).load(tickets)
     newest_id = session.scalar(select(func.max(Ticket.id)).where(viewer.ticket_clause())) or 0
     context = {
-        "tickets": result.tickets,
+        "tickets": tickets,
         "loader": loader,
         "sla_state": sla_state,
-        "next_cursor": result.next_cursor,
+        "next_cursor": next_cursor,
+        "filter_labels": _FILTER_LABELS,
         "filters": filters,
         "params": request.query_params,
         "errors": errors,
@@ -354,6 +378,8 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
         "errors": extra.pop("errors", {}),
+        # What was typed, back in its box when the form was refused (nothing typed is lost).
+        "drafts": extra.pop("drafts", {}),
         "notice": extra.pop("notice", None),
         **extra,
     }
@@ -366,20 +392,35 @@ def ticket_page(reference: str, page: PageCtx) -> Response:
 
 
 def _after_action(
-    page: Page, ticket: Ticket, errors: dict[str, str], notice: str | None
+    page: Page,
+    ticket: Ticket,
+    errors: dict[str, str],
+    notice: str | None,
+    *,
+    drafts: dict[str, str] | None = None,
+    status_code: int = 422,
+    **extra: Any,
 ) -> Response:
     """Commit on success, roll back everything on error (nothing half-saved), re-render."""
     if errors:
         page.session.rollback()
         page.session.refresh(ticket)
-        status = 422
+        status = status_code
     else:
+        drafts = None
         page.session.commit()
         from core.outbox import publish_committed
 
         publish_committed(page.session)
         status = 200
-    context = _ticket_context(page, ticket, errors=errors, notice=None if errors else notice)
+    context = _ticket_context(
+        page,
+        ticket,
+        errors=errors,
+        notice=None if errors else notice,
+        drafts=drafts or {},
+        **extra,
+    )
     if is_htmx(page.request):
         return render(page, "ticket.html", context, block="main", status_code=status)
     return render(page, "ticket.html", context, status_code=status)
@@ -440,7 +481,9 @@ async def ticket_note(request: Request, reference: str, page: PostPage) -> Respo
         actions.add_note(page.session, ticket, viewer, form_text(form, "note", 6000))
     except actions.ActionError as exc:
         errors[exc.field] = exc.detail
-    return _after_action(page, ticket, errors, N_("Note added."))
+    return _after_action(
+        page, ticket, errors, N_("Note added."), drafts={"note": form_text(form, "note", 6000)}
+    )
 
 
 @router.post("/tickets/{reference}/reply")
@@ -455,7 +498,9 @@ async def ticket_reply(request: Request, reference: str, page: PostPage) -> Resp
         actions.reply_by_sms(page.session, ticket, viewer, body)
     except actions.ActionError as exc:
         errors[exc.field] = exc.detail
-    return _after_action(page, ticket, errors, N_("Reply queued for sending."))
+    return _after_action(
+        page, ticket, errors, N_("Reply queued for sending."), drafts={"body": body}
+    )
 
 
 @router.post("/tickets/{reference}/merge")

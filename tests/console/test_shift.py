@@ -155,3 +155,79 @@ def test_follow_up_to_a_protection_question_goes_to_the_protection_case(
     _bot_reply(db, protection, "Pouvons-nous vous rappeler sans danger ?")
     answer = _inbound(db, world, protection, "oui le soir", linked=False)
     assert followup_ticket_id(db, protection.contact_id, answer) == protection.id
+
+
+def test_invalid_phone_filter_shows_an_error_not_every_ticket(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    tickets = [new_ticket(db, phone=f"+2237611120{index}") for index in range(3)]
+    client = browser_client()
+    token = login(client, "operator-user")
+    posted = client.post("/queue", data={"csrf_token": token, "phone": "abc"})
+    assert posted.status_code == 200
+    assert "Pas un numéro de téléphone" in posted.text
+    assert not any(ticket.reference in posted.text for ticket in tickets)
+    # The htmx swap of #results carries the message too (the form's own field is outside).
+    results = client.get(
+        str(posted.url),
+        headers={"HX-Request": "true", "HX-Target": "results"},
+    )
+    assert results.text.lstrip().startswith('<div id="results">')
+    assert "ne peuvent pas être appliqués" in results.text and "Téléphone" in results.text
+
+
+def test_expired_session_login_leads_back_to_the_page_not_the_form_action(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    ticket = new_ticket(db)
+    client = browser_client()
+    login(client, "operator-user")
+    client.cookies.clear()  # the session is gone (expired, revoked)
+    page_url = f"https://deme.test/tickets/{ticket.reference}"
+    htmx = client.post(
+        f"/tickets/{ticket.reference}/reply",
+        data={"body": "texte"},
+        headers={"HX-Request": "true", "HX-Current-URL": page_url},
+        follow_redirects=False,
+    )
+    assert htmx.status_code == 204
+    assert htmx.headers["HX-Redirect"] == f"/login?next=/tickets/{ticket.reference}"
+    plain = client.post(
+        f"/tickets/{ticket.reference}/note",
+        data={"note": "texte"},
+        headers={"Referer": page_url},
+        follow_redirects=False,
+    )
+    assert plain.status_code == 303
+    assert plain.headers["location"] == f"/login?next=/tickets/{ticket.reference}"
+    # A foreign Referer is never a destination.
+    foreign = client.post(
+        f"/tickets/{ticket.reference}/note",
+        data={"note": "x"},
+        headers={"Referer": "https://evil.example/phish"},
+        follow_redirects=False,
+    )
+    assert foreign.headers["location"] == "/login?next=/queue"
+
+
+def test_refused_reply_and_merge_say_why_and_keep_the_text(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    ticket = new_ticket(db)
+    client = browser_client()
+    token = login(client, "operator-user")
+    long_text = "mot " * 450
+    reply = client.post(
+        f"/tickets/{ticket.reference}/reply",
+        data={"body": long_text, "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert reply.status_code == 422
+    assert "limitées à 1600 caractères" in reply.text
+    assert long_text.strip()[:1000] in reply.text  # typed text back in its box
+    merge = client.post(
+        f"/tickets/{ticket.reference}/merge",
+        data={"target": "T-ZZZZZ", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert merge.status_code == 422 and "Aucun ticket avec cette référence" in merge.text
