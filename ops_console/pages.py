@@ -3,15 +3,20 @@ assembles them into one router."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.datastructures import ImmutableMultiDict
 
 from core.audit import record_audit
 from core.sanitize import is_id
+from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
@@ -22,7 +27,7 @@ from models.enums import (
 )
 from models.places import Place
 from models.teams import Team, TeamMember
-from models.tickets import Incident, Ticket, TicketEvent
+from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
 from models.users import User
 from ops_console import actions, auth
 from ops_console.canned import canned_replies
@@ -326,6 +331,9 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     )
     actor_ids = {e.actor_user_id for e in events if e.actor_user_id}
     actor_ids |= {entry.actor_user_id for entry in conversation if entry.actor_user_id}
+    actor_ids |= {  # the timeline names who a ticket was assigned to
+        e.data["new"] for e in events if e.kind == "assigned" and isinstance(e.data.get("new"), int)
+    }
     alert_teams = {
         team.id: team
         for team in session.scalars(
@@ -378,6 +386,10 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
         "errors": extra.pop("errors", {}),
+        "changes": extra.pop("changes", []),
+        "others": [],
+        "presence_every": PRESENCE_EVERY,
+        "seen_event": max((e.id for e in events), default=0),
         # What was typed, back in its box when the form was refused (nothing typed is lost).
         "drafts": extra.pop("drafts", {}),
         "notice": extra.pop("notice", None),
@@ -435,6 +447,22 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
     form = await request.form()
     session = page.session
     errors: dict[str, str] = {}
+    stale = _claim_version(session, ticket, form)
+    if stale is not None:
+        return _after_action(
+            page,
+            ticket,
+            {
+                "form": N_(
+                    "Someone else changed this ticket after you opened it, so nothing was saved. "
+                    "Here is what changed; the form now shows the current values: save again if "
+                    "your change is still needed."
+                )
+            },
+            None,
+            status_code=409,
+            changes=stale,
+        )
     try:
         status = form_text(form, "status", 20)
         if status:
@@ -468,6 +496,53 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             errors["form"] = N_("Unknown value.")
     session.flush()
     return _after_action(page, ticket, errors, N_("Saved."))
+
+
+# The timeline events of the work fields: what a stale form would undo.
+WORK_EVENT_KINDS = (
+    "status_changed",
+    "priority_changed",
+    "category_changed",
+    "routed",
+    "rerouted",
+    "team_changed",
+    "assigned",
+)
+
+
+def _claim_version(
+    session: Session, ticket: Ticket, form: ImmutableMultiDict[str, Any]
+) -> list[TicketEvent] | None:
+    """Optimistic locking: take the ticket from the version the form was rendered with, in
+    one conditional UPDATE (atomic on PostgreSQL and SQLite; it also holds the row until the
+    request commits). None when claimed; else the work changes made since the form was
+    rendered (the events after the one it had seen), to show what changed."""
+    seen = form_text(form, "version", 12)
+    if not is_id(seen) and seen != "0":
+        return None  # a client without the field (the JSON API has no form): no check
+    claimed = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.version == int(seen))
+        .values(version=Ticket.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        session.expire(ticket, ["version"])
+        return None
+    session.rollback()
+    session.refresh(ticket)
+    seen_event = form_text(form, "seen_event", 12)
+    return list(
+        session.scalars(
+            select(TicketEvent)
+            .where(
+                TicketEvent.ticket_id == ticket.id,
+                TicketEvent.id > (int(seen_event) if is_id(seen_event) else 0),
+                TicketEvent.kind.in_(WORK_EVENT_KINDS),
+            )
+            .order_by(TicketEvent.id)
+        )
+    )
 
 
 @router.post("/tickets/{reference}/note")
@@ -540,6 +615,58 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
     else:
         actions.link_incident(page.session, ticket, viewer, incident)
     return _after_action(page, ticket, errors, N_("Saved."))
+
+
+# Presence: the ticket page says it is open every PRESENCE_EVERY seconds; someone not heard
+# from for PRESENCE_FRESH is gone (a closed tab, a lost connection).
+PRESENCE_EVERY = 15
+PRESENCE_FRESH = timedelta(seconds=45)
+
+
+@router.post("/tickets/{reference}/presence")
+def ticket_presence(reference: str, page: PostPage) -> Response:
+    """ "I have this ticket open": refresh this person's row, answer who else has it open.
+    One UPDATE (an INSERT the first time) and one small SELECT on the primary key: the same
+    SQL on SQLite and PostgreSQL, no Redis needed."""
+    viewer, ticket = _load_ticket(page, reference)
+    session = page.session
+    now = utcnow()
+    refreshed = session.execute(
+        update(TicketViewer)
+        .where(TicketViewer.ticket_id == ticket.id, TicketViewer.user_id == viewer.user.id)
+        .values(seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if refreshed.rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(TicketViewer(ticket_id=ticket.id, user_id=viewer.user.id, seen_at=now))
+        except IntegrityError:
+            pass  # the same person's other tab inserted it a moment ago
+    session.execute(
+        delete(TicketViewer).where(
+            TicketViewer.ticket_id == ticket.id, TicketViewer.seen_at < now - 10 * PRESENCE_FRESH
+        )
+    )
+    session.commit()
+    others = list(
+        session.scalars(
+            select(User)
+            .join(TicketViewer, TicketViewer.user_id == User.id)
+            .where(
+                TicketViewer.ticket_id == ticket.id,
+                TicketViewer.user_id != viewer.user.id,
+                TicketViewer.seen_at >= now - PRESENCE_FRESH,
+            )
+            .order_by(User.display_name)
+        )
+    )
+    return render(
+        page,
+        "ticket.html",
+        {"ticket": ticket, "others": others, "presence_every": PRESENCE_EVERY},
+        block="presence",
+    )
 
 
 @router.post("/tickets/{reference}/reveal")

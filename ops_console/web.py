@@ -75,7 +75,6 @@ class LoginRequired(Exception):
             return Response(status_code=204, headers={"HX-Redirect": location})
         return RedirectResponse(location, status_code=303)
 
-
     @staticmethod
     def return_to(request: Request) -> str:
         """Where the login should lead back to: the page the person was on. A form posted

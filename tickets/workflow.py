@@ -40,6 +40,12 @@ RESPONDED_STATUSES = (
 )
 
 
+def bump_version(ticket: Ticket) -> None:
+    """A work field changed: bump the optimistic-lock version (``version + 1`` in SQL, so
+    concurrent writers never write the same number; read back after the flush)."""
+    ticket.version = Ticket.version + 1
+
+
 def change_status(
     session: Session,
     ticket: Ticket,
@@ -62,6 +68,7 @@ def change_status(
     if status == TicketStatus.WAITING:
         sla.pause(ticket, now=moment)
     ticket.status = status
+    bump_version(ticket)
     stamp = STATUS_STAMP.get(status)
     if stamp is not None:
         setattr(ticket, stamp, moment)
@@ -97,6 +104,7 @@ def change_priority(
         return None
     previous = ticket.priority
     ticket.priority = priority
+    bump_version(ticket)
     sla.apply_targets(session, ticket)
     return record_event(
         session,
@@ -128,6 +136,7 @@ def change_category(
     moment = now or utcnow()
     previous = ticket.category
     ticket.category = category
+    bump_version(ticket)
     if category == TicketCategory.PROTECTION:
         ticket.sensitive = True
         if ticket.priority.rank < TicketPriority.HIGH.rank:
@@ -165,6 +174,7 @@ def reroute(
     if ticket.team_id == team.id:
         return None
     moment = now or utcnow()
+    bump_version(ticket)
     decision = record_reroute(
         session,
         ticket,
@@ -216,6 +226,7 @@ def assign(
     moment = now or utcnow()
     previous = ticket.assignee_id
     ticket.assignee_id = user_id
+    bump_version(ticket)
     event = record_event(
         session,
         ticket,

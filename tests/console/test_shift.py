@@ -7,9 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from tests.console.conftest import World, csrf_of, login, new_ticket
+from tests.console.conftest import World, login, new_ticket
 
 
 def _inbound(db: Any, world: World, ticket: Any, body: str, *, linked: bool = True) -> Any:
@@ -231,3 +229,93 @@ def test_refused_reply_and_merge_say_why_and_keep_the_text(
         headers={"HX-Request": "true"},
     )
     assert merge.status_code == 422 and "Aucun ticket avec cette référence" in merge.text
+
+
+def _work_form(page_html: str) -> dict[str, str]:
+    import re
+
+    def hidden(name: str) -> str:
+        match = re.search(rf'name="{name}" value="(\d+)"', page_html)
+        assert match, name
+        return match.group(1)
+
+    return {"version": hidden("version"), "seen_event": hidden("seen_event")}
+
+
+def test_a_stale_form_is_refused_with_what_changed(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from models.tickets import Ticket
+
+    ticket = new_ticket(db, category="health", description="Fièvre forte")
+    first, second = browser_client(), browser_client()
+    token_a = login(first, "operator-user")
+    token_b = login(second, "supervisor-user")
+    page_a = first.get(f"/tickets/{ticket.reference}").text
+    page_b = second.get(f"/tickets/{ticket.reference}").text
+    # B makes it urgent and takes it.
+    saved = second.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": token_b,
+            "status": "triaged",
+            "priority": "urgent",
+            "category": "health",
+            "assignee": str(world["supervisor"].user_id),
+            **_work_form(page_b),
+        },
+    )
+    assert saved.status_code == 200 and "Enregistré." in saved.text
+    # A's form still says "normal, unassigned": saving it must not undo B's work.
+    stale = first.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": token_a,
+            "status": "triaged",
+            "priority": "normal",
+            "category": "health",
+            "assignee": "",
+            **_work_form(page_a),
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert stale.status_code == 409
+    assert "Quelqu'un d'autre a modifié ce ticket" in stale.text
+    changes = stale.text[stale.text.index('id="changes"') :]
+    changes = changes[: changes.index("</ul>")]
+    assert "Urgente" in changes or "urgente" in changes
+    db.expire_all()
+    current = db.get(Ticket, ticket.id)
+    assert current.priority.value == "urgent"
+    assert current.assignee_id == world["supervisor"].user_id
+    # From the fresh form (now on A's page) the save goes through.
+    retry = first.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": token_a,
+            "status": current.status.value,
+            "priority": "high",
+            "category": "health",
+            "assignee": str(world["supervisor"].user_id),
+            **_work_form(stale.text),
+        },
+    )
+    assert retry.status_code == 200
+    db.expire_all()
+    assert db.get(Ticket, ticket.id).priority.value == "high"
+
+
+def test_presence_shows_who_else_has_the_ticket_open(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    ticket = new_ticket(db)
+    first, second = browser_client(), browser_client()
+    token_a = login(first, "operator-user")
+    token_b = login(second, "supervisor-user")
+    alone = first.post(f"/tickets/{ticket.reference}/presence", headers={"X-CSRF-Token": token_a})
+    assert alone.status_code == 200 and "Aussi ouvert par" not in alone.text
+    second.post(f"/tickets/{ticket.reference}/presence", headers={"X-CSRF-Token": token_b})
+    both = first.post(f"/tickets/{ticket.reference}/presence", headers={"X-CSRF-Token": token_a})
+    assert "Aussi ouvert par" in both.text and "supervisor-user" in both.text.lower()
+    again = first.post(f"/tickets/{ticket.reference}/presence", headers={"X-CSRF-Token": token_a})
+    assert again.text.count("supervisor") == 1
