@@ -96,18 +96,39 @@
     } catch (e) { return fallback; }
   }
 
+  /* A form was accepted (200, no redirect to the login page): its drafts are done. Done
+     before the swap, while the form is still in the page (afterwards htmx reports on body). */
+  function clearDrafts(form, xhr) {
+    if (xhr.status !== 200 || xhr.getResponseHeader("HX-Redirect")) { return; }
+    form.querySelectorAll("textarea[data-draft]").forEach(function (area) {
+      try { sessionStorage.removeItem(draftKey(area)); } catch (e) { /* ignore */ }
+    });
+  }
+
+  /* The element that made the request (events are dispatched on the swap target). */
+  function requester(event) {
+    var config = event.detail.requestConfig;
+    return (config && config.elt) || event.detail.elt || event.target;
+  }
+
+  function fromForm(event) {
+    var elt = requester(event);
+    return elt && elt.tagName === "FORM" ? elt : null;
+  }
+
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var xhr = event.detail.xhr;
+    var xhr = event.detail.xhr, form = fromForm(event);
+    if (form) { clearDrafts(form, xhr); }
     if (xhr.status === 422 || xhr.status === 409) {
       /* The page says what is wrong, in place: swap it like a success. */
       event.detail.shouldSwap = true;
       event.detail.isError = false;
-      clearFlash();
+      if (form) { clearFlash(); }
     } else if (xhr.status >= 400) {
       event.detail.shouldSwap = false;
       flash(errorText(xhr));
-    } else {
-      clearFlash();
+    } else if (form) {
+      clearFlash();  /* a background poll's success says nothing about the last failure */
     }
   });
   document.addEventListener("htmx:sendError", function () {
@@ -137,16 +158,6 @@
       } catch (e) { /* storage full or disabled: nothing to keep */ }
     });
   }
-
-  /* A form was accepted (200, no redirect to the login page): its drafts are done. */
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var xhr = event.detail.xhr, form = event.detail.elt;
-    if (!xhr || xhr.status !== 200 || xhr.getResponseHeader("HX-Redirect")) { return; }
-    if (!form || !form.querySelectorAll) { return; }
-    form.querySelectorAll("textarea[data-draft]").forEach(function (area) {
-      try { sessionStorage.removeItem(draftKey(area)); } catch (e) { /* ignore */ }
-    });
-  });
 
   document.addEventListener("DOMContentLoaded", function () { bind(document); });
   document.addEventListener("htmx:afterSettle", function (event) { bind(event.target); });
