@@ -56,6 +56,7 @@ from ops_console.web import (
     render,
 )
 from tickets.conversation import ticket_conversation
+from tickets.notifications import STATUS_NOTIFICATIONS, held_for_safety
 from tickets.references import normalize_reference
 
 router = APIRouter(include_in_schema=False)
@@ -385,6 +386,8 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "canned": canned_replies(),
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
+        "sms_held": held_for_safety(ticket),
+        "notifying_statuses": [s.value for s in STATUS_NOTIFICATIONS],
         "errors": extra.pop("errors", {}),
         "changes": extra.pop("changes", []),
         "others": [],
@@ -463,10 +466,13 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             status_code=409,
             changes=stale,
         )
+    # The form says which changes text the person and lets the operator choose; a form
+    # without the choice (an older page) keeps the default: the person is told.
+    notify = "notify_choice" not in form or form.get("notify_sender") == "1"
     try:
         status = form_text(form, "status", 20)
         if status:
-            actions.change_status(session, ticket, viewer, TicketStatus(status))
+            actions.change_status(session, ticket, viewer, TicketStatus(status), notify=notify)
         priority = form_text(form, "priority", 20)
         if priority:
             actions.change_priority(session, ticket, viewer, TicketPriority(priority))
@@ -488,7 +494,7 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             if value and assignee is None:
                 errors["assignee"] = N_("Unknown value.")
             else:
-                actions.assign(session, ticket, viewer, assignee)
+                actions.assign(session, ticket, viewer, assignee, notify=notify)
     except ValueError as exc:
         if isinstance(exc, actions.ActionError):
             errors[exc.field] = exc.detail
@@ -615,6 +621,46 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
     else:
         actions.link_incident(page.session, ticket, viewer, incident)
     return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/sms-preview")
+async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -> Response:
+    """The reply exactly as the gateway will send it to this person (the channel they write
+    on, its transliteration: gateway.outbound.prepare_body, the one home of that rule) and
+    its real part count. The page's own counter is instant; this line is the truth."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_REPLY):
+        raise HTTPException(403)
+    form = await request.form()
+    text = form_text(form, "body", 2000)
+    from gateway.gsm7 import measure, to_gsm7
+    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+
+    contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    sent, too_long = to_gsm7(text), None
+    try:
+        if contact is not None and contact.phone:
+            sent, _info, _changed = prepare_body(text, pick_channel(page.session, contact))
+    except BodyTooLong as exc:
+        too_long = exc
+    except NoChannel:
+        pass
+    info = measure(sent)
+    return render(
+        page,
+        "ticket.html",
+        {
+            "preview": {
+                "text": sent,
+                "changed": bool(text) and sent != text,
+                "segments": info.segments if text else 0,
+                "length": info.length,
+                "encoding": info.encoding.value,
+                "too_long": too_long is not None,
+            }
+        },
+        block="sms_preview",
+    )
 
 
 # Presence: the ticket page says it is open every PRESENCE_EVERY seconds; someone not heard

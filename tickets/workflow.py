@@ -219,8 +219,11 @@ def assign(
     *,
     actor_label: str,
     actor_user_id: int | None = None,
+    notify: bool = True,
     now: datetime | None = None,
 ) -> TicketEvent | None:
+    """Assign (or unassign); a new ticket moves to ASSIGNED, which tells the sender unless
+    ``notify`` is False (the operator chose not to text them)."""
     if ticket.assignee_id == user_id:
         return None
     moment = now or utcnow()
@@ -244,6 +247,7 @@ def assign(
             TicketStatus.ASSIGNED,
             actor_label=actor_label,
             actor_user_id=actor_user_id,
+            notify=notify,
             now=moment,
         )
     elif user_id is None and ticket.status == TicketStatus.ASSIGNED:

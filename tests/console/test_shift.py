@@ -319,3 +319,89 @@ def test_presence_shows_who_else_has_the_ticket_open(
     assert "Aussi ouvert par" in both.text and "supervisor-user" in both.text.lower()
     again = first.post(f"/tickets/{ticket.reference}/presence", headers={"X-CSRF-Token": token_a})
     assert again.text.count("supervisor") == 1
+
+
+def _notify_rows(db: Any, ticket: Any) -> list[Any]:
+    from sqlalchemy import select
+
+    from models.outbox import OutboxTask
+    from tickets.notifications import NOTIFY_TASK
+
+    db.expire_all()
+    return [
+        row.args
+        for row in db.scalars(select(OutboxTask).where(OutboxTask.task_name == NOTIFY_TASK))
+        if row.args and row.args[0] == ticket.id
+    ]
+
+
+def test_the_operator_sees_and_chooses_the_status_sms(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    ticket = new_ticket(db, category="health", phone="+22376111300")
+    client = browser_client()
+    token = login(client, "operator-user")
+    page = client.get(f"/tickets/{ticket.reference}").text
+    assert "Ceci envoie un SMS à la personne" in page and "Prévenir la personne par SMS" in page
+    quiet = client.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": token,
+            "status": "in_progress",
+            "priority": ticket.priority.value,
+            "category": "health",
+            "notify_choice": "1",  # the box unticked: no notify_sender
+            **_work_form(page),
+        },
+    )
+    assert quiet.status_code == 200
+    assert not [args for args in _notify_rows(db, ticket) if args[1] == "in_progress"]
+    told = client.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": token,
+            "status": "resolved",
+            "priority": ticket.priority.value,
+            "category": "health",
+            "notify_choice": "1",
+            "notify_sender": "1",
+            **_work_form(quiet.text),
+        },
+    )
+    assert told.status_code == 200
+    assert [args for args in _notify_rows(db, ticket) if args[1] == "resolved"]
+
+
+def test_protection_sms_waits_until_contact_is_safe(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from tickets import workflow
+    from tickets.intake import update_ticket
+    from tickets.notifications import notify_sender
+
+    ticket = new_ticket(db, category="protection", phone="+22376111301", sensitive=True)
+    officer = browser_client()
+    login(officer, "protection-officer-user")
+    assert "aucun SMS automatique n'est envoyé" in officer.get(f"/tickets/{ticket.reference}").text
+    event = workflow.change_status(db, ticket, "in_progress", actor_label="officer")
+    db.commit()
+    assert not _notify_rows(db, ticket)  # held, not scheduled
+    assert not notify_sender(ticket.id, "in_progress", event.id)  # and never sent if queued
+    update_ticket(db, ticket, callback_ok=True, actor_label="bot")
+    db.commit()
+    assert [args for args in _notify_rows(db, ticket) if args[1] == "in_progress"]
+    assert notify_sender(ticket.id, "in_progress", event.id)
+
+
+def test_sms_preview_shows_the_text_as_sent(browser_client: Any, world: World, db: Any) -> None:
+    ticket = new_ticket(db, category="health", phone="+22376111302")
+    client = browser_client()
+    token = login(client, "operator-user")
+    preview = client.post(
+        f"/tickets/{ticket.reference}/sms-preview",
+        data={"body": "Ɲɔgɔn ka kɛnɛ"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert preview.status_code == 200
+    assert "Nyogon ka kene" in preview.text  # transliterated by the gateway's own rule
+    assert 'data-encoding="gsm7"' in preview.text and 'data-segments="1"' in preview.text
