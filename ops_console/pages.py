@@ -20,6 +20,7 @@ from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
+    PlaceKind,
     TicketCategory,
     TicketPriority,
     TicketStatus,
@@ -192,8 +193,6 @@ def _queue_choices(page: Page) -> dict[str, Any]:
             .order_by(User.display_name)
         )
     )
-    from models.enums import PlaceKind
-
     places = place_choices(session, (PlaceKind.REGION, PlaceKind.CERCLE))
     categories = [
         c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
@@ -383,6 +382,11 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "users": users,
         "categories": categories,
         "incidents": incidents,
+        "place_options": (
+            place_choices(session, tuple(PlaceKind))
+            if viewer.can(Capability.TICKETS_UPDATE)
+            else []
+        ),
         "canned": canned_replies(),
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
@@ -620,6 +624,59 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
         errors["incident"] = N_("Unknown value.")
     else:
         actions.link_incident(page.session, ticket, viewer, incident)
+    return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/details")
+async def ticket_details(request: Request, reference: str, page: PostPage) -> Response:
+    """Correct the place (a code or a name, found by the gazetteer) and the household size:
+    through ``tickets.intake.update_ticket`` (timeline event, re-routing while nobody has
+    picked the ticket up), and an audit line naming which fields changed."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    session = page.session
+    errors: dict[str, str] = {}
+    place_text = form_text(form, "place", 120)
+    size_text = form_text(form, "household_size", 6)
+    from ops_console.api import resolve_place_code
+    from tickets.intake import update_ticket
+
+    place_code = resolve_place_code(session, place_text) if place_text else None
+    if place_text and place_code is None:
+        errors["place"] = N_("No place by that name: pick one from the list.")
+    size = None
+    if size_text:
+        if size_text.isascii() and size_text.isdigit() and 1 <= int(size_text) <= 200:
+            size = int(size_text)
+        else:
+            errors["household_size"] = N_("A number between 1 and 200.")
+    drafts = {"place": place_text, "household_size": size_text}
+    if errors:
+        return _after_action(page, ticket, errors, None, drafts=drafts)
+    before = {"place": ticket.place_id, "household": ticket.household_id}
+    update_ticket(
+        session,
+        ticket,
+        place_code=place_code,
+        household_size=size,
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+    )
+    fields = [name for name, value in (("place", place_code), ("household_size", size)) if value]
+    if fields:
+        record_audit(
+            session,
+            action="ticket.details_corrected",
+            actor_label=viewer.user.username,
+            actor_user_id=viewer.user.id,
+            object_type="ticket",
+            object_id=ticket.id,
+            ticket_id=ticket.id,
+            fields=fields,
+            place_changed=ticket.place_id != before["place"],
+        )
     return _after_action(page, ticket, errors, N_("Saved."))
 
 

@@ -405,3 +405,75 @@ def test_sms_preview_shows_the_text_as_sent(browser_client: Any, world: World, d
     assert preview.status_code == 200
     assert "Nyogon ka kene" in preview.text  # transliterated by the gateway's own rule
     assert 'data-encoding="gsm7"' in preview.text and 'data-segments="1"' in preview.text
+
+
+def test_call_form_takes_a_place_typed_as_a_name(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from sqlalchemy import select
+
+    from models.places import Place
+    from models.tickets import Ticket
+
+    client = browser_client()
+    token = login(client, "operator-user")
+    logged = client.post(
+        "/calls",
+        data={
+            "csrf_token": token,
+            "phone": "+22376111400",
+            "language": "fr",
+            "category": "wash",
+            "place": "Gao",
+            "notes": "Le forage est en panne",
+        },
+        follow_redirects=False,
+    )
+    assert logged.status_code in (200, 303), logged.text[:500]
+    db.expire_all()
+    ticket = db.scalar(select(Ticket).order_by(Ticket.id.desc()).limit(1))
+    assert ticket is not None and ticket.place_id is not None
+    assert db.get(Place, ticket.place_id).name == "Gao"
+    unknown = client.post(
+        "/calls",
+        data={
+            "csrf_token": token,
+            "category": "wash",
+            "place": "Xyzzyville",
+            "notes": "x",
+        },
+    )
+    assert unknown.status_code == 422 and "Aucun lieu de ce nom" in unknown.text
+
+
+def test_place_and_household_size_corrected_on_a_ticket_are_audited(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from sqlalchemy import select
+
+    from models.audit import AuditLog
+    from models.contacts import Household
+    from models.places import Place
+    from models.tickets import Ticket
+
+    ticket = new_ticket(db, category="wash", phone="+22376111401", place_code=None)
+    client = browser_client()
+    token = login(client, "operator-user")
+    saved = client.post(
+        f"/tickets/{ticket.reference}/details",
+        data={"csrf_token": token, "place": "sevare", "household_size": "7"},
+    )
+    assert saved.status_code == 200 and "Enregistré." in saved.text
+    db.expire_all()
+    current = db.get(Ticket, ticket.id)
+    assert db.get(Place, current.place_id).name.lower().startswith("s")
+    assert db.get(Household, current.household_id).size == 7
+    line = db.scalar(select(AuditLog).where(AuditLog.action == "ticket.details_corrected"))
+    assert line is not None and line.ticket_id == ticket.id
+    assert sorted(line.details["fields"]) == ["household_size", "place"]
+    refused = client.post(
+        f"/tickets/{ticket.reference}/details",
+        data={"csrf_token": token, "place": "Xyzzyville", "household_size": "trois"},
+    )
+    assert refused.status_code == 422
+    assert "Aucun lieu de ce nom" in refused.text and "entre 1 et 200" in refused.text
