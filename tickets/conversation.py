@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from models.alerts import Alert, AlertChannel
+from models.contacts import Contact
 from models.enums import MessageDirection, TicketSource
 from models.messages import Call, Message
 from models.tickets import Ticket, TicketEvent
@@ -36,7 +37,8 @@ _OUTBOUND_KINDS = {
 
 @dataclass
 class Entry:
-    """One line of the conversation. ``kind``: sms_in, sms_out, call, alert, intake."""
+    """One line of the conversation. ``kind``: sms_in, sms_out, call, alert, intake,
+    erased (``item``: the erasure confirmation SMS, or None)."""
 
     at: datetime
     kind: str
@@ -126,10 +128,35 @@ def ticket_conversation(
                 origin=channel_kind.value if channel_kind is not None else "email",
             )
         )
+    entries.extend(_erasure(session, ticket, message_clause))
     # Same instant: the intake first, then the person's words before the answers to them.
-    order = {"intake": 0, "sms_in": 1, "call": 2, "sms_out": 3, "alert": 4}
+    order = {"intake": 0, "sms_in": 1, "call": 2, "sms_out": 3, "alert": 4, "erased": 5}
     entries.sort(key=lambda entry: (entry.at, order[entry.kind], getattr(entry.item, "id", 0)))
     return entries
+
+
+def _erasure(
+    session: Session, ticket: Ticket, message_clause: ColumnElement[bool] | None
+) -> list[Entry]:
+    """The person had their data erased: say when, and how the confirmation SMS fared (it
+    is sent to the person, not about one ticket, so it is linked to none: found as the first
+    SMS sent to them from the erasure on, under the reader's message rule)."""
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    if contact is None or contact.erased_at is None:
+        return []
+    confirmation = session.scalar(
+        select(Message)
+        .where(
+            Message.contact_id == contact.id,
+            Message.direction == MessageDirection.OUTBOUND,
+            Message.ticket_id.is_(None),
+            Message.created_at >= contact.erased_at - timedelta(minutes=1),
+            message_clause if message_clause is not None else true(),
+        )
+        .order_by(Message.id)
+        .limit(1)
+    )
+    return [Entry(at=contact.erased_at, kind="erased", item=confirmation)]
 
 
 def followup_ticket_id(

@@ -477,3 +477,24 @@ def test_place_and_household_size_corrected_on_a_ticket_are_audited(
     )
     assert refused.status_code == 422
     assert "Aucun lieu de ce nom" in refused.text and "entre 1 et 200" in refused.text
+
+
+def test_erasure_and_its_confirmation_show_on_the_ticket(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    from gateway.outbound import KIND_ERASURE_CONFIRMATION, queue_sms
+    from models.contacts import Contact
+    from tickets.intake import erase_contact
+
+    ticket = new_ticket(db, category="health", phone="+22376111500", description="Toux")
+    contact = db.get(Contact, ticket.contact_id)
+    erase_contact(db, contact, actor_label="sender", confirm=True)
+    queue_sms(
+        db, contact=contact, body="Vos données sont effacées.", kind=KIND_ERASURE_CONFIRMATION
+    )
+    db.commit()
+    client = browser_client()
+    login(client, "operator-user")
+    page = client.get(f"/tickets/{ticket.reference}").text
+    assert "effacées à sa demande" in page
+    assert "SMS de confirmation" in page and "Toux" not in page
