@@ -145,8 +145,15 @@ def handle_one(session: Session, message: Message) -> None:
         return
     text = message.body or ""
     satisfaction = _record_satisfaction(session, contact, text)
-    if satisfaction:
-        _reply(session, contact, CATALOG.translate("satisfaction_thanks", contact.language))
+    if satisfaction is not None:
+        # The answer and the thanks belong to the ticket the question was about.
+        message.ticket_id = message.ticket_id or satisfaction
+        _reply(
+            session,
+            contact,
+            CATALOG.translate("satisfaction_thanks", contact.language),
+            ticket_id=satisfaction,
+        )
         return
     settings = get_settings()
     waited = (utcnow() - message.created_at).total_seconds()
@@ -169,6 +176,11 @@ def handle_one(session: Session, message: Message) -> None:
             log.warning("bot unavailable for message %s, using the fallback: %s", message.id, exc)
         else:
             ticket_id = _ticket_of_turn(session, contact, since=turn_started)
+            if ticket_id is None:
+                # A turn that changed no ticket may still answer the bot's question about one.
+                from tickets.conversation import followup_ticket_id
+
+                ticket_id = followup_ticket_id(session, contact.id, message)
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
             # The bot's actions may have erased it (/erase) or opted it out: only those
@@ -271,12 +283,12 @@ def _create_ticket(
     return ticket
 
 
-def _record_satisfaction(session: Session, contact: Contact, text: str) -> bool:
-    try:
-        from tickets.notifications import record_satisfaction
-    except ImportError:
-        return False
-    return record_satisfaction(session, contact, text) is not None
+def _record_satisfaction(session: Session, contact: Contact, text: str) -> int | None:
+    """The id of the ticket ``text`` answered the satisfaction question of, if it did."""
+    from tickets.notifications import record_satisfaction
+
+    ticket = record_satisfaction(session, contact, text)
+    return None if ticket is None else ticket.id
 
 
 def _ticket_of_turn(session: Session, contact: Contact, *, since: datetime) -> int | None:

@@ -27,7 +27,7 @@ from models.outbox import OutboxTask
 from models.places import Place, PlaceAlias
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
 from models.teams import Team, TeamMember
-from models.tickets import Incident, Ticket, TicketEvent
+from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
 from models.users import ApiToken, LoginBackoff, User
 from models.ussd import UssdSession
 
@@ -69,6 +69,7 @@ __all__ = [
     "TicketPriority",
     "TicketSource",
     "TicketStatus",
+    "TicketViewer",
     "User",
     "UserRole",
     "UssdSession",

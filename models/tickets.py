@@ -115,6 +115,23 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     personal_data_purged_at: Mapped[datetime | None]
+    # Bumped by every change of a work field (tickets.workflow): the console's optimistic
+    # lock, so a form rendered before someone else's change cannot silently undo it.
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class TicketViewer(Base):
+    """Who has a ticket's page open (refreshed by the page while it is open): presence."""
+
+    __tablename__ = "ticket_viewers"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class TicketEvent(Base):

@@ -66,12 +66,21 @@ def _actor(viewer: Viewer) -> dict[str, Any]:
     return {"actor_label": viewer.user.username, "actor_user_id": viewer.user.id}
 
 
-def change_status(session: Session, ticket: Ticket, viewer: Viewer, status: TicketStatus) -> bool:
+def change_status(
+    session: Session,
+    ticket: Ticket,
+    viewer: Viewer,
+    status: TicketStatus,
+    *,
+    notify: bool = True,
+) -> bool:
     """Move the ticket to ``status`` (tickets.workflow pauses the SLA clock while WAITING and
-    tells the sender about the changes that matter to them)."""
+    tells the sender about the changes that matter to them, unless ``notify`` is False)."""
     from tickets import workflow
 
-    return workflow.change_status(session, ticket, status, **_actor(viewer)) is not None
+    return (
+        workflow.change_status(session, ticket, status, notify=notify, **_actor(viewer)) is not None
+    )
 
 
 def change_priority(
@@ -121,7 +130,14 @@ def change_team(session: Session, ticket: Ticket, viewer: Viewer, team: Team | N
     return decision is not None
 
 
-def assign(session: Session, ticket: Ticket, viewer: Viewer, assignee: User | None) -> bool:
+def assign(
+    session: Session,
+    ticket: Ticket,
+    viewer: Viewer,
+    assignee: User | None,
+    *,
+    notify: bool = True,
+) -> bool:
     new_id = assignee.id if assignee is not None else None
     if ticket.assignee_id == new_id:
         return False
@@ -143,7 +159,7 @@ def assign(session: Session, ticket: Ticket, viewer: Viewer, assignee: User | No
             )
     from tickets import workflow
 
-    return workflow.assign(session, ticket, new_id, **_actor(viewer)) is not None
+    return workflow.assign(session, ticket, new_id, notify=notify, **_actor(viewer)) is not None
 
 
 def add_note(session: Session, ticket: Ticket, viewer: Viewer, body: str) -> TicketEvent:

@@ -3,27 +3,32 @@ assembles them into one router."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.datastructures import ImmutableMultiDict
 
 from core.sanitize import is_id
 from models.audit import record_audit
+from models.base import utcnow
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
+    PlaceKind,
     TicketCategory,
     TicketPriority,
     TicketStatus,
     UserRole,
 )
-from models.messages import Call, Message
 from models.places import Place
 from models.teams import Team, TeamMember
-from models.tickets import Incident, Ticket, TicketEvent
+from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
 from models.users import User
 from ops_console import actions, auth
 from ops_console.canned import canned_replies
@@ -51,6 +56,8 @@ from ops_console.web import (
     redirect,
     render,
 )
+from tickets.conversation import ticket_conversation
+from tickets.notifications import STATUS_NOTIFICATIONS, held_for_safety
 from tickets.references import normalize_reference
 
 router = APIRouter(include_in_schema=False)
@@ -186,13 +193,30 @@ def _queue_choices(page: Page) -> dict[str, Any]:
             .order_by(User.display_name)
         )
     )
-    from models.enums import PlaceKind
-
     places = place_choices(session, (PlaceKind.REGION, PlaceKind.CERCLE))
     categories = [
         c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
     ]
     return {"teams": teams, "users": users, "places": places, "categories": categories}
+
+
+# The filter each problem is about, named as on the form.
+_FILTER_LABELS = {
+    "phone": N_("Sender's phone"),
+    "place": N_("Region / cercle"),
+    "assignee": N_("Assignee"),
+    "team": N_("Team"),
+    "sla": N_("SLA"),
+    "status": N_("Status"),
+    "category": N_("Category"),
+    "priority": N_("Priority"),
+    "source": N_("Channel"),
+    "from": N_("From"),
+    "to": N_("To"),
+}
+_FILTER_PROBLEMS = {
+    "phone": N_("Not a phone number: type it like 76 12 34 56 or +223 76 12 34 56."),
+}
 
 
 @router.post("/queue")
@@ -215,26 +239,31 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
         return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
     filters, errors = parse_filters(request.query_params)
     session = page.session
+    tickets: list[Ticket] = []
+    next_cursor: str | None = None
     try:
+        # Run even when the form already found a problem: every unusable filter (a place
+        # code no longer known, a number that is no number) is reported at once.
         result = queue_page(session, filters, viewer, cursor=cursor)
     except FilterError as exc:
-        # Every unusable filter is shown next to its field; the others still apply.
         for field in exc.problems:
-            errors[field] = N_("Unknown value.")
-        filters.place = None if "place" in exc.problems else filters.place
-        filters.phone = None if "phone" in exc.problems else filters.phone
-        filters.assignee = None if "assignee" in exc.problems else filters.assignee
-        filters.sla = None if "sla" in exc.problems else filters.sla
-        result = queue_page(
-            session, filters, viewer, cursor=None if "cursor" in exc.problems else cursor
-        )
-    loader = TicketLoader(session).load(result.tickets)
+            if field != "cursor":
+                errors[field] = _FILTER_PROBLEMS.get(field, N_("Unknown value."))
+        result = None
+        if set(exc.problems) == {"cursor"} and not errors:
+            result = queue_page(session, filters, viewer, cursor=None)  # a stale link
+    if result is not None and not errors:
+        tickets, next_cursor = result.tickets, result.next_cursor
+    # An unusable filter is said above the list, which then stays empty: showing every
+    # ticket as if the filter had applied would mislead (the phone typed matched "all").
+    loader = TicketLoader(session).load(tickets)
     newest_id = session.scalar(select(func.max(Ticket.id)).where(viewer.ticket_clause())) or 0
     context = {
-        "tickets": result.tickets,
+        "tickets": tickets,
         "loader": loader,
         "sla_state": sla_state,
-        "next_cursor": result.next_cursor,
+        "next_cursor": next_cursor,
+        "filter_labels": _FILTER_LABELS,
         "filters": filters,
         "params": request.query_params,
         "errors": errors,
@@ -297,17 +326,6 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     loader = TicketLoader(session).load([ticket])
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     household = session.get(Household, ticket.household_id) if ticket.household_id else None
-    messages = list(
-        session.scalars(
-            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at)
-        )
-    )
-    calls = list(
-        session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.created_at))
-    )
-    conversation: list[tuple[Any, str, Any]] = [(m.created_at, "sms", m) for m in messages]
-    conversation += [(c.created_at, "call", c) for c in calls]
-    conversation.sort(key=lambda item: item[0])
     events = list(
         session.scalars(
             select(TicketEvent)
@@ -315,7 +333,22 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
             .order_by(TicketEvent.created_at, TicketEvent.id)
         )
     )
+    conversation = ticket_conversation(
+        session, ticket, message_clause=viewer.message_clause(), events=events
+    )
     actor_ids = {e.actor_user_id for e in events if e.actor_user_id}
+    actor_ids |= {entry.actor_user_id for entry in conversation if entry.actor_user_id}
+    actor_ids |= {  # the timeline names who a ticket was assigned to
+        e.data["new"] for e in events if e.kind == "assigned" and isinstance(e.data.get("new"), int)
+    }
+    alert_teams = {
+        team.id: team
+        for team in session.scalars(
+            select(Team).where(
+                Team.id.in_({e.item.team_id for e in conversation if e.kind == "alert"})
+            )
+        )
+    }
     actors = {u.id: u for u in session.scalars(select(User).where(User.id.in_(actor_ids)))}
     teams = list(session.scalars(select(Team).order_by(Team.name)))
     if is_protection(ticket):
@@ -349,16 +382,30 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "household_place": household_place,
         "household_origin": household_origin,
         "conversation": conversation,
+        "alert_teams": alert_teams,
         "events": events,
         "actors": actors,
         "teams": teams,
         "users": users,
         "categories": categories,
         "incidents": incidents,
+        "place_options": (
+            place_choices(session, tuple(PlaceKind))
+            if viewer.can(Capability.TICKETS_UPDATE)
+            else []
+        ),
         "canned": canned_replies(),
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
+        "sms_held": held_for_safety(ticket),
+        "notifying_statuses": [s.value for s in STATUS_NOTIFICATIONS],
         "errors": extra.pop("errors", {}),
+        "changes": extra.pop("changes", []),
+        "others": [],
+        "presence_every": PRESENCE_EVERY,
+        "seen_event": max((e.id for e in events), default=0),
+        # What was typed, back in its box when the form was refused (nothing typed is lost).
+        "drafts": extra.pop("drafts", {}),
         "notice": extra.pop("notice", None),
         **extra,
     }
@@ -371,20 +418,35 @@ def ticket_page(reference: str, page: PageCtx) -> Response:
 
 
 def _after_action(
-    page: Page, ticket: Ticket, errors: dict[str, str], notice: str | None
+    page: Page,
+    ticket: Ticket,
+    errors: dict[str, str],
+    notice: str | None,
+    *,
+    drafts: dict[str, str] | None = None,
+    status_code: int = 422,
+    **extra: Any,
 ) -> Response:
     """Commit on success, roll back everything on error (nothing half-saved), re-render."""
     if errors:
         page.session.rollback()
         page.session.refresh(ticket)
-        status = 422
+        status = status_code
     else:
+        drafts = None
         page.session.commit()
         from models.outbox_relay import publish_committed
 
         publish_committed(page.session)
         status = 200
-    context = _ticket_context(page, ticket, errors=errors, notice=None if errors else notice)
+    context = _ticket_context(
+        page,
+        ticket,
+        errors=errors,
+        notice=None if errors else notice,
+        drafts=drafts or {},
+        **extra,
+    )
     if is_htmx(page.request):
         return render(page, "ticket.html", context, block="main", status_code=status)
     return render(page, "ticket.html", context, status_code=status)
@@ -399,10 +461,29 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
     form = await request.form()
     session = page.session
     errors: dict[str, str] = {}
+    stale = _claim_version(session, ticket, form)
+    if stale is not None:
+        return _after_action(
+            page,
+            ticket,
+            {
+                "form": N_(
+                    "Someone else changed this ticket after you opened it, so nothing was saved. "
+                    "Here is what changed; the form now shows the current values: save again if "
+                    "your change is still needed."
+                )
+            },
+            None,
+            status_code=409,
+            changes=stale,
+        )
+    # The form says which changes text the person and lets the operator choose; a form
+    # without the choice (an older page) keeps the default: the person is told.
+    notify = "notify_choice" not in form or form.get("notify_sender") == "1"
     try:
         status = form_text(form, "status", 20)
         if status:
-            actions.change_status(session, ticket, viewer, TicketStatus(status))
+            actions.change_status(session, ticket, viewer, TicketStatus(status), notify=notify)
         priority = form_text(form, "priority", 20)
         if priority:
             actions.change_priority(session, ticket, viewer, TicketPriority(priority))
@@ -424,7 +505,7 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             if value and assignee is None:
                 errors["assignee"] = N_("Unknown value.")
             else:
-                actions.assign(session, ticket, viewer, assignee)
+                actions.assign(session, ticket, viewer, assignee, notify=notify)
     except ValueError as exc:
         if isinstance(exc, actions.ActionError):
             errors[exc.field] = exc.detail
@@ -432,6 +513,53 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
             errors["form"] = N_("Unknown value.")
     session.flush()
     return _after_action(page, ticket, errors, N_("Saved."))
+
+
+# The timeline events of the work fields: what a stale form would undo.
+WORK_EVENT_KINDS = (
+    "status_changed",
+    "priority_changed",
+    "category_changed",
+    "routed",
+    "rerouted",
+    "team_changed",
+    "assigned",
+)
+
+
+def _claim_version(
+    session: Session, ticket: Ticket, form: ImmutableMultiDict[str, Any]
+) -> list[TicketEvent] | None:
+    """Optimistic locking: take the ticket from the version the form was rendered with, in
+    one conditional UPDATE (atomic on PostgreSQL and SQLite; it also holds the row until the
+    request commits). None when claimed; else the work changes made since the form was
+    rendered (the events after the one it had seen), to show what changed."""
+    seen = form_text(form, "version", 12)
+    if not is_id(seen) and seen != "0":
+        return None  # a client without the field (the JSON API has no form): no check
+    claimed = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.version == int(seen))
+        .values(version=Ticket.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        session.expire(ticket, ["version"])
+        return None
+    session.rollback()
+    session.refresh(ticket)
+    seen_event = form_text(form, "seen_event", 12)
+    return list(
+        session.scalars(
+            select(TicketEvent)
+            .where(
+                TicketEvent.ticket_id == ticket.id,
+                TicketEvent.id > (int(seen_event) if is_id(seen_event) else 0),
+                TicketEvent.kind.in_(WORK_EVENT_KINDS),
+            )
+            .order_by(TicketEvent.id)
+        )
+    )
 
 
 @router.post("/tickets/{reference}/note")
@@ -445,7 +573,9 @@ async def ticket_note(request: Request, reference: str, page: PostPage) -> Respo
         actions.add_note(page.session, ticket, viewer, form_text(form, "note", 6000))
     except actions.ActionError as exc:
         errors[exc.field] = exc.detail
-    return _after_action(page, ticket, errors, N_("Note added."))
+    return _after_action(
+        page, ticket, errors, N_("Note added."), drafts={"note": form_text(form, "note", 6000)}
+    )
 
 
 @router.post("/tickets/{reference}/reply")
@@ -460,7 +590,9 @@ async def ticket_reply(request: Request, reference: str, page: PostPage) -> Resp
         actions.reply_by_sms(page.session, ticket, viewer, body)
     except actions.ActionError as exc:
         errors[exc.field] = exc.detail
-    return _after_action(page, ticket, errors, N_("Reply queued for sending."))
+    return _after_action(
+        page, ticket, errors, N_("Reply queued for sending."), drafts={"body": body}
+    )
 
 
 @router.post("/tickets/{reference}/merge")
@@ -500,6 +632,151 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
     else:
         actions.link_incident(page.session, ticket, viewer, incident)
     return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/details")
+async def ticket_details(request: Request, reference: str, page: PostPage) -> Response:
+    """Correct the place (a code or a name, found by the gazetteer) and the household size:
+    through ``tickets.intake.update_ticket`` (timeline event, re-routing while nobody has
+    picked the ticket up), and an audit line naming which fields changed."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    session = page.session
+    errors: dict[str, str] = {}
+    place_text = form_text(form, "place", 120)
+    size_text = form_text(form, "household_size", 6)
+    from ops_console.api import resolve_place_code
+    from tickets.intake import update_ticket
+
+    place_code = resolve_place_code(session, place_text) if place_text else None
+    if place_text and place_code is None:
+        errors["place"] = N_("No place by that name: pick one from the list.")
+    size = None
+    if size_text:
+        if size_text.isascii() and size_text.isdigit() and 1 <= int(size_text) <= 200:
+            size = int(size_text)
+        else:
+            errors["household_size"] = N_("A number between 1 and 200.")
+    drafts = {"place": place_text, "household_size": size_text}
+    if errors:
+        return _after_action(page, ticket, errors, None, drafts=drafts)
+    before = {"place": ticket.place_id, "household": ticket.household_id}
+    update_ticket(
+        session,
+        ticket,
+        place_code=place_code,
+        household_size=size,
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+    )
+    fields = [name for name, value in (("place", place_code), ("household_size", size)) if value]
+    if fields:
+        record_audit(
+            session,
+            action="ticket.details_corrected",
+            actor_label=viewer.user.username,
+            actor_user_id=viewer.user.id,
+            object_type="ticket",
+            object_id=ticket.id,
+            ticket_id=ticket.id,
+            fields=fields,
+            place_changed=ticket.place_id != before["place"],
+        )
+    return _after_action(page, ticket, errors, N_("Saved."))
+
+
+@router.post("/tickets/{reference}/sms-preview")
+async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -> Response:
+    """The reply exactly as the gateway will send it to this person (the channel they write
+    on, its transliteration: gateway.outbound.prepare_body, the one home of that rule) and
+    its real part count. The page's own counter is instant; this line is the truth."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_REPLY):
+        raise HTTPException(403)
+    form = await request.form()
+    text = form_text(form, "body", 2000)
+    from gateway.gsm7 import measure, to_gsm7
+    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+
+    contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    sent, too_long = to_gsm7(text), None
+    try:
+        if contact is not None and contact.phone:
+            sent, _info, _changed = prepare_body(text, pick_channel(page.session, contact))
+    except BodyTooLong as exc:
+        too_long = exc
+    except NoChannel:
+        pass
+    info = measure(sent)
+    return render(
+        page,
+        "ticket.html",
+        {
+            "preview": {
+                "text": sent,
+                "changed": bool(text) and sent != text,
+                "segments": info.segments if text else 0,
+                "length": info.length,
+                "encoding": info.encoding.value,
+                "too_long": too_long is not None,
+            }
+        },
+        block="sms_preview",
+    )
+
+
+# Presence: the ticket page says it is open every PRESENCE_EVERY seconds; someone not heard
+# from for PRESENCE_FRESH is gone (a closed tab, a lost connection).
+PRESENCE_EVERY = 15
+PRESENCE_FRESH = timedelta(seconds=45)
+
+
+@router.post("/tickets/{reference}/presence")
+def ticket_presence(reference: str, page: PostPage) -> Response:
+    """ "I have this ticket open": refresh this person's row, answer who else has it open.
+    One UPDATE (an INSERT the first time) and one small SELECT on the primary key: the same
+    SQL on SQLite and PostgreSQL, no Redis needed."""
+    viewer, ticket = _load_ticket(page, reference)
+    session = page.session
+    now = utcnow()
+    refreshed = session.execute(
+        update(TicketViewer)
+        .where(TicketViewer.ticket_id == ticket.id, TicketViewer.user_id == viewer.user.id)
+        .values(seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if refreshed.rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(TicketViewer(ticket_id=ticket.id, user_id=viewer.user.id, seen_at=now))
+        except IntegrityError:
+            pass  # the same person's other tab inserted it a moment ago
+    session.execute(
+        delete(TicketViewer).where(
+            TicketViewer.ticket_id == ticket.id, TicketViewer.seen_at < now - 10 * PRESENCE_FRESH
+        )
+    )
+    session.commit()
+    others = list(
+        session.scalars(
+            select(User)
+            .join(TicketViewer, TicketViewer.user_id == User.id)
+            .where(
+                TicketViewer.ticket_id == ticket.id,
+                TicketViewer.user_id != viewer.user.id,
+                TicketViewer.seen_at >= now - PRESENCE_FRESH,
+            )
+            .order_by(User.display_name)
+        )
+    )
+    return render(
+        page,
+        "ticket.html",
+        {"ticket": ticket, "others": others, "presence_every": PRESENCE_EVERY},
+        block="presence",
+    )
 
 
 @router.post("/tickets/{reference}/reveal")

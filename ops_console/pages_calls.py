@@ -25,7 +25,7 @@ from ops_console.deps import PathId
 from ops_console.forms import form_text
 from ops_console.i18n import N_
 from ops_console.permissions import Capability
-from ops_console.queries import place_by_code, place_choices
+from ops_console.queries import place_choices
 from ops_console.web import Page, PageCtx, PostPage, is_htmx, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -111,9 +111,12 @@ async def log_call(request: Request, page: PostPage) -> Response:
     language = values.get("language") or None
     if language and language not in {lang.value for lang in Language}:
         errors["language"] = N_("Unknown value.")
-    place_code = values.get("place") or None
-    if place_code and place_by_code(session, place_code) is None:
-        errors["place"] = N_("Unknown value.")
+    # A picked code or a typed name ("Gao", "sevare"): the gazetteer, as for the bot.
+    from ops_console.api import resolve_place_code
+
+    place_code = resolve_place_code(session, values.get("place") or None)
+    if values.get("place") and place_code is None:
+        errors["place"] = N_("No place by that name: pick one from the list.")
     size_raw = values.get("household_size", "")
     household_size = None
     if size_raw:

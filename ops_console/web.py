@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -71,11 +71,38 @@ class LoginRequired(Exception):
     """No valid session: send the browser to the login page (HTMX: a client-side redirect)."""
 
     def response(self, request: Request) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        location = f"/login?next={quote(target)}"
+        location = f"/login?next={quote(self.return_to(request))}"
         if request.headers.get("hx-request"):
             return Response(status_code=204, headers={"HX-Redirect": location})
         return RedirectResponse(location, status_code=303)
+
+    @staticmethod
+    def return_to(request: Request) -> str:
+        """Where the login should lead back to: the page the person was on. A form posted
+        (by htmx or not) after the session expired names its action, which answers only
+        POST — logging in and landing there was a 405 or a bare fragment — so the page
+        that showed the form is used instead (htmx says it, a browser's Referer too)."""
+        if request.method == "GET" and not request.headers.get("hx-request"):
+            return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        for header in ("hx-current-url", "referer"):
+            page = _same_origin_path(request, request.headers.get(header))
+            if page is not None:
+                return page
+        return "/queue"
+
+
+def _same_origin_path(request: Request, url: str | None) -> str | None:
+    """The path and query of ``url`` when it points at this site, else None."""
+    if not url:
+        return None
+    parsed = urlparse(url)
+    if parsed.netloc and parsed.netloc != request.url.netloc:
+        return None
+    if not parsed.path.startswith("/") or parsed.path.startswith("//"):
+        return None
+    if parsed.path.startswith("/login"):
+        return None
+    return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
 @dataclass

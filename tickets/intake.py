@@ -605,6 +605,10 @@ def update_ticket(
     if callback_ok is not None and ticket.callback_ok != callback_ok:
         ticket.callback_ok = callback_ok
         changed.append("callback_ok")
+        if callback_ok:
+            from tickets.notifications import release_held
+
+            release_held(session, ticket)
     if changed:
         record_event(
             session,
@@ -630,6 +634,7 @@ def update_ticket(
         if raised != ticket.priority:
             previous = ticket.priority
             ticket.priority = raised
+            ticket.version = Ticket.version + 1  # a work field: see tickets.workflow
             sla.apply_targets(session, ticket)
             record_event(
                 session,

@@ -79,15 +79,56 @@ def can_message(contact: Contact | None) -> bool:
     return contact is not None and contact.phone is not None and not contact.is_opted_out
 
 
+def held_for_safety(ticket: Ticket) -> bool:
+    """An automatic SMS about a protection case waits until the person has said contact is
+    safe (``callback_ok``): whoever else reads that phone must not learn there is a case."""
+    return bool(ticket.sensitive) and ticket.callback_ok is not True
+
+
 def schedule_sender_notification(
     session: Session, ticket: Ticket, kind: str, *, event_id: int
 ) -> bool:
     """Queue ``tickets.notify_sender`` after commit; ``event_id`` (the status change) makes
-    the notification idempotent. False when the sender cannot be messaged."""
+    the notification idempotent. False when the sender cannot be messaged, or when it is
+    held until contact is safe (a "sender_notification_held" event remembers it: see
+    ``release_held``)."""
     if ticket.contact_id is None:
         return False
     contact = session.get(Contact, ticket.contact_id)
     if not can_message(contact):
+        return False
+    if held_for_safety(ticket):
+        record_event(
+            session,
+            ticket,
+            "sender_notification_held",
+            actor_label="system",
+            kind=kind,
+            source_event_id=event_id,
+        )
+        return False
+    enqueue_after_commit(session, NOTIFY_TASK, ticket.id, kind, event_id)
+    return True
+
+
+def release_held(session: Session, ticket: Ticket) -> bool:
+    """The person said contact is safe: send the latest held notification (an older one is
+    dropped by ``notify_sender`` anyway once the ticket has moved past it)."""
+    if held_for_safety(ticket):
+        return False
+    held = session.scalar(
+        select(TicketEvent)
+        .where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.kind == "sender_notification_held",
+        )
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+    if held is None:
+        return False
+    kind, event_id = str(held.data.get("kind")), held.data.get("source_event_id")
+    if not isinstance(event_id, int) or _already_sent(session, ticket.id, kind, event_id):
         return False
     enqueue_after_commit(session, NOTIFY_TASK, ticket.id, kind, event_id)
     return True
@@ -150,6 +191,8 @@ def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
             return False
         if _already_sent(session, ticket_id, kind, event_id):
             return False
+        if held_for_safety(ticket):
+            return False  # queued before "not safe" was known: release_held sends it later
         if _STATUS_PROGRESS[ticket.status] > _PROGRESS.get(kind, 3):
             return False
         language = sender_language(ticket, contact)
@@ -326,7 +369,7 @@ def notify_incident_closed(incident_id: int) -> int:
             if _already_sent(session, ticket.id, "incident_closed", incident_id):
                 continue
             contact = session.get(Contact, ticket.contact_id)
-            if contact is None or not can_message(contact):
+            if contact is None or not can_message(contact) or held_for_safety(ticket):
                 continue
             body = translate(
                 "sender.incident_closed",

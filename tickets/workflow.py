@@ -40,6 +40,12 @@ RESPONDED_STATUSES = (
 )
 
 
+def bump_version(ticket: Ticket) -> None:
+    """A work field changed: bump the optimistic-lock version (``version + 1`` in SQL, so
+    concurrent writers never write the same number; read back after the flush)."""
+    ticket.version = Ticket.version + 1
+
+
 def change_status(
     session: Session,
     ticket: Ticket,
@@ -62,6 +68,7 @@ def change_status(
     if status == TicketStatus.WAITING:
         sla.pause(ticket, now=moment)
     ticket.status = status
+    bump_version(ticket)
     stamp = STATUS_STAMP.get(status)
     if stamp is not None:
         setattr(ticket, stamp, moment)
@@ -97,6 +104,7 @@ def change_priority(
         return None
     previous = ticket.priority
     ticket.priority = priority
+    bump_version(ticket)
     sla.apply_targets(session, ticket)
     return record_event(
         session,
@@ -128,6 +136,7 @@ def change_category(
     moment = now or utcnow()
     previous = ticket.category
     ticket.category = category
+    bump_version(ticket)
     if category == TicketCategory.PROTECTION:
         ticket.sensitive = True
         if ticket.priority.rank < TicketPriority.HIGH.rank:
@@ -165,6 +174,7 @@ def reroute(
     if ticket.team_id == team.id:
         return None
     moment = now or utcnow()
+    bump_version(ticket)
     decision = record_reroute(
         session,
         ticket,
@@ -209,13 +219,17 @@ def assign(
     *,
     actor_label: str,
     actor_user_id: int | None = None,
+    notify: bool = True,
     now: datetime | None = None,
 ) -> TicketEvent | None:
+    """Assign (or unassign); a new ticket moves to ASSIGNED, which tells the sender unless
+    ``notify`` is False (the operator chose not to text them)."""
     if ticket.assignee_id == user_id:
         return None
     moment = now or utcnow()
     previous = ticket.assignee_id
     ticket.assignee_id = user_id
+    bump_version(ticket)
     event = record_event(
         session,
         ticket,
@@ -233,6 +247,7 @@ def assign(
             TicketStatus.ASSIGNED,
             actor_label=actor_label,
             actor_user_id=actor_user_id,
+            notify=notify,
             now=moment,
         )
     elif user_id is None and ticket.status == TicketStatus.ASSIGNED:

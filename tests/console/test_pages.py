@@ -90,7 +90,9 @@ def test_queue_filters_and_size(browser_client: Any, world: World, db: Any) -> N
     assert partial.text.lstrip().startswith('<div id="results">')
     assert "<html" not in partial.text
     bad = client.get("/queue", params={"phone": "not a phone"})
-    assert bad.status_code == 200 and "Valeur inconnue" in bad.text
+    assert bad.status_code == 200 and "Pas un numéro de téléphone" in bad.text
+    # The filter could not apply: no list that would look filtered (issue 13).
+    assert "ne peuvent pas être appliqués" in bad.text and "/tickets/T-" not in bad.text
     indicator = client.get("/queue/new", params={"since": 0})
     assert "60 nouveaux tickets" in indicator.text
 
