@@ -1,8 +1,8 @@
 """Two operators on one ticket: a version number for optimistic locking, and who has a ticket
 open (presence).
 
-Revision ID: 0008_ticket_version
-Revises: 0007_encrypt_free_text
+Revision ID: 0010_ticket_version
+Revises: 0009_ticket_source_message
 Create Date: 2026-12-02
 
 ``tickets.version`` is bumped by every change of the work fields (status, priority,
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_ticket_version"
-down_revision: str | None = "0007_encrypt_free_text"
+revision: str = "0010_ticket_version"
+down_revision: str | None = "0009_ticket_source_message"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
