@@ -111,8 +111,6 @@ class InboundSms:
         )
 
 
-
-
 # Known sender, new message: one statement, its own transaction. Inserts nothing both when
 # the sender is unknown and when the message is a duplicate; the slow path tells them apart.
 _FAST_INSERT = text(
