@@ -26,7 +26,7 @@ from models import (
     Ticket,
 )
 from models.base import utcnow
-from ops_console.permissions import SERVICE_ACTOR_LABEL
+from models.users import SERVICE_ACTOR_LABEL
 from tickets.contacts import get_or_create_contact
 
 
