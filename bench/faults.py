@@ -154,12 +154,12 @@ def _python(env: dict[str, str], script: str, *args: str) -> str:
 
 
 class Run:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, log: Path, bot: str = "fallback") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [DEME, "run", "--bot", "fallback"],
+                [DEME, "run", "--bot", bot],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
