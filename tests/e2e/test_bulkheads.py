@@ -79,9 +79,13 @@ def stack(platform: Any) -> Iterator[Stack]:
 
 
 def _queue_replies(db: Session, channel: Any, count: int) -> list[int]:
-    """Replies committed with their outbox rows; the relay (beat) publishes them, as it does
-    for anything the web or a worker committed."""
+    """Replies waiting in the database, due now, as a deferred send leaves them: the stack's
+    due-sweep (beat) publishes them on the stack's broker. (A reply has no outbox row: its
+    after-commit publish would go from this process to the session's broker, not the stack's.)"""
+    from sqlalchemy import update
+
     from gateway.outbound import queue_sms
+    from models.base import utcnow
 
     ids = []
     for n in range(count):
@@ -89,6 +93,11 @@ def _queue_replies(db: Session, channel: Any, count: int) -> list[int]:
         message = queue_sms(db, contact=contact, body=f"Réponse {n}", channel=channel)
         assert message is not None
         ids.append(message.id)
+    db.execute(
+        update(Message)
+        .where(Message.id.in_(ids))
+        .values(status=MessageStatus.QUEUED, next_attempt_at=utcnow())
+    )
     db.commit()
     return ids
 
