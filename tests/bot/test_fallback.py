@@ -94,7 +94,6 @@ def test_protection_wins_and_junk_is_out_of_scope() -> None:
 
 
 def test_place_from_gazetteer_when_available() -> None:
-    pytest.importorskip("tickets.gazetteer")
     result = classify("pas d eau potable a Sevare depuis lundi")
     assert result.place_code is not None
     assert result.place_name is not None and "var" in result.place_name.lower()

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from ticket_helpers import WebhookReceiver, World, add_channel, commit, reachable_contact
 
@@ -150,7 +149,6 @@ def test_a_protection_surge_alert_carries_no_place(db: Any, world: World) -> Non
 def test_closing_an_incident_notifies_each_sender_once(
     db: Any, world: World, celery_worker: Any
 ) -> None:
-    pytest.importorskip("gateway.outbound", reason="sender SMS go through gateway.outbound")
     alice = reachable_contact(db, "+22376000001")
     bob = reachable_contact(db, "+22376000002", language="en")
     _report(db, at=T0, contact=alice)
