@@ -34,12 +34,18 @@ class LockTimeout(RuntimeError):
     """The lock stayed taken longer than the caller was willing to wait."""
 
 
-@lru_cache(maxsize=1)
 def _redis() -> Any:
-    import redis
-
     url = get_settings().redis_url
     assert url is not None
+    return _redis_for(url)
+
+
+@lru_cache(maxsize=4)
+def _redis_for(url: str) -> Any:
+    """One client per URL: a process whose configuration changed (tests, a reload) never
+    talks to the previous server through a cached client."""
+    import redis
+
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 

@@ -30,18 +30,21 @@ FLOOD_WINDOW_SECONDS = 60
 DEFAULT_MAX_PER_SECOND = 10.0
 
 
-@lru_cache(maxsize=1)
 def redis_client() -> Any | None:
     url = get_settings().redis_url
-    if not url:
-        return None
+    return _client_for(url) if url else None
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> Any:
+    """One client per URL, so a changed configuration never reuses another server's."""
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
 
 def reset_redis_client() -> None:
-    redis_client.cache_clear()
+    _client_for.cache_clear()
 
 
 # --- flood control ---------------------------------------------------------------------

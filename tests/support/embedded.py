@@ -31,7 +31,7 @@ def reset_redis_clients() -> None:
     from core import locks
     from gateway import limits
 
-    locks._redis.cache_clear()
+    locks._redis_for.cache_clear()
     limits.reset_redis_client()
 
 
