@@ -169,9 +169,27 @@ def purge_broker() -> None:
             channel.queue_purge(queue)  # a queue never used holds nothing: 0
 
 
+def forget_redis_state() -> None:
+    """Drop what Deme keeps in Redis about people and channels (flood counts, send-rate
+    windows, USSD sessions): keyed by row ids, which restart with every emptied table, so a
+    later test's contact 1 would inherit an earlier test's flood count."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["DEME_REDIS_URL"])
+    try:
+        for pattern in ("deme:flood:*", "deme:rate:*", "deme:ussd:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+
+
 def truncate_all() -> None:
-    """Empty the broker's queues and every table, on the session's deployment."""
+    """Empty the broker's queues, Deme's Redis state and every table, on the session's
+    deployment."""
     purge_broker()
+    forget_redis_state()
     if EMBEDDED:
         _delete_all_sqlite()
     else:

@@ -105,10 +105,10 @@ def test_protection_narrative_is_never_stored_in_plaintext(
     for word in SECRET_WORDS:
         assert word not in dump, f"{word!r} is stored in plaintext"
     # Protection tickets carry no search index at all (not even hashed words).
-    assert db.scalars(select(Ticket.search_index).where(Ticket.sensitive.is_(True))).all() == [
-        None,
-        None,
-    ]
+    # (the API's ticket and the call's; a third when the session's worker, if running, handled
+    # the SMS with the fallback classifier: it must carry none either)
+    indexes = db.scalars(select(Ticket.search_index).where(Ticket.sensitive.is_(True))).all()
+    assert len(indexes) >= 2 and set(indexes) == {None}, indexes
 
     # Shown decrypted to the protection officer, by page and by API.
     page = officer.get(f"/tickets/{reference}")
@@ -174,7 +174,7 @@ def test_key_rotation_keeps_everything_readable_and_searchable(
 
         with session_scope() as session:
             counts = rotate_keys(session)
-        assert counts["messages.body"] >= 1 and counts["tickets.description"] == 2
+        assert counts["messages.body"] >= 1 and counts["tickets.description"] >= 2
         assert counts["contacts.phone_hash"] == 2
 
         # Only the new key is needed from now on.
