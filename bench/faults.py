@@ -153,6 +153,43 @@ def _python(env: dict[str, str], script: str, *args: str) -> str:
     return done.stdout.strip()
 
 
+def deployment_env(var: Path, port: int, bot: str = "fallback") -> dict[str, str]:
+    """The environment of a bench's ``deme run``: this process's, without any DEME_* of the
+    developer's, pointed at its own var/ and port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEME_")}
+    env.update(
+        {
+            "DEME_VAR_DIR": str(var),
+            "DEME_PORT": str(port),
+            "DEME_PUBLIC_URL": "https://deme.test",
+            "DEME_BOT": bot,
+        }
+    )
+    return env
+
+
+def recreate_pg_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def server_broker(fallback_url: str) -> tuple[str, RedisServer | None]:
+    """A private redis-server (one the bench may kill) when installed, else the shared
+    Redis's ``fallback_url`` database, flushed. Returns its URL and the server to stop."""
+    if shutil.which("redis-server"):
+        server = RedisServer().start()
+        return server.url, server
+    import redis
+
+    redis.Redis.from_url(fallback_url).flushdb()
+    return fallback_url, None
+
+
 class Run:
     def __init__(self, env: dict[str, str], port: int, log: Path, bot: str = "fallback") -> None:
         self.port = port
@@ -483,36 +520,17 @@ def deployment(
     var = work / name / "var"
     var.mkdir(parents=True)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEME_")}
-    env.update(
-        {
-            "DEME_VAR_DIR": str(var),
-            "DEME_PORT": str(port),
-            "DEME_PUBLIC_URL": "https://deme.test",
-            "DEME_BOT": "fallback",
-        }
-    )
+    env = deployment_env(var, port)
     proxy: TcpProxy | None = None
     private_redis: RedisServer | None = None
     holder: list[sqlite3.Connection] = []
     fake = fp.FakeProvider().start()
     if name == "pg":
-        import redis
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
-        admin.dispose()
+        recreate_pg_database(PG_ADMIN, PG_DB)
         proxy = TcpProxy(5432)
         env["DEME_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{PG_DB}"
-        if shutil.which("redis-server"):  # a broker this bench may kill and restart
-            private_redis = RedisServer().start()
-            env["DEME_REDIS_URL"] = private_redis.url
-        else:
-            redis.Redis.from_url(REDIS_URL).flushdb()
-            env["DEME_REDIS_URL"] = REDIS_URL
+        # A private broker is one this bench may kill and restart.
+        env["DEME_REDIS_URL"], private_redis = server_broker(REDIS_URL)
     subprocess.run([DEME, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     _python(env, CREATE_CHANNEL, fake.url)
     log = work / name / "deme-run.log"

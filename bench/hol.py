@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -167,34 +166,14 @@ def deployment(
     var = work / name / "var"
     var.mkdir(parents=True)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEME_")}
-    env.update(
-        {
-            "DEME_VAR_DIR": str(var),
-            "DEME_PORT": str(port),
-            "DEME_PUBLIC_URL": "https://deme.test",
-            "DEME_BOT": "fallback",
-        }
-    )
+    env = faults.deployment_env(var, port)
     private_redis: RedisServer | None = None
     fake = fp.FakeProvider().start()
     fake.hang_seconds = 3.0
     if name == "pg":
-        import redis
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(PG_ADMIN.format(port=pg_port), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
-        admin.dispose()
+        faults.recreate_pg_database(PG_ADMIN.format(port=pg_port), PG_DB)
         env["DEME_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/{PG_DB}"
-        if shutil.which("redis-server"):
-            private_redis = RedisServer().start()
-            env["DEME_REDIS_URL"] = private_redis.url
-        else:
-            redis.Redis.from_url(REDIS_URL).flushdb()
-            env["DEME_REDIS_URL"] = REDIS_URL
+        env["DEME_REDIS_URL"], private_redis = faults.server_broker(REDIS_URL)
     subprocess.run([DEME, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     _python(env, CREATE_CHANNEL, fake.url)
     run = Run(env, port, work / name / "deme-run.log")
