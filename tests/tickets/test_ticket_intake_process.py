@@ -187,7 +187,11 @@ def test_processing_runs_once_however_often_the_task_is_delivered(db: Any, world
     assert process_ticket(ticket.id) is False
     assert _count(db, RoutingDecision, RoutingDecision.ticket_id == ticket.id) == 1
     assert _count(db, Alert, Alert.ticket_id == ticket.id) == 2  # one per channel
-    assert _events(db, ticket.id) == ["created", "routed"]
+    events = _events(db, ticket.id)
+    # The sender's notice is its own task: the session's shared worker may already have run it
+    # (once) from the relay, so it is counted apart from what processing itself records.
+    assert [kind for kind in events if kind != "sender_notified"] == ["created", "routed"]
+    assert events.count("sender_notified") <= 1
     notify = [args for name, args in _tasks(db) if name == "tickets.notify_sender"]
     assert len(notify) == 1
     assert process_ticket(10**9) is False  # a ticket that is gone (erased, rolled back)
