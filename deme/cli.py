@@ -331,6 +331,12 @@ def web(
 
     install_redaction()
     options = uvicorn_options()
+    if fd is not None and workers == 1 and not reload:
+        # deme run's shared socket: a graceful restart must not reset a connection.
+        from deme.webserver import DrainingServer
+
+        DrainingServer(uvicorn.Config("deme.asgi:app", fd=fd, **options)).run()
+        return
     if fd is not None:
         options["fd"] = fd
     uvicorn.run("deme.asgi:app", reload=reload, workers=workers, **options)
