@@ -9,7 +9,8 @@ experiment is bounded (about 2 minutes per deployment).
 
 1. worker SIGKILL: /healthz probed on fresh connections throughout; web never down, the
    worker back (a new process) within 5 s.
-2. graceful restart under load: SIGHUP to ``deme run`` while 4 clients probe; 0 refused.
+2. graceful restart under load: SIGHUP to ``deme run`` while signed SMS arrive at 20/s and 4
+   clients probe /healthz; 0 refused, every webhook answered 200.
 3. frozen database for ``--freeze-seconds``: PG — the proxy forwards nothing (neither answers
    nor refuses); SQLite — another process holds an exclusive write lock. Signed Twilio
    webhooks from 4 clients: every answer 200, p99 ≤ 1 s; after the thaw the beat's spool
@@ -21,9 +22,11 @@ experiment is bounded (about 2 minutes per deployment).
    refused) then ``restore()``; SQLite — an exclusive write lock held by another process.
    Per inbound message: exactly one reply at the provider, stored once; the last reply's
    delay after the fault ended (target ≤ 60 s; 0 lost, 0 duplicated, 0 double replies).
-5. Redis restarted under load (PG only): the deployment's broker is a private redis-server
+5. Broker killed under load. PG: the deployment's broker is a private redis-server
    started here (``--save "" --appendonly no``), SIGKILLed mid-run and started again on the
-   same port 3 s later; same measurement. n/a when redis-server is not on PATH.
+   same port 3 s later (n/a when redis-server is not on PATH). Embedded: the Valkey child of
+   ``deme run`` SIGKILLed; its supervisor restarts it from the append-only file. Same
+   measurement.
 6. provider failing for ~15 s under load: 5xx for half of it (every other one *after*
    accepting the message, which Twilio's Messages list then shows), read timeouts for the
    rest (the channel's ``timeout_seconds`` is 2 s, the fake hangs 3 s). Every reply that
@@ -246,22 +249,39 @@ def worker_kill(run: Run) -> dict[str, str]:
     }
 
 
+def _codes(codes: list[int]) -> str:
+    """How many, and which (0: no HTTP answer — refused or reset)."""
+    if not codes:
+        return "0"
+    return f"{len(codes)} (" + ", ".join(f"{c}×{codes.count(c)}" for c in sorted(set(codes))) + ")"
+
+
+RESTART_RATE = 20.0  # signed SMS per second during the graceful restart (issue 17's figure)
+
+
 def graceful_restart(run: Run) -> dict[str, str]:
+    """SIGHUP to ``deme run`` while signed SMS arrive at RESTART_RATE and 4 clients probe
+    /healthz on fresh connections: no refused connection, no webhook answered other than 200."""
     old = _children(run.process.pid)["web"]
     probers = [Prober(run.url) for _ in range(4)]
     for p in probers:
         p.__enter__()
-    time.sleep(0.5)
-    run.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _alive(old):
-        time.sleep(0.1)
+    with Load(run, "+2237760", 12.0, rate=RESTART_RATE) as load:
+        time.sleep(2)
+        run.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _alive(old):
+            time.sleep(0.1)
+        load.join()
     time.sleep(0.5)
     for p in probers:
         p.__exit__()
     failures = [f for p in probers for f in p.failures]
     return {
-        "refused/failed": str(len(failures)),
+        f"webhooks at {RESTART_RATE:g}/s": str(len(load.sent)),
+        "webhooks non-200": _codes([code for *_, code in load.sent if code != 200]),
+        "probes refused/failed": str(len(failures))
+        + (f" ({', '.join(sorted(set(failures)))})" if failures else ""),
         "probes ok": str(sum(p.ok for p in probers)),
         "web replaced": str(not _alive(old)),
     }
@@ -330,10 +350,11 @@ class Load:
     """Signed Twilio SMS at RATE msg/s, one new sender number each, for ``seconds``; every post
     in its own thread so that a slow answer does not slow the rate."""
 
-    def __init__(self, run: Run, prefix: str, seconds: float) -> None:
+    def __init__(self, run: Run, prefix: str, seconds: float, rate: float | None = None) -> None:
         self.run = run
         self.prefix = prefix
         self.seconds = seconds
+        self.rate = rate or RATE
         self.sent: list[tuple[str, str, float, int]] = []  # sender, sid, posted at, status
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._drive, daemon=True)
@@ -365,10 +386,10 @@ class Load:
 
     def _drive(self) -> None:
         client = httpx.Client(base_url=self.run.url, timeout=20)
-        count = int(self.seconds * RATE)
+        count = int(self.seconds * self.rate)
         with ThreadPoolExecutor(32) as pool:
             for i in range(count):
-                delay = self.started + i / RATE - time.time()
+                delay = self.started + i / self.rate - time.time()
                 if delay > 0:
                     time.sleep(delay)
                 pool.submit(self._post, client, i)
@@ -497,6 +518,23 @@ def provider_failure(
     }
 
 
+def broker_kill(run: Run, env: dict[str, str], fake: fp.FakeProvider) -> dict[str, str]:
+    """Embedded: the Valkey child SIGKILLed under load; ``deme run`` restarts it from its
+    append-only file. Tasks in its last second may be gone; the database sweeps find them."""
+
+    def kill() -> None:
+        pid = _children(run.process.pid).get("broker")
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+    def back() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "broker" not in _children(run.process.pid):
+            time.sleep(0.2)
+
+    return load_under_fault(run, env, fake, "+2237790", 1.0, kill, back)
+
+
 def parent_kill(run: Run, env: dict[str, str], log: Path) -> dict[str, str]:
     children = _children(run.process.pid)
     os.kill(run.process.pid, signal.SIGKILL)
@@ -598,7 +636,9 @@ def deployment(
         if name == "pg":
             rows.append((name, f"Redis SIGKILL + restart under {RATE:g} msg/s", redis_restart()))
         else:
-            rows.append((name, "Redis restart under load", {"result": "n/a (no Redis)"}))
+            rows.append(
+                (name, f"embedded broker SIGKILL under {RATE:g} msg/s", broker_kill(run, env, fake))
+            )
         rows.append(
             (
                 name,
