@@ -224,8 +224,11 @@ def bot_environment() -> dict[str, str]:
         "DEME_API_URL": f"http://127.0.0.1:{settings.port}",
         "DEME_API_TOKEN": token,
         "DEME_BOT_SHARED_SECRET": settings.bot_shared_secret.get_secret_value(),
+        # bot/scripts/run.sh starts the action server on DEME_ACTIONS_PORT: Rasa must call
+        # that port, or every action fails and the keyword fallback answers everything.
         "DEME_ACTION_ENDPOINT_URL": os.environ.get(
-            "DEME_ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook"
+            "DEME_ACTION_ENDPOINT_URL",
+            f"http://127.0.0.1:{os.environ.get('DEME_ACTIONS_PORT', '5055')}/webhook",
         ),
     }
 

@@ -308,3 +308,17 @@ def test_embedded_deme_run_starts_its_broker_and_a_webhook_message_gets_its_repl
         _stop(platform)
         provider.stop()
     assert not _alive(old_broker)
+
+
+def test_rasa_calls_the_action_server_on_the_port_it_was_started_on(
+    db: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.sh starts the action server on DEME_ACTIONS_PORT; a Rasa pointed at 5055 instead
+    would fail every action and hand every message to the keyword fallback."""
+    from deme.runner import bot_environment
+
+    monkeypatch.delenv("DEME_ACTION_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("DEME_ACTIONS_PORT", "6123")
+    assert bot_environment()["DEME_ACTION_ENDPOINT_URL"] == "http://127.0.0.1:6123/webhook"
+    monkeypatch.delenv("DEME_ACTIONS_PORT")
+    assert bot_environment()["DEME_ACTION_ENDPOINT_URL"] == "http://127.0.0.1:5055/webhook"
