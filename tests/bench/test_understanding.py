@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ import understanding as u  # noqa: E402
 
 CATEGORIES = [c.value for c in TicketCategory]
 
-SYNTHETIC = [
+SYNTHETIC: list[dict[str, Any]] = [
     {"id": "t-1", "language": "fr", "text": "plus d'eau au site de Socoura, on est 8",
      "category": "wash", "kind": "need", "region": "Mopti", "place": "Socoura",
      "household_size": 8, "sea": False, "topic": "water", "origin": None},
@@ -36,7 +37,7 @@ SYNTHETIC = [
      "category": None, "kind": "registration", "region": "Gao", "place": "Gao",
      "household_size": 6, "sea": False, "topic": "arrival", "origin": "Ménaka"},
 ]  # fmt: skip
-DIALOGUE = {
+DIALOGUE: dict[str, Any] = {
     "id": "dlg-1", "language": "fr", "turns": ["Bonjour", "on a faim", "Niamana", "10"],
     "expected": {"category": "other", "kind": "need", "region": "Koulikoro", "place": "Niamana",
                  "household_size": 10, "sea": False, "origin": None},
@@ -127,7 +128,7 @@ def test_food_expects_a_food_category_only_once_there_is_one() -> None:
 
 
 def test_region_is_the_ancestor_below_the_country() -> None:
-    places = {
+    places: dict[str, dict[str, Any]] = {
         "ML": {"code": "ML", "name": "Mali", "kind": "country", "parent": None},
         "BKO": {"code": "BKO", "name": "District de Bamako", "kind": "region", "parent": "ML"},
         "BKO-6": {"code": "BKO-6", "name": "Commune VI", "kind": "commune", "parent": "BKO"},
