@@ -216,6 +216,16 @@ def sea_recognised(ticket: TicketView | None) -> bool:
     )
 
 
+def sea_outcome(ticket: TicketView | None) -> str:
+    """A SEA report's outcome in a few words: "protection, urgent, sensitive, kind psea"."""
+    if ticket is None:
+        return NO_TICKET
+    words = [ticket.category, ticket.priority, "sensitive" if ticket.sensitive else "not sensitive"]
+    if ticket.kind is not None:
+        words.append(f"kind {ticket.kind}")
+    return ", ".join(words)
+
+
 # --- scoring -------------------------------------------------------------------------------
 
 
@@ -259,6 +269,7 @@ class Score:
     by_kind: dict[str, dict[str, Counter[str]]]
     kind_confusion: dict[str, Counter[str]]  # expected kind → the ticket's kind
     sea_false_alarms: list[str]  # ids of non-SEA cases filed as PSEA (kind exposed)
+    sea_outcomes: Counter[str]  # what the SEA cases became: category, priority, visibility
     by_fallback: int
     tickets: int
 
@@ -274,6 +285,7 @@ def score(
     by_kind: dict[str, dict[str, Counter[str]]] = {lang: {} for lang in LANGUAGES}
     kind_confusion: dict[str, Counter[str]] = {}
     false_alarms: list[str] = []
+    sea_outcomes: Counter[str] = Counter()
     by_fallback = tickets = 0
     for case in cases:
         out = outcomes.get(case.id, Outcome(replied=False))
@@ -304,6 +316,7 @@ def score(
             tally["household"].add(case.id, size == case.household_size)
         if case.sea:
             tally["sea"].add(case.id, sea_recognised(ticket))
+            sea_outcomes[sea_outcome(ticket)] += 1
         if case.must_not_open:
             tally["no_wrong_ticket"].add(case.id, not out.tickets)
         if case.origin is not None:
@@ -319,6 +332,7 @@ def score(
         by_kind=by_kind,
         kind_confusion=kind_confusion,
         sea_false_alarms=false_alarms,
+        sea_outcomes=sea_outcomes,
         by_fallback=by_fallback,
         tickets=tickets,
     )
@@ -366,6 +380,10 @@ def render(
             if result.kinds_exposed
             else ""
         ),
+        "",
+        "What the SEA reports became: "
+        + ("; ".join(f"{k} × {v}" for k, v in result.sea_outcomes.most_common()) or "none sent")
+        + ".",
         "",
         "Confusion by kind (what each expected kind became: a ticket category, or no ticket):",
         "",

@@ -162,6 +162,7 @@ def test_report_names_ids_and_never_a_message_text(synthetic_set: Path) -> None:
     assert "- fr, SEA recognised: t-2" in report
     assert "- bm, thanks/status/greeting without a ticket: t-3" in report
     assert "Dialogues fully right: 0 of 1." in report
+    assert "What the SEA reports became: protection, normal, sensitive × 1." in report
     for line in SYNTHETIC:
         assert line["text"] not in report
     for turn in DIALOGUE["turns"]:
