@@ -13,6 +13,7 @@ kind of ticket; the platform flags such tickets for review.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -87,18 +88,25 @@ def _matchers() -> dict[str, _Matcher]:
 
 _GAZETTEER: Any = None
 _GAZETTEER_LOADED = False
+# Threads of one process (the action server, the web app) classify at once from the first
+# message on: without the lock a second caller saw "loaded" while the first was still importing
+# the gazetteer (~0.7 s), got no gazetteer, and the place of its message was lost.
+_GAZETTEER_LOCK = threading.Lock()
 
 
 def _gazetteer() -> Any:
     global _GAZETTEER, _GAZETTEER_LOADED
-    if not _GAZETTEER_LOADED:
-        _GAZETTEER_LOADED = True
-        try:
-            from tickets.gazetteer import Gazetteer
+    if _GAZETTEER_LOADED:
+        return _GAZETTEER
+    with _GAZETTEER_LOCK:
+        if not _GAZETTEER_LOADED:
+            try:
+                from tickets.gazetteer import Gazetteer
 
-            _GAZETTEER = Gazetteer.default()
-        except Exception:
-            _GAZETTEER = None
+                _GAZETTEER = Gazetteer.default()
+            except Exception:
+                _GAZETTEER = None
+            _GAZETTEER_LOADED = True
     return _GAZETTEER
 
 
