@@ -105,3 +105,25 @@ def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
 def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses
     return f"date({compiler.process(column, **kw)})"
+
+
+class week_start(FunctionElement[Any]):  # a lower-case name: it reads as a SQL function
+    """The Monday of the ISO week of a ``DATE`` column, as a ``DATE`` (weekly buckets of
+    dashboards and exports). For a date, not a timestamp: there is no time zone to choose."""
+
+    type = Date()
+    inherit_cache = True
+    name = "week_start"
+
+
+@compiles(week_start, "postgresql")
+def _week_start_postgresql(element: week_start, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST(date_trunc('week', CAST({compiler.process(column, **kw)} AS DATE)) AS DATE)"
+
+
+@compiles(week_start, "sqlite")
+def _week_start_sqlite(element: week_start, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    # 'weekday 0' moves to the next Sunday (or stays on one); six days back is its Monday.
+    return f"date({compiler.process(column, **kw)}, 'weekday 0', '-6 days')"

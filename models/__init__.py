@@ -5,7 +5,7 @@ from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.audit import AuditLog
 from models.base import Base, utcnow
 from models.channels import Channel, ChannelBreaker
-from models.contacts import Contact, Household
+from models.contacts import Contact, Household, HouseholdContact
 from models.enums import (
     AlertKind,
     AlertStatus,
@@ -23,6 +23,7 @@ from models.enums import (
     UserRole,
 )
 from models.messages import Call, Message
+from models.movements import Movement
 from models.outbox import OutboxTask
 from models.places import Place, PlaceAlias
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
@@ -46,6 +47,7 @@ __all__ = [
     "ChannelType",
     "Contact",
     "Household",
+    "HouseholdContact",
     "Incident",
     "IncidentStatus",
     "Language",
@@ -54,6 +56,7 @@ __all__ = [
     "MessageDirection",
     "MessageEncoding",
     "MessageStatus",
+    "Movement",
     "OutboxTask",
     "Place",
     "PlaceAlias",

@@ -9,8 +9,8 @@ from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import EncryptedText
-from models.base import Base, TimestampMixin, str_enum
-from models.enums import Language
+from models.base import Base, TimestampMixin, str_enum, utcnow
+from models.enums import HouseholdStatus, Language
 
 
 def new_public_id() -> str:
@@ -53,5 +53,24 @@ class Household(TimestampMixin, Base):
     origin_place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
     current_place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
     displaced_since: Mapped[date | None]
+    status: Mapped[HouseholdStatus | None] = mapped_column(str_enum(HouseholdStatus, 16))
+    # A duplicate merged into another household (tickets.households.merge_households): kept
+    # for the audit trail, left out of every list and count, pointing to the one kept.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
 
     contact: Mapped[Contact | None] = relationship(back_populates="households")
+
+
+class HouseholdContact(Base):
+    """A further phone of a household, as the contact that number belongs to: numbers stay in
+    ``contacts`` (encrypted, hashed, erased and re-keyed there), never copied here."""
+
+    __tablename__ = "household_contacts"
+
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)

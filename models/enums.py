@@ -124,3 +124,39 @@ class AlertStatus(StrEnum):
 class IncidentStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class HouseholdStatus(StrEnum):
+    """The DTM's population categories in Mali: displaced people (IDPs), displaced people who
+    returned home, and repatriates (Malians back from abroad); ``other`` for the rest."""
+
+    DISPLACED = "displaced"
+    RETURNEE = "returnee"
+    REPATRIATE = "repatriate"
+    OTHER = "other"
+
+
+class MovementStatus(StrEnum):
+    """Who a movement counts, as flow monitoring records it."""
+
+    DISPLACED = "displaced"
+    RETURNING = "returning"
+    IN_TRANSIT = "in_transit"
+
+
+class MovementReason(StrEnum):
+    CONFLICT = "conflict"  # conflict, insecurity, violence
+    DISASTER = "disaster"  # floods, drought
+    ECONOMIC = "economic"  # work, trade, livelihood
+    FAMILY = "family"  # joining family
+    SERVICES = "services"  # health care, school, aid
+    SEASONAL = "seasonal"  # transhumance, seasonal work
+    OTHER = "other"
+
+
+class MovementSource(StrEnum):
+    """How a movement was recorded: counted by an enumerator at a flow-monitoring point, or
+    told by a registered household ("we moved to …")."""
+
+    FLOW_MONITORING = "flow_monitoring"
+    HOUSEHOLD = "household"

@@ -7,7 +7,8 @@ not know exists answers 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from datetime import date as calendar_date  # for a field named ``date``
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -17,10 +18,14 @@ from sqlalchemy.orm import Session
 
 from core.sanitize import INT32_MAX
 from models.audit import record_audit
-from models.contacts import Contact, Household
+from models.contacts import Contact, Household, HouseholdContact
 from models.enums import (
+    HouseholdStatus,
     Language,
     MessageDirection,
+    MovementReason,
+    MovementSource,
+    MovementStatus,
     PlaceKind,
     TicketCategory,
     TicketPriority,
@@ -29,12 +34,13 @@ from models.enums import (
     UserRole,
 )
 from models.messages import Message
+from models.movements import Movement
 from models.places import Place
 from models.teams import Team
 from models.tickets import Ticket
 from models.users import SERVICE_ACTOR_LABEL, User
 from ops_console import actions
-from ops_console.deps import ApiViewer, DbSession, require
+from ops_console.deps import ApiViewer, DbSession, PathId, require
 from ops_console.permissions import Capability, Viewer
 from ops_console.queries import (
     FilterError,
@@ -49,6 +55,8 @@ from ops_console.serializers import (
     HouseholdListOut,
     HouseholdOut,
     MessageListOut,
+    MovementListOut,
+    MovementOut,
     OkOut,
     PlaceMatchOut,
     PlaceOut,
@@ -130,6 +138,12 @@ class HouseholdIn(_Strict):
     origin: str | None = Field(None, max_length=120)
     language: Language | None = None
     displaced_since: date | None = None
+    status: HouseholdStatus | None = Field(
+        None, description="displaced, returnee, repatriate or other (the DTM's categories)"
+    )
+    phones: list[str] = Field(
+        default_factory=list, max_length=10, description="further phones of the household"
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -286,6 +300,9 @@ class TicketSearchIn(_Strict):
     created_to: date | None = None
     q: str | None = Field(default=None, max_length=100, description="a reference, or text")
     phone: str | None = Field(default=None, max_length=40, description="the sender's number")
+    sender: str | None = Field(
+        default=None, max_length=40, description="the sender's opaque id (Contact.public_id)"
+    )
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=200)
 
@@ -303,6 +320,7 @@ def _ticket_list(session: Session, viewer: Viewer, search: TicketSearchIn) -> Ti
         created_to=search.created_to,
         q=search.q,
         phone=search.phone,
+        sender=search.sender,
     )
     if search.team:
         team_id = session.scalar(select(Team.id).where(Team.slug == search.team))
@@ -349,6 +367,9 @@ def list_tickets(
     created_to: date | None = None,
     q: Annotated[str | None, Query(description="a reference, or text of the report")] = None,
     phone: Annotated[str | None, Query(include_in_schema=False)] = None,
+    sender: Annotated[
+        str | None, Query(max_length=40, description="the sender's opaque id (c_…)")
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
@@ -369,6 +390,7 @@ def list_tickets(
         created_from=created_from,
         created_to=created_to,
         q=q,
+        sender=sender,
         cursor=cursor,
         limit=limit,
     )
@@ -569,19 +591,27 @@ def contact_erase(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
 
 
 def _household_out(
-    household: Household, places: dict[int, Place], senders: dict[int, str]
+    household: Household,
+    places: dict[int, Place],
+    senders: dict[int, str],
+    phones: dict[int, list[int]],
 ) -> HouseholdOut:
     def ref(place_id: int | None) -> PlaceRef | None:
         place = places.get(place_id or 0)
         return None if place is None else PlaceRef(code=place.code, name=place.name)
 
+    reaching = [household.contact_id] if household.contact_id else []
+    reaching += [c for c in phones.get(household.id, []) if c not in reaching]
     return HouseholdOut(
         id=household.id,
         sender=senders.get(household.contact_id or 0),
+        phones=[senders[c] for c in reaching if c in senders],
         size=household.size,
         place=ref(household.current_place_id),
         origin=ref(household.origin_place_id),
         displaced_since=household.displaced_since,
+        status=household.status,
+        merged_into=household.merged_into_id,
         created_at=household.created_at,
     )
 
@@ -589,30 +619,62 @@ def _household_out(
 def _households_out(session: Session, rows: list[Household]) -> list[HouseholdOut]:
     place_ids = {p for h in rows for p in (h.current_place_id, h.origin_place_id) if p}
     places = {p.id: p for p in session.scalars(select(Place).where(Place.id.in_(place_ids)))}
+    phones: dict[int, list[int]] = {}
+    for household_id, contact_id in session.execute(
+        select(HouseholdContact.household_id, HouseholdContact.contact_id)
+        .where(HouseholdContact.household_id.in_([h.id for h in rows]))
+        .order_by(HouseholdContact.created_at, HouseholdContact.contact_id)
+    ).tuples():
+        phones.setdefault(household_id, []).append(contact_id)
     contact_ids = {h.contact_id for h in rows if h.contact_id}
+    contact_ids |= {c for linked in phones.values() for c in linked}
     senders: dict[int, str] = dict(
         session.execute(select(Contact.id, Contact.public_id).where(Contact.id.in_(contact_ids)))
         .tuples()
         .all()
     )
-    return [_household_out(h, places, senders) for h in rows]
+    return [_household_out(h, places, senders, phones) for h in rows]
+
+
+def _phone_contacts(session: Session, phones: list[str], field: str = "phones") -> list[Contact]:
+    from core.phones import InvalidPhoneNumber
+    from tickets.contacts import get_or_create_contact
+
+    contacts = []
+    for index, phone in enumerate(phones):
+        try:
+            contacts.append(get_or_create_contact(session, phone))
+        except InvalidPhoneNumber as exc:
+            raise HTTPException(422, f"{field}[{index}]: {exc}") from exc
+    return contacts
+
+
+def _place_or_422(session: Session, field: str, text: str) -> str:
+    code = resolve_place_code(session, text)
+    if code is None:
+        raise HTTPException(422, f"{field}: no place matches {text!r}")
+    return code
+
+
+def _place_id(session: Session, code: str) -> int:
+    place = place_by_code(session, code)
+    assert place is not None  # resolved just before
+    return place.id
 
 
 @router.post("/households", status_code=201, response_model=HouseholdOut)
 def create_household(body: HouseholdIn, viewer: ApiViewer, session: DbSession) -> Any:
-    """Register a displaced household (the bot's registration flow)."""
+    """Register a displaced household (the bot's registration flow): where it is, where it
+    came from, since when, its status and any further phones of its members."""
     require(viewer, Capability.HOUSEHOLDS_WRITE)
     contact = _contact(session, body.sender)
-    place_code = resolve_place_code(session, body.place)
-    if place_code is None:
-        raise HTTPException(422, f"place: no place matches {body.place!r}")
-    origin_code = resolve_place_code(session, body.origin) if body.origin else None
-    if body.origin and origin_code is None:
-        raise HTTPException(422, f"origin: no place matches {body.origin!r}")
+    place_code = _place_or_422(session, "place", body.place)
+    origin_code = _place_or_422(session, "origin", body.origin) if body.origin else None
     if body.language is not None and contact.language is None:
         contact.language = body.language
     from tickets.intake import register_household
 
+    further = _phone_contacts(session, body.phones)
     household = register_household(
         session,
         contact=contact,
@@ -621,6 +683,12 @@ def create_household(body: HouseholdIn, viewer: ApiViewer, session: DbSession) -
         origin_code=origin_code,
         displaced_since=body.displaced_since,
     )
+    if body.status is not None:
+        household.status = body.status
+    from tickets.households import add_phone
+
+    for other in further:
+        add_phone(session, household, other)
     session.flush()
     out = _households_out(session, [household])[0]
     session.commit()
@@ -628,32 +696,389 @@ def create_household(body: HouseholdIn, viewer: ApiViewer, session: DbSession) -
     return out
 
 
+class HouseholdSearchIn(_Strict):
+    """The list's filters in a body: the only way to search by phone number (a number in a
+    URL ends up in access logs, proxies and browser history), as for tickets."""
+
+    sender: str | None = Field(None, max_length=40, description="a contact's opaque id (c_…)")
+    phone: str | None = Field(None, max_length=40, description="any phone of the household")
+    place: str | None = Field(None, max_length=32, description="place code (and below)")
+    status: HouseholdStatus | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=INT32_MAX)
+
+
+HOUSEHOLD_PHONE_NOT_IN_URL = (
+    "phone: phone numbers are not accepted in URLs (they end up in logs); "
+    "POST the filters, phone included, to /api/v1/households/search"
+)
+
+
+def _household_list(session: Session, viewer: Viewer, search: HouseholdSearchIn) -> Any:
+    """Households matching every filter given (merged duplicates left out). Uses the ticket
+    list's own helpers: one phone normaliser, one sender check, the same 422 wording."""
+    require(viewer, Capability.HOUSEHOLDS_READ)
+    from ops_console.queries import (
+        contact_id_for_phone,
+        contact_id_for_sender,
+        descendant_place_ids,
+    )
+    from tickets.households import active_households_clause, households_of_contacts_clause
+
+    conditions = [active_households_clause()]
+    problems: dict[str, str] = {}
+    for value, lookup in (
+        (search.sender, contact_id_for_sender),
+        (search.phone, contact_id_for_phone),
+    ):
+        if value is None or not value.strip():
+            continue
+        try:
+            contact_id = lookup(session, value)
+        except FilterError as exc:
+            problems.update(exc.problems)
+            continue
+        conditions.append(households_of_contacts_clause([contact_id if contact_id else -1]))
+    if search.place:
+        try:
+            ids = descendant_place_ids(session, search.place)
+        except FilterError as exc:
+            problems.update(exc.problems)
+        else:
+            conditions.append(Household.current_place_id.in_(ids))
+    if search.status is not None:
+        conditions.append(Household.status == search.status)
+    if problems:
+        raise HTTPException(422, str(FilterError.several(problems)))
+    rows = list(
+        session.scalars(
+            select(Household)
+            .where(*conditions)
+            .order_by(Household.id.desc())
+            .offset(search.offset)
+            .limit(search.limit)
+        )
+    )
+    totals = select(func.coalesce(func.sum(Household.size), 0)).where(*conditions)
+    return HouseholdListOut(
+        households=_households_out(session, rows), total_people=int(session.scalar(totals) or 0)
+    )
+
+
 @router.get("/households", response_model=HouseholdListOut)
 def list_households(
     viewer: ApiViewer,
     session: DbSession,
     place: Annotated[str | None, Query(description="place code; includes places under it")] = None,
+    sender: Annotated[
+        str | None, Query(max_length=40, description="a contact's opaque id (c_…)")
+    ] = None,
+    status: HouseholdStatus | None = None,
+    phone: Annotated[str | None, Query(include_in_schema=False)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> Any:
-    require(viewer, Capability.HOUSEHOLDS_READ)
-    statement = select(Household)
-    totals = select(func.coalesce(func.sum(Household.size), 0))
-    if place:
+    """Registered households, newest first (merged duplicates left out). To search by a
+    phone number, use ``POST /api/v1/households/search``."""
+    if phone is not None:
+        raise HTTPException(400, HOUSEHOLD_PHONE_NOT_IN_URL)
+    search = HouseholdSearchIn.model_construct(
+        sender=sender, phone=None, place=place, status=status, limit=limit, offset=offset
+    )
+    return _household_list(session, viewer, search)
+
+
+@router.post("/households/search", response_model=HouseholdListOut)
+def search_households(body: HouseholdSearchIn, viewer: ApiViewer, session: DbSession) -> Any:
+    """The same list as ``GET /api/v1/households``, filters in a JSON body (phone included)."""
+    return _household_list(session, viewer, body)
+
+
+class HouseholdUpdateIn(_Strict):
+    size: int | None = Field(None, ge=1, le=200)
+    place: str | None = Field(None, max_length=120, description="where the household is now")
+    origin: str | None = Field(None, max_length=120)
+    displaced_since: date | None = None
+    status: HouseholdStatus | None = None
+    add_phones: list[str] = Field(default_factory=list, max_length=10)
+
+
+def _active_household(session: Session, household_id: int) -> Household:
+    household = session.get(Household, household_id)
+    if household is None:
+        raise _not_found(f"no household {household_id}")
+    return household
+
+
+@router.patch("/households/{household_id}", response_model=HouseholdOut)
+def update_household(
+    household_id: PathId, body: HouseholdUpdateIn, viewer: ApiViewer, session: DbSession
+) -> Any:
+    """Correct a household's record (staff): size, place, origin, date of displacement,
+    status, further phones. The bot changes only its sender's household, through
+    ``PATCH /api/v1/contacts/{sender}/household``."""
+    require(viewer, Capability.HOUSEHOLDS_WRITE)
+    if viewer.role == UserRole.SERVICE:
+        raise HTTPException(
+            403, "service tokens change a household through /contacts/{sender}/household"
+        )
+    household = _active_household(session, household_id)
+    if household.merged_into_id is not None:
+        raise HTTPException(
+            409, f"household {household.id} was merged into {household.merged_into_id}"
+        )
+    given = body.model_fields_set
+    if not given:
+        raise HTTPException(
+            422, "empty update: give at least one of " + ", ".join(HouseholdUpdateIn.model_fields)
+        )
+    if body.place:
+        household.current_place_id = _place_id(session, _place_or_422(session, "place", body.place))
+    if body.origin:
+        household.origin_place_id = _place_id(
+            session, _place_or_422(session, "origin", body.origin)
+        )
+    if body.size is not None:
+        household.size = body.size
+    if body.displaced_since is not None:
+        household.displaced_since = body.displaced_since
+    if body.status is not None:
+        household.status = body.status
+    from tickets.households import add_phone
+
+    for contact in _phone_contacts(session, body.add_phones, "add_phones"):
+        add_phone(session, household, contact)
+    record_audit(
+        session,
+        action="household.corrected",
+        actor_label=_actor(viewer),
+        actor_user_id=viewer.user.id,
+        object_type="household",
+        object_id=household.id,
+        fields=sorted(given),
+        phones_added=len(body.add_phones),
+    )
+    session.flush()
+    out = _households_out(session, [household])[0]
+    session.commit()
+    return out
+
+
+class HouseholdMoveIn(_Strict):
+    place: str = Field(min_length=1, max_length=120, description="where the household is now")
+    moved_on: date | None = Field(None, description="the day of the move (default: today)")
+    status: HouseholdStatus | None = Field(None, description="e.g. returnee when going home")
+    size: int | None = Field(None, ge=1, le=200)
+
+
+@router.patch("/contacts/{sender}/household", response_model=HouseholdOut)
+def move_household(
+    sender: str, body: HouseholdMoveIn, viewer: ApiViewer, session: DbSession
+) -> Any:
+    """The person says "we moved to …": the sender's household is now at ``place``, and the
+    move is recorded as a movement from where it was (counted in flows and arrivals)."""
+    require(viewer, Capability.HOUSEHOLDS_WRITE)
+    contact = _contact(session, sender)
+    from models.base import utcnow
+    from tickets.households import household_of_contact, record_household_move
+
+    household = household_of_contact(session, contact.id)
+    if household is None:
+        raise _not_found(f"sender {sender!r} has no registered household: POST /households")
+    destination = _place_id(session, _place_or_422(session, "place", body.place))
+    today = utcnow().date()
+    moved_on = body.moved_on or today
+    if moved_on > today + timedelta(days=1):
+        raise HTTPException(422, "moved_on: is in the future")
+    if destination == household.current_place_id and body.status is None:
+        raise HTTPException(422, "place: the household is already registered there")
+    record_household_move(
+        session,
+        household,
+        destination_id=destination,
+        moved_on=moved_on,
+        status=body.status,
+        size=body.size,
+        is_test=contact.is_test,
+        recorded_by_user_id=viewer.user.id,
+    )
+    session.flush()
+    out = _households_out(session, [household])[0]
+    session.commit()
+    return out
+
+
+class HouseholdMergeIn(_Strict):
+    into: int = Field(ge=1, le=INT32_MAX, description="the household kept")
+
+
+@router.post("/households/{household_id}/merge", response_model=HouseholdOut)
+def merge_household(
+    household_id: PathId, body: HouseholdMergeIn, viewer: ApiViewer, session: DbSession
+) -> Any:
+    """Merge a duplicate into the household kept (supervisors): its phones and movements go
+    to the kept one, which fills what it lacks from it; the duplicate then points to it.
+    Audited (``household.merged``). Answers the household kept."""
+    require(viewer, Capability.HOUSEHOLDS_MERGE)
+    duplicate = _active_household(session, household_id)
+    kept = session.get(Household, body.into)
+    if kept is None:
+        raise HTTPException(422, f"into: no household {body.into}")
+    from tickets.households import RegistryError, merge_households
+
+    try:
+        merge_households(
+            session,
+            duplicate=duplicate,
+            kept=kept,
+            actor_label=_actor(viewer),
+            actor_user_id=viewer.user.id,
+        )
+    except RegistryError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    session.flush()
+    out = _households_out(session, [kept])[0]
+    session.commit()
+    return out
+
+
+# --- flows (flow monitoring) -----------------------------------------------------------------
+
+
+class FlowIn(_Strict):
+    date: calendar_date = Field(description="the day the group was counted")
+    point_place: str = Field(
+        min_length=1, max_length=120, description="the place of the monitoring point (code or name)"
+    )
+    point_name: str = Field(
+        min_length=1, max_length=120, description="the entry or transit point, e.g. 'gare routière'"
+    )
+    origin: str | None = Field(
+        None, max_length=120, description="where they come from (code or name; empty: unknown)"
+    )
+    destination: str = Field(min_length=1, max_length=120, description="where they are going")
+    people: int = Field(ge=1, le=100_000, description="how many people in the group")
+    reason: MovementReason
+    status: MovementStatus = Field(description="displaced, returning or in transit")
+
+
+def _movements_out(session: Session, rows: list[Movement]) -> list[MovementOut]:
+    place_ids = {
+        p for m in rows for p in (m.point_place_id, m.origin_place_id, m.destination_place_id) if p
+    }
+    places = {p.id: p for p in session.scalars(select(Place).where(Place.id.in_(place_ids)))}
+
+    def ref(place_id: int | None) -> PlaceRef | None:
+        place = places.get(place_id or 0)
+        return None if place is None else PlaceRef(code=place.code, name=place.name)
+
+    out = []
+    for movement in rows:
+        destination = ref(movement.destination_place_id)
+        assert destination is not None
+        out.append(
+            MovementOut(
+                id=movement.id,
+                source=movement.source,
+                date=movement.observed_on,
+                point=ref(movement.point_place_id),
+                point_name=movement.point_name,
+                origin=ref(movement.origin_place_id),
+                destination=destination,
+                people=movement.people,
+                reason=movement.reason,
+                status=movement.status,
+                household=movement.household_id,
+                created_at=movement.created_at,
+            )
+        )
+    return out
+
+
+@router.post("/flows", status_code=201, response_model=MovementOut)
+def create_flow(body: FlowIn, viewer: ApiViewer, session: DbSession) -> Any:
+    """Record a flow counted at a flow-monitoring point (an enumerator, or an integration of a
+    DTM team). Places may be codes or names; every problem is named in one 422."""
+    require(viewer, Capability.FLOWS_RECORD)
+    from tickets.flows import FlowError, FlowInput, record_flow
+
+    codes: dict[str, str | None] = {}
+    problems: dict[str, str] = {}
+    for field, text in (
+        ("point_place", body.point_place),
+        ("origin", body.origin),
+        ("destination", body.destination),
+    ):
+        codes[field] = resolve_place_code(session, text) if text else None
+        if text and codes[field] is None:
+            problems[field] = f"no place matches {text!r}"
+    try:
+        if problems:
+            raise FlowError(problems)
+        movement = record_flow(
+            session,
+            FlowInput(
+                observed_on=body.date,
+                point_code=codes["point_place"],
+                point_name=body.point_name,
+                origin_code=codes["origin"],
+                destination_code=codes["destination"],
+                people=body.people,
+                reason=body.reason,
+                status=body.status,
+            ),
+            recorded_by_user_id=viewer.user.id,
+        )
+    except FlowError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    out = _movements_out(session, [movement])[0]
+    session.commit()
+    return out
+
+
+@router.get("/flows", response_model=MovementListOut)
+def list_flows(
+    viewer: ApiViewer,
+    session: DbSession,
+    date_from: calendar_date | None = None,
+    date_to: calendar_date | None = None,
+    destination: Annotated[
+        str | None, Query(max_length=32, description="place code; includes places under it")
+    ] = None,
+    source: MovementSource | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+) -> Any:
+    """Movements, newest first: flows counted at monitoring points and households' own moves."""
+    require(viewer, Capability.FLOWS_RECORD)
+    conditions: list[Any] = [Movement.is_test.is_(False)]
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(422, "date_to: is before date_from")
+    if date_from:
+        conditions.append(Movement.observed_on >= date_from)
+    if date_to:
+        conditions.append(Movement.observed_on <= date_to)
+    if source is not None:
+        conditions.append(Movement.source == source)
+    if destination:
         from ops_console.queries import descendant_place_ids
 
         try:
-            ids = descendant_place_ids(session, place)
+            ids = descendant_place_ids(session, destination)
         except FilterError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        statement = statement.where(Household.current_place_id.in_(ids))
-        totals = totals.where(Household.current_place_id.in_(ids))
+            raise HTTPException(422, str(exc).replace("place:", "destination:", 1)) from exc
+        conditions.append(Movement.destination_place_id.in_(ids))
     rows = list(
-        session.scalars(statement.order_by(Household.id.desc()).offset(offset).limit(limit))
+        session.scalars(
+            select(Movement)
+            .where(*conditions)
+            .order_by(Movement.observed_on.desc(), Movement.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
     )
-    return HouseholdListOut(
-        households=_households_out(session, rows), total_people=int(session.scalar(totals) or 0)
-    )
+    total = session.scalar(select(func.coalesce(func.sum(Movement.people), 0)).where(*conditions))
+    return MovementListOut(flows=_movements_out(session, rows), total_people=int(total or 0))
 
 
 # --- places ----------------------------------------------------------------------------------

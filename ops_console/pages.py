@@ -794,9 +794,16 @@ def ticket_reveal(reference: str, page: PostPage) -> Response:
 
 
 def _register_subrouters() -> None:
-    from ops_console import pages_admin, pages_calls, pages_delivery, pages_reports
+    from ops_console import (
+        pages_admin,
+        pages_calls,
+        pages_delivery,
+        pages_displacement,
+        pages_reports,
+    )
 
     router.include_router(pages_calls.router)
+    router.include_router(pages_displacement.router)
     router.include_router(pages_delivery.router)
     router.include_router(pages_reports.router)
     router.include_router(pages_admin.router)

@@ -25,7 +25,6 @@ from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
 from models.enums import TicketCategory
-from models.places import Place
 from models.tickets import Ticket
 from ops_console.forms import filter_query, parse_filters
 from ops_console.permissions import Capability, Viewer
@@ -158,67 +157,6 @@ def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
 def dashboard(page: PageCtx) -> Response:
     viewer = page.require(Capability.DASHBOARD)
     return render(page, "dashboard.html", dashboard_data(page.session, viewer))
-
-
-# --- displacement registry -----------------------------------------------------------------
-
-
-def registry_data(session: Session) -> dict[str, Any]:
-    places = {p.id: p for p in session.scalars(select(Place))}
-    regions = region_of_places(session)
-    by_place = session.execute(
-        select(
-            Household.current_place_id,
-            func.count(),
-            func.coalesce(func.sum(Household.size), 0),
-        )
-        .where(real_households_clause())
-        .group_by(Household.current_place_id)
-    ).all()
-    rows = []
-    for place_id, households, people in by_place:
-        place = places.get(place_id) if place_id is not None else None
-        region = regions.get(place_id) if place_id is not None else None
-        rows.append(
-            {
-                "region": region.name if region else "",
-                "place": place.name if place else "",
-                "kind": place.kind.value if place else "",
-                "households": households,
-                "people": int(people),
-            }
-        )
-    rows.sort(key=lambda r: (r["region"], r["place"]))
-    flows_raw = session.execute(
-        select(
-            Household.origin_place_id,
-            Household.current_place_id,
-            func.count(),
-            func.coalesce(func.sum(Household.size), 0),
-        )
-        .where(real_households_clause())
-        .group_by(Household.origin_place_id, Household.current_place_id)
-    ).all()
-    flows: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for origin_id, current_id, households, people in flows_raw:
-        origin = regions.get(origin_id) if origin_id else None
-        current = regions.get(current_id) if current_id else None
-        key = (origin.name if origin else "", current.name if current else "")
-        flows[key][0] += households
-        flows[key][1] += int(people)
-    flow_rows = sorted(flows.items(), key=lambda item: -item[1][1])
-    return {
-        "rows": rows,
-        "flows": flow_rows,
-        "total_households": sum(r["households"] for r in rows),
-        "total_people": sum(r["people"] for r in rows),
-    }
-
-
-@router.get("/registry")
-def registry(page: PageCtx) -> Response:
-    page.require(Capability.REGISTRY)
-    return render(page, "registry.html", registry_data(page.session))
 
 
 # --- exports -------------------------------------------------------------------------------
@@ -394,7 +332,7 @@ def hxl_aggregate(session: Session, viewer: Viewer) -> list[list[str]]:
             func.count(),
             func.coalesce(func.sum(Household.size), 0),
         )
-        .where(real_households_clause())
+        .where(real_households_clause(), Household.merged_into_id.is_(None))
         .group_by(Household.current_place_id)
     ).all()
     displaced: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])

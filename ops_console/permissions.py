@@ -68,6 +68,8 @@ class Capability(StrEnum):
     MESSAGES_READ = "messages.read"
     HOUSEHOLDS_READ = "households.read"
     HOUSEHOLDS_WRITE = "households.write"
+    HOUSEHOLDS_MERGE = "households.merge"  # merging duplicate households (audited)
+    FLOWS_RECORD = "flows.record"  # flow monitoring: enumerators' counts at entry points
     PLACES_READ = "places.read"
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
@@ -92,6 +94,9 @@ _HOTLINE = _HUMAN_WORK | {
     Capability.SIMULATOR,
     Capability.HOUSEHOLDS_READ,
     Capability.HOUSEHOLDS_WRITE,
+    # Enumerators at flow-monitoring points have operator accounts (no role of their own:
+    # the same people answer the hotline in the field offices).
+    Capability.FLOWS_RECORD,
 }
 
 ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
@@ -102,9 +107,12 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.ADMIN,
             Capability.AUDIT_LOG,
             Capability.CONTACTS_ERASE,
+            Capability.HOUSEHOLDS_MERGE,
         }
     ),
-    UserRole.SUPERVISOR: frozenset(_HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG}),
+    UserRole.SUPERVISOR: frozenset(
+        _HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG, Capability.HOUSEHOLDS_MERGE}
+    ),
     UserRole.OPERATOR: frozenset(_HOTLINE),
     UserRole.PROTECTION_OFFICER: frozenset(_HOTLINE | {Capability.EXPORT}),
     UserRole.TEAM_MEMBER: frozenset(_HUMAN_WORK),
@@ -118,6 +126,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.PLACES_READ,
             Capability.CONTACTS_BOT,
             Capability.CONTACTS_ERASE,
+            Capability.FLOWS_RECORD,  # integrations (a KoBo or USSD bridge of a DTM team)
         }
     ),
 }

@@ -4,6 +4,7 @@ the exports and /api/v1 so that every surface filters (and hides) exactly the sa
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -87,6 +88,7 @@ class TicketFilter:
     created_to: date | None = None
     q: str | None = None  # a reference, or words of the description
     phone: str | None = None  # the sender's number, any format people type
+    sender: str | None = None  # the sender's opaque id (Contact.public_id)
 
     def is_empty(self) -> bool:
         return not any(
@@ -103,6 +105,7 @@ class TicketFilter:
                 self.created_to,
                 self.q,
                 self.phone,
+                self.sender,
             )
         )
 
@@ -202,6 +205,28 @@ def text_search_clause(
     return or_(indexed, Ticket.id.in_(found)) if found else indexed
 
 
+def contact_id_for_phone(session: Session, phone: str) -> int | None:
+    """The contact id of a number typed in any format people use (None: nobody has it);
+    FilterError("phone") when it is not a phone number. Numbers are encrypted: the keyed
+    hash is the only way to find the person."""
+    try:
+        e164 = normalize_phone(phone)
+    except InvalidPhoneNumber as exc:
+        raise FilterError("phone", str(exc)) from exc
+    return session.scalar(select(Contact.id).where(Contact.phone_hash == lookup_hash(e164)))
+
+
+SENDER_ID = re.compile(r"c_[A-Za-z0-9_-]{1,38}")
+
+
+def contact_id_for_sender(session: Session, sender: str) -> int | None:
+    """The contact id of an opaque ``Contact.public_id`` (None: no such sender);
+    FilterError("sender") when it is not shaped like one (a phone number given as sender)."""
+    if not SENDER_ID.fullmatch(sender.strip()):
+        raise FilterError("sender", "not a sender id (c_…); to find a number use phone")
+    return session.scalar(select(Contact.id).where(Contact.public_id == sender.strip()))
+
+
 def filter_conditions(
     session: Session, filters: TicketFilter, viewer: Viewer
 ) -> list[ColumnElement[bool]]:
@@ -252,18 +277,20 @@ def filter_conditions(
             conditions.append(text_search_clause(session, text, viewer, conditions))
     if filters.phone and filters.phone.strip():
         try:
-            e164 = normalize_phone(filters.phone)
-        except InvalidPhoneNumber as exc:
-            problems["phone"] = str(exc)
-            e164 = None
-        # Numbers are encrypted: the keyed hash is the only way to find the sender. The id is
-        # looked up first so the planner sees a literal and uses the contact index (with a
-        # subquery it walked the whole date index of a million tickets).
-        if e164 is not None:
-            contact_id = session.scalar(
-                select(Contact.id).where(Contact.phone_hash == lookup_hash(e164))
-            )
+            # The id is looked up first so the planner sees a literal and uses the contact
+            # index (with a subquery it walked the whole date index of a million tickets).
+            contact_id = contact_id_for_phone(session, filters.phone)
+        except FilterError as exc:
+            problems.update(exc.problems)
+        else:
             conditions.append(Ticket.contact_id == (contact_id if contact_id is not None else -1))
+    if filters.sender and filters.sender.strip():
+        try:
+            sender_id = contact_id_for_sender(session, filters.sender)
+        except FilterError as exc:
+            problems.update(exc.problems)
+        else:
+            conditions.append(Ticket.contact_id == (sender_id if sender_id is not None else -1))
     if problems:
         raise FilterError.several(problems)
     return conditions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from datetime import date as calendar_date  # for a field named ``date``
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -12,9 +13,13 @@ from sqlalchemy.orm import Session
 from core.phones import mask_phone
 from models.contacts import Contact, Household
 from models.enums import (
+    HouseholdStatus,
     Language,
     MessageDirection,
     MessageStatus,
+    MovementReason,
+    MovementSource,
+    MovementStatus,
     PlaceKind,
     TicketCategory,
     TicketPriority,
@@ -136,12 +141,38 @@ class MessageListOut(BaseModel):
 
 class HouseholdOut(BaseModel):
     id: int
-    sender: str | None
+    sender: str | None = Field(description="the registering contact's opaque id")
+    phones: list[str] = Field(
+        default_factory=list,
+        description="every contact reaching the household (opaque ids, registering one first)",
+    )
     size: int | None
     place: PlaceRef | None
     origin: PlaceRef | None
     displaced_since: date | None
+    status: HouseholdStatus | None = None
+    merged_into: int | None = Field(None, description="the household this one was merged into")
     created_at: datetime
+
+
+class MovementOut(BaseModel):
+    id: int
+    source: MovementSource
+    date: calendar_date
+    point: PlaceRef | None
+    point_name: str | None
+    origin: PlaceRef | None
+    destination: PlaceRef
+    people: int
+    reason: MovementReason | None
+    status: MovementStatus
+    household: int | None
+    created_at: datetime
+
+
+class MovementListOut(BaseModel):
+    flows: list[MovementOut]
+    total_people: int
 
 
 class HouseholdListOut(BaseModel):

@@ -167,12 +167,11 @@ def _insert_with_reference(session: Session, values: dict[str, Any]) -> Ticket:
 
 
 def _latest_household(session: Session, contact_id: int) -> Household | None:
-    return session.scalar(
-        select(Household)
-        .where(Household.contact_id == contact_id)
-        .order_by(Household.updated_at.desc(), Household.id.desc())
-        .limit(1)
-    )
+    # Registered by this contact or reaching it as a further phone; a merged duplicate leads
+    # to the household kept (tickets.households).
+    from tickets.households import household_of_contact
+
+    return household_of_contact(session, contact_id)
 
 
 def _household_for(

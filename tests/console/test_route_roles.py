@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -61,10 +62,14 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/simulator/ussd", HOTLINE, 403),
     ("GET", "/dashboard", HOTLINE, 403),
     ("GET", "/registry", HOTLINE, 403),
+    ("POST", "/registry/merge", AUDITORS, 403),
+    ("GET", "/flows", HOTLINE, 403),
+    ("POST", "/flows", HOTLINE, 403),
     ("GET", "/exports", EXPORTERS, 403),
     ("GET", "/exports/queue.csv", EXPORTERS, 403),
     ("GET", "/exports/queue.xlsx", EXPORTERS, 403),
     ("GET", "/exports/aggregate.hxl.csv", EXPORTERS, 403),
+    ("GET", "/exports/flows.csv", EXPORTERS, 403),
     ("GET", "/admin", ADMIN, 403),
     ("GET", "/admin/users", ADMIN, 403),
     ("GET", "/admin/teams", ADMIN, 403),
@@ -111,6 +116,13 @@ API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/api/v1/contacts/{fresh_sender}/erase", BOT_AND_ADMIN, 403),
     ("POST", "/api/v1/households", API_CREATORS, 403),
     ("GET", "/api/v1/households", API_CREATORS, 403),
+    ("POST", "/api/v1/households/search", API_CREATORS, 403),
+    # The bot moves its sender's household only (below); people correct any by its number.
+    ("PATCH", "/api/v1/households/{household}", HOTLINE, 403),
+    ("PATCH", "/api/v1/contacts/{sender}/household", API_CREATORS, 403),
+    ("POST", "/api/v1/households/{duplicate}/merge", AUDITORS, 403),
+    ("GET", "/api/v1/flows", API_CREATORS, 403),
+    ("POST", "/api/v1/flows", API_CREATORS, 403),
     ("GET", "/api/v1/places", EVERYONE, 403),
     ("GET", "/api/v1/places/resolve", EVERYONE, 403),
     ("GET", "/api/v1/places/{code}", EVERYONE, 403),
@@ -141,6 +153,7 @@ def _template(path: str) -> str:
 
     path = re.sub(r"\{(health|wash|protection|bot_protection)\}", "{reference}", path)
     path = path.replace("{fresh_sender}", "{sender}")
+    path = re.sub(r"\{(household|duplicate)\}", "{household_id}", path)
     path = path.replace("/999999", "/{id}")
     return path
 
@@ -176,6 +189,14 @@ def _setup(db: Any, world: World) -> dict[str, str]:
 
     sender = db.get(Contact, health.contact_id).public_id
     fresh = get_or_create_contact(db, "+22376444444").public_id
+    from tickets.intake import register_household
+
+    households = [
+        register_household(
+            db, contact=get_or_create_contact(db, phone), size=3, place_code="ML07"
+        ).id
+        for phone in ("+22376444445", "+22376444446")
+    ]
     db.commit()
     return {
         "health": health.reference,
@@ -184,6 +205,8 @@ def _setup(db: Any, world: World) -> dict[str, str]:
         "bot_protection": bot_protection.reference,
         "sender": sender,
         "fresh_sender": fresh,
+        "household": str(households[0]),
+        "duplicate": str(households[1]),
         "code": "ML07",
     }
 
@@ -201,6 +224,19 @@ _API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/tickets/{protection}"): {"household_size": 2},
     ("PATCH", "/api/v1/tickets/{bot_protection}"): {"household_size": 2},
     ("POST", "/api/v1/households"): {"sender": "{sender}", "size": 4, "place": "Gao"},
+    ("POST", "/api/v1/households/search"): {"phone": "+22376444445"},
+    ("PATCH", "/api/v1/households/{household}"): {"size": 4},
+    ("PATCH", "/api/v1/contacts/{sender}/household"): {"place": "Mopti"},
+    ("POST", "/api/v1/households/{duplicate}/merge"): {"into": "{household}"},
+    ("POST", "/api/v1/flows"): {
+        "date": (date.today() - timedelta(days=1)).isoformat(),
+        "point_place": "Gao",
+        "point_name": "gare routière",
+        "destination": "Bamako",
+        "people": 12,
+        "reason": "conflict",
+        "status": "displaced",
+    },
 }
 
 

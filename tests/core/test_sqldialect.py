@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.sqldialect import insert_on_conflict, serialize_on, utc_day
+from core.sqldialect import insert_on_conflict, serialize_on, utc_day, week_start
 from models import Channel, ChannelType, Message, MessageDirection, MessageStatus
 from models.enums import TicketCategory, TicketSource
 from models.tickets import Ticket
@@ -66,6 +66,39 @@ def test_utc_day_groups_by_the_calendar_day(maker: sessionmaker[Session]) -> Non
         counts = dict(session.execute(select(day, func.count()).group_by(day)).tuples().all())
     # 23:59:30 and 00:00:30 UTC fall on two days, whatever the server's own time zone.
     assert counts == {date(2026, 3, 1): 1, date(2026, 3, 2): 1}, counts
+
+
+def test_week_start_is_the_monday_of_the_iso_week(maker: sessionmaker[Session]) -> None:
+    from models.enums import MovementSource, MovementStatus
+    from models.movements import Movement
+    from models.places import Place
+
+    with maker() as session:
+        place = Place(code="TST01", name="Test", kind="region")
+        session.add(place)
+        session.flush()
+        # Sunday 1 March 2026 closes the week of Monday 23 February; Monday 2 March opens
+        # the next one, which Sunday 8 March closes.
+        for day in (date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 8), date(2026, 3, 9)):
+            session.add(
+                Movement(
+                    source=MovementSource.FLOW_MONITORING,
+                    observed_on=day,
+                    destination_place_id=place.id,
+                    people=1,
+                    status=MovementStatus.DISPLACED,
+                )
+            )
+        session.commit()
+        week = week_start(Movement.observed_on)
+        counts = dict(session.execute(select(week, func.count()).group_by(week)).tuples().all())
+        session.query(Movement).delete()
+        session.delete(place)
+        session.commit()
+    counts = {
+        (d if isinstance(d, date) else date.fromisoformat(str(d))): n for d, n in counts.items()
+    }
+    assert counts == {date(2026, 2, 23): 1, date(2026, 3, 2): 2, date(2026, 3, 9): 1}, counts
 
 
 def test_insert_on_conflict_do_nothing_keeps_the_first_row(maker: sessionmaker[Session]) -> None:
