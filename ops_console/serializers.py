@@ -17,6 +17,7 @@ from models.enums import (
     MessageStatus,
     PlaceKind,
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketSource,
     TicketStatus,
@@ -74,6 +75,7 @@ class TicketCreatedOut(BaseModel):
     reference: str
     status: TicketStatus
     category: TicketCategory
+    kind: TicketKind
     place: PlaceRef | None
     household_size: int | None
 
@@ -82,6 +84,9 @@ class TicketOut(BaseModel):
     reference: str
     status: TicketStatus
     category: TicketCategory
+    kind: TicketKind = Field(
+        description="need, complaint, positive_feedback, rumour, information_request or psea"
+    )
     priority: TicketPriority
     sensitive: bool
     source: TicketSource
@@ -229,6 +234,7 @@ class TicketLoader:
             reference=ticket.reference,
             status=ticket.status,
             category=ticket.category,
+            kind=ticket.kind,
             priority=ticket.priority,
             sensitive=ticket.sensitive,
             source=ticket.source,
@@ -265,6 +271,7 @@ class TicketLoader:
             reference=ticket.reference,
             status=ticket.status,
             category=ticket.category,
+            kind=ticket.kind,
             place=self.place_ref(ticket.place_id),
             household_size=self.household_size(ticket),
         )
