@@ -153,6 +153,8 @@ def change_kind(session: Session, ticket: Ticket, viewer: Viewer, kind: TicketKi
     re-classify one as something else."""
     if ticket.kind == kind:
         return False
+    if viewer.role == UserRole.SERVICE and kind != TicketKind.PSEA:
+        raise ActionError("kind", "error.kind_service", N_("The bot may only report PSEA."))
     if is_psea(ticket) and not viewer.sees_psea:
         raise ActionError(
             "kind", "error.psea_kind", N_("Only the PSEA focal points re-classify a PSEA case.")

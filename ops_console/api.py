@@ -233,7 +233,7 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
         TicketSource.SMS if viewer.role == UserRole.SERVICE else TicketSource.API
     )
     kind = body.kind
-    if kind is None and body.description:
+    if kind != TicketKind.PSEA and body.description:
         # A safety net under the bot's NLU: a report of sexual exploitation or abuse by an aid
         # worker that the model filed as something else still reaches only the focal points.
         from bot.fallback import psea_in_text
@@ -413,7 +413,9 @@ def get_ticket(reference: str, viewer: ApiViewer, session: DbSession) -> Any:
     return TicketLoader(session).load([ticket]).ticket_out(ticket)
 
 
-_BOT_FIELDS = {"place", "household_size", "callback_ok", "note"}
+# The bot may also recognise, later in the conversation, that its report is PSEA ("kind":
+# "psea" only: it never re-classifies a case the other way; ops_console.actions).
+_BOT_FIELDS = {"place", "household_size", "callback_ok", "note", "kind"}
 
 
 @router.patch("/tickets/{reference}", response_model=TicketCreatedOut)

@@ -208,7 +208,8 @@ class Viewer:
         return cls(
             user,
             user_team_ids(session, user) if team_scoped(user) else frozenset(),
-            psea_team_ids_of(session, user.id),
+            # Machines never see a PSEA case: no query for the bot's every call.
+            psea_team_ids_of(session, user.id) if user.role != UserRole.SERVICE else frozenset(),
         )
 
     @property
