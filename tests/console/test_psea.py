@@ -156,7 +156,7 @@ def test_every_other_role_gets_404_on_the_api_and_finds_it_nowhere(
     # The focal points find it in the list, by kind, by reference and by its words.
     for actor in (psea.lead, psea.member):
         listed = client.get("/api/v1/tickets?kind=psea", headers=actor.headers).json()["tickets"]
-        assert [t["reference"] for t in listed] == [reference]
+        assert {t["reference"] for t in listed} == {reference, later}
         found = client.post(
             "/api/v1/tickets/search", headers=actor.headers, json={"q": "coucher cartes"}
         ).json()["tickets"]
@@ -178,14 +178,15 @@ def test_every_other_role_gets_404_on_the_page_and_sees_no_trace_in_the_queue(
         assert browser.get(f"/tickets/{reference}").status_code == 404, role
         queue = browser.get("/queue").text
         assert reference not in queue and "Ibrahim" not in queue, role
-        assert reference not in browser.get(f"/queue?q={reference}").text, role
+        # (the search box shows what was typed; no row links to the case)
+        assert f'href="/tickets/{reference}"' not in browser.get(f"/queue?q={reference}").text
     focal = browser_client()
     login(focal, psea.member.username)
     page = focal.get(f"/tickets/{reference}")
     assert page.status_code == 200
     assert PSEA_TEXT.split()[3] in page.text  # Ibrahim: the focal point reads the report
     assert "Exploitation ou abus sexuel par un travailleur humanitaire" in page.text
-    assert reference in focal.get("/queue?kind=psea").text
+    assert f'href="/tickets/{reference}"' in focal.get("/queue?kind=psea").text
 
 
 def test_an_operator_who_recognises_psea_hands_it_over_and_loses_sight_of_it(

@@ -47,8 +47,8 @@ def _psea_team(db: Any, world: World) -> tuple[Team, Any, Any]:
     team = Team(slug="psea", name="Points focaux PSEA", handles_psea=True)
     db.add(team)
     db.flush()
-    lead = add_user(db, "psea-lead", UserRole.TEAM_MEMBER, email="psea-lead@deme.test")
-    member = add_user(db, "psea-member", UserRole.TEAM_MEMBER, email="psea-member@deme.test")
+    lead = add_user(db, "psea-lead", UserRole.TEAM_MEMBER, email="amina@deme.test")
+    member = add_user(db, "psea-member", UserRole.TEAM_MEMBER, email="fatou@deme.test")
     add_member(db, team, lead, lead=True)
     add_member(db, team, member)
     return team, lead, member
@@ -114,7 +114,7 @@ def test_psea_alerts_and_escalations_say_only_log_in(
 ) -> None:
     team, _lead, _member = _psea_team(db, world)
     add_channel(db, team, AlertKind.WEBHOOK, url=webhook.url)
-    add_channel(db, team, AlertKind.EMAIL, email="psea-team@deme.test")
+    add_channel(db, team, AlertKind.EMAIL, email="focal-team@deme.test")
     # The protection team has channels too: none of them may hear of the case.
     add_channel(db, world.teams["protection"], AlertKind.EMAIL, email="protection@deme.test")
     contact = reachable_contact(db, SENDER_PHONE, language="fr")
@@ -135,7 +135,7 @@ def test_psea_alerts_and_escalations_say_only_log_in(
     wait_until(lambda: len(smtp.messages) == 3, timeout=20)
     wait_until(lambda: len(webhook.requests) == 2, timeout=20)
     recipients = sorted(r for m in smtp.messages for r in m["to"])
-    assert recipients == ["psea-lead@deme.test", "psea-team@deme.test", "psea-team@deme.test"]
+    assert recipients == ["amina@deme.test", "focal-team@deme.test", "focal-team@deme.test"]
 
     left = [r["body"].decode() for r in webhook.requests] + smtp.decoded()
     left += [a.subject + a.body for a in db.scalars(select(Alert))]
