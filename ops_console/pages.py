@@ -421,7 +421,10 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
         "psea": is_psea(ticket),
-        "kinds": visible_kinds(viewer),
+        # Every kind, PSEA included: anyone who reads a report may recognise PSEA and hand
+        # it to the focal points (it then leaves their sight); re-classifying a PSEA case is
+        # the focal points' (ops_console.actions.change_kind).
+        "kinds": list(TicketKind),
         "closure_pending": pending,
         "closure_requested": (
             TicketStatus(str(pending.data.get("requested")))

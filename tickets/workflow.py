@@ -101,8 +101,10 @@ def change_priority(
 ) -> TicketEvent | None:
     """An operator's override; the due times follow the new priority's targets."""
     priority = TicketPriority(priority)
-    if ticket.priority == priority:
-        return None
+    if ticket.priority == priority or (
+        ticket.kind == TicketKind.PSEA and priority != TicketPriority.URGENT
+    ):
+        return None  # a PSEA case stays urgent (tickets.psea)
     previous = ticket.priority
     ticket.priority = priority
     bump_version(ticket)

@@ -101,6 +101,17 @@ def test_the_bot_posts_psea_and_it_becomes_an_urgent_protection_case_of_the_foca
     other = _bot_report(client, world, db, kind="psea", category="wash", sensitive=False)
     out = client.get(f"/api/v1/tickets/{other}", headers=psea.lead.headers).json()
     assert (out["category"], out["priority"], out["sensitive"]) == ("protection", "urgent", True)
+    # ... and stays so: a lower priority or another category is not applied to it.
+    response = client.patch(
+        f"/api/v1/tickets/{other}", headers=psea.lead.headers, json={"priority": "low"}
+    )
+    assert response.status_code == 200 and response.json()["category"] == "protection"
+    out = client.get(f"/api/v1/tickets/{other}", headers=psea.lead.headers).json()
+    assert out["priority"] == "urgent"
+    response = client.patch(
+        f"/api/v1/tickets/{other}", headers=psea.lead.headers, json={"category": "health"}
+    )
+    assert response.status_code == 422 and "protection case" in response.json()["detail"]
 
 
 def test_a_psea_report_the_nlu_filed_as_other_still_reaches_only_the_focal_points(
@@ -450,3 +461,32 @@ def test_the_call_form_records_a_psea_report_the_operator_then_cannot_open(
     assert ticket is not None and ticket.team_id == psea.team_id
     assert ticket.category.value == "protection" and ticket.source.value == "call"
     assert operator.get(f"/tickets/{ticket.reference}").status_code == 404
+
+
+def test_an_operator_hands_a_case_over_from_the_work_form_and_is_sent_back_to_the_queue(
+    browser_client: Callable[[], Any], world: World, db: Session, psea: Psea
+) -> None:
+    ticket = new_ticket(db, category="other", description="le gardien du site me fait peur")
+    operator = browser_client()
+    login(operator, world["operator"].username)
+    page = operator.get(f"/tickets/{ticket.reference}")
+    assert 'value="psea"' in page.text  # anyone may recognise it
+    response = operator.post(
+        f"/tickets/{ticket.reference}/work",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "version": str(ticket.version),
+            "status": ticket.status.value,
+            "priority": ticket.priority.value,
+            "category": "other",
+            "kind": "psea",
+            "team": str(ticket.team_id),
+            "assignee": "",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/queue"
+    assert operator.get(f"/tickets/{ticket.reference}").status_code == 404
+    db.expire_all()
+    moved = db.get(Ticket, ticket.id)
+    assert moved is not None and moved.kind == TicketKind.PSEA and moved.team_id == psea.team_id
