@@ -535,3 +535,261 @@ NOT_SIZE_UNITS = [
     "hours",
     "km",
 ]
+
+
+# --- PSEA: sexual exploitation and abuse by aid workers (issue 15) ----------------------------
+# Regular expressions over the bot.normalize form of a message (lower case, no accents, ASCII
+# Bambara, words joined by single spaces). SEXUAL terms are those of an exchange (sex,
+# sleeping with, relations, favours, marriage); ASSAULT terms those of abuse (touching, rape,
+# harassment). A message is PSEA (bot.fallback.psea_in_text) when it has
+# - a SEXUAL or ASSAULT term and a STRONG_ACTOR (an aid, NGO or distribution worker), or
+# - a SEXUAL term, a WEAK_ACTOR (an agent, a chief, a man...) and an AID_ITEM or a DEMAND, or
+# - an ASSAULT term, a WEAK_ACTOR and an AID_ITEM, or
+# - a SEXUAL term, an AID_ITEM and a DEMAND (sex asked for in exchange for food, a kit, a
+#   card, registration, cash).
+# A GBV report without any aid context ("my daughter was raped") stays an ordinary protection
+# concern, for the protection team. Terms of every language count in
+# every message: people mix French words into Bambara ("agent", "ONG", "kit", "carte").
+# NOT_SEXUAL is removed before matching: the "sex and age" of a household's members is asked
+# at registration and must not make a registration question a PSEA case.
+PSEA_NOT_SEXUAL: tuple[str, ...] = (
+    r"\b(?:age|ages) (?:et |and |, ?)?(?:le |du |the |leur |their )?sex\w*",
+    r"\bsex\w* (?:et |and |, ?)?(?:l |the |leur |their )?ages?\b",
+    r"\b(?:par|by) sexe?\b",
+    r"\bsexe (?:des|du|de l|de chaque) (?:enfant|membre|personne|beneficiaire)\w*",
+)
+PSEA_SEXUAL: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\bsex\w*",  # sexe, sexuel(le)(s), sexuellement
+        r"\bcouch\w* avec\b",  # coucher / couché / couchée avec — not "kit de couchage"
+        r"\bcouch\w* ensemble\b",
+        r"\b(?:dormir|dort|dormi|dorme|passer la nuit|passe la nuit|nuit) avec\b",
+        r"\brelations? (?:sexuel\w*|intime\w*|amoureuse\w*)",
+        r"\b(?:une |des |de )relations? avec (?:lui|elle|moi|eux|l|le|la|un|une)\b",
+        r"\brapports? (?:sexuel\w*|intime\w*)",
+        r"\bfaveurs?\b",
+        r"\b(?:epouser|m epous\w*|l epous\w*|t epous\w*)",
+        r"\b(?:se |me |la |te )?marier avec\b",
+        r"\bmariage\b",
+        r"\b(?:petite amie|sa copine|sa maitresse|sa femme|deuxieme femme)\b",
+        r"\b(?:mon|son|leur) corps\b",
+        r"\bprostitu\w*",
+    ),
+    "en": (
+        r"\bsex\w*",  # sex, sexual, sexually
+        r"\bsle(?:ep|eps|pt|eping) with\b",
+        r"\b(?:spend|spent|spending) the night\b",
+        r"\bgo to bed with\b",
+        r"\bin (?:his|her) bed\b",
+        r"\b(?:have|had|having) (?:relations|a relationship|intercourse)\b",
+        r"\bfavou?rs?\b",
+        r"\bmarry\b",
+        r"\bmarriage\b",
+        r"\b(?:his|a|second|new) wife\b",
+        r"\b(?:girlfriend|lover)\b",
+        r"\bmy body\b",
+        r"\bprostitut\w*",
+    ),
+    "bm": (
+        r"\bsunogo (?:\w+ ){0,2}fe\b",  # sunɔgɔ a fɛ: sleep with him/her
+        r"\bda (?:n|ne|a|i|ale) (?:fe|koro)\b",
+        r"\bce ni muso\b",  # cɛ ni muso ko: "the man-and-woman thing"
+        r"\b(?:jatoya|kakalaya|sungurunya)\b",
+        r"\bk(?:a)? ?(?:n|ne|a|i|an) furu\b",  # ka n furu: marry me
+        r"\b(?:n|ne|a|i) furu\b",
+        r"\b(?:n|ne|a|i) yere di\b",  # give oneself
+        r"\bmuso (?:\w+ ){0,2}(?:ta|mine)\b",
+    ),
+}
+PSEA_ASSAULT: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\battouch\w*",
+        r"\b(?:m|me|la|nous|les filles|ma fille) (?:a |ont |avait |avaient )?(?:touch|caress|tripot|pelot|embrass)\w*",  # noqa: E501
+        r"\b(?:caress|tripot|pelot)\w*",
+        r"\btouch\w* (?:\w+ ){0,2}(?:corps|seins?|poitrine|fesses?|cuisses?|parties intimes|fille\w*|femmes?)\b",  # noqa: E501
+        r"\b(?:deshabill|nue?s?\b)\w*",
+        r"\b(?:viol|violee?s?|abus\w* sexuel\w*|harcel\w*|exploit\w* sexuel\w*)\b",
+        r"\b(?:violences?|agressions?) sexuel\w*",
+    ),
+    "en": (
+        r"\btouch(?:ed|es|ing)? (?:me|my|her|them|us|girls?|women|children)\b",
+        r"\b(?:grop|fondl|kiss|molest)\w*",
+        r"\b(?:undress|naked)\w*",
+        r"\b(?:rape\w*|raping|abus\w*|harass\w*|exploit\w*)\b",
+        r"\bsexual (?:violence|assault|abuse)\b",
+    ),
+    "bm": (
+        r"\bmaga\w* (?:\w+ ){0,2}(?:la|na)\b",  # maga n na: touch me
+        r"\bbinkan\w*",
+    ),
+}
+PSEA_STRONG_ACTOR: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\bong\w*",
+        r"\bhumanitaire\w*",
+        r"\bdistribut(?:eur|rice)\w*",
+        r"\b(?:celui|ceux|celle|les gens|l homme|les hommes) (?:qui|de la) distribu\w*",
+        r"\b(?:oim|onu|unicef|pam|hcr|msf|cicr|crs|oxfam|drc|nrc|irc|minusma|save the children)\b",
+        r"\bcroix rouge\b",
+        r"\bvolontaire\w*",
+        r"\bbenevole\w*",
+        r"\btravailleur\w* (?:humanitaire|social|sociaux|de l ong|d une ong)\w*",
+        r"\bpersonnel (?:de l ong|d une ong|humanitaire|de la distribution|du projet)\b",
+        r"\bagent\w* (?:de |d |du |des )(?:la )?(?:distribution|l ong|ong|enregistrement|recensement|ciblage|l oim|oim|pam|hcr|unicef|sante|terrain|croix|protection|cash|transfert|saisie|projet|aide|vivres|site|camp)\w*",  # noqa: E501
+        r"\b(?:enregistreur|recenseur|enqueteur)\w*",
+        r"\bchef (?:de|du) (?:site|camp|projet)\b",
+        r"\bgestionnaire\w*",
+        r"\bcomite (?:de |du )?(?:gestion|distribution|ciblage|site)\w*",
+        r"\b(?:animateur|superviseur|mobilisateur|facilitateur)\w*",
+    ),
+    "en": (
+        r"\baid (?:worker|workers|staff|agency|agent|official|officer|man|guy|people|team)\b",
+        r"\bhumanitarian\w*",
+        r"\bngos?\b",
+        r"\bvolunteer\w*",
+        r"\bdistributors?\b",
+        r"\b(?:man|guy|men|people|person|woman) (?:who|doing the|at the|from the) (?:distribut|registration|food)\w*",  # noqa: E501
+        r"\b(?:iom|unicef|wfp|unhcr|icrc|msf|oxfam|nrc|drc|irc|red cross|save the children)\b",
+        r"\bun (?:staff|worker|agency|official|employee|people|man|guy)\w*",
+        r"\b(?:relief|charity|camp|site|registration|distribution|food|field|case|outreach) (?:staff|worker|official|officer|agent|employee|man|guy|people|team|manager|monitor)\w*",  # noqa: E501
+        r"\bstaff\b",
+        r"\bcharity\b",
+        r"\benumerator\w*",
+    ),
+    "bm": (
+        r"\bbaarakela\w*",
+        r"\bdeme (?:baarakela|jekulu|ton|tonw|mogo|mogow)\b",
+        r"\bjekulu\w*",
+        r"\btilali\w*",
+        r"\btilabaga\w*",
+        r"\bseben(?:baga|nikela|bagaw)\w*",
+        r"\bdumuni (?:tilabaga|dibaga|dilaw?)\w*",
+    ),
+}
+PSEA_WEAK_ACTOR: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\bagent\w*",
+        r"\bresponsable\w*",
+        r"\bchef\w*",
+        r"\bmonsieur\b",
+        r"\bpatron\b",
+        r"\bchauffeur\w*",
+        r"\bemploye\w*",
+        r"\btravailleur\w*",
+        r"\bcelui qui (?:donne|distribue|enregistre|inscrit)\b",
+        r"\bceux qui (?:donnent|distribuent|enregistrent|inscrivent)\b",
+    ),
+    "en": (
+        r"\bagent\w*",
+        r"\bofficials?\b",
+        r"\bofficers?\b",
+        r"\bman from\b",
+        r"\bboss\b",
+        r"\bworkers?\b",
+        r"\bdriver\w*",
+        r"\bemployee\w*",
+        r"\bthe (?:man|guy) who (?:gives|registers|distributes|hands)\b",
+    ),
+    "bm": (
+        r"\bnyemogo\w*",
+        r"\bkuntigi\w*",
+        r"\bce (?:do|min)\b",
+        r"\bmogo min be\b",
+    ),
+}
+PSEA_AID_ITEM: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\bnourriture\b",
+        r"\bvivres?\b",
+        r"\bration\w*",
+        r"\bkits?\b",
+        r"\bcartes?\b",
+        r"\bcoupons?\b",
+        r"\bargent\b",
+        r"\bcash\b",
+        r"\btransferts?\b",
+        r"\benregistr\w*",
+        r"\binscri\w*",
+        r"\bliste\w*",
+        r"\baide\b",
+        r"\bassistance\b",
+        r"\bdistribut\w*",
+        r"\b(?:riz|mil|sorgho|huile|farine|sucre|bache\w*|natte\w*|couverture\w*)\b",
+        r"\bsacs? de\b",
+        r"\bbons? (?:d achat|alimentaires?)\b",
+    ),
+    "en": (
+        r"\bfood\b",
+        r"\bration\w*",
+        r"\bkits?\b",
+        r"\bcards?\b",
+        r"\bvouchers?\b",
+        r"\bcash\b",
+        r"\bmoney\b",
+        r"\bregist\w*",
+        r"\b(?:the|a|on the) list\b",
+        r"\baid\b",
+        r"\bassistance\b",
+        r"\bdistribut\w*",
+        r"\b(?:rice|grain|oil|flour|sugar|tarpaulin|blankets?|items|supplies|bags? of)\b",
+    ),
+    "bm": (
+        r"\bdumuni\b",
+        r"\bsuman\b",
+        r"\bmalo\b",
+        r"\bwari\b",
+        r"\bk(?:a)?r(?:i)?ti\b",
+        r"\bseben\w*",
+        r"\btogo\b",
+        r"\bdeme\b",
+        r"\bkitiw?\b",
+        r"\btulu\b",
+    ),
+}
+PSEA_DEMAND: dict[str, tuple[str, ...]] = {
+    "fr": (
+        r"\bdemand\w*",
+        r"\bexig\w*",
+        r"\boblig\w*",
+        r"\bforc\w*",
+        r"\bpropos\w*",
+        r"\bveu[tx]\b",
+        r"\bvoulai\w*",
+        r"\ben echange\b",
+        r"\bcontre\b",
+        r"\bpour (?:avoir|recevoir|obtenir|etre|me donner|nous donner|lui donner|donner|m inscrire|figurer)\b",  # noqa: E501
+        r"\bsinon\b",
+        r"\bavant de\b",
+        r"\ba condition\b",
+        r"\bsi (?:je|tu|on|elle|nous) (?:ne|n)\b",
+        r"\bpas de (?:kit|carte|nourriture|vivres|aide|ration)\b",
+    ),
+    "en": (
+        r"\bask\w*",
+        r"\bdemand\w*",
+        r"\bwant\w*",
+        r"\bforc\w*",
+        r"\bin (?:exchange|return)\b",
+        r"\bfor (?:food|aid|a card|the card|cash|money|registration|a kit|kits|rice|the list)\b",
+        r"\bto (?:get|receive|be registered|register|stay on)\b",
+        r"\botherwise\b",
+        r"\bunless\b",
+        r"\bbefore (?:he|she|they|giving|handing)\b",
+        r"\bif (?:i|she|we) (?:do not|don t|dont|refuse|refused)\b",
+        r"\btold (?:me|her|us)\b",
+        r"\bsaid (?:i|she|we) (?:must|have|had|should)\b",
+        r"\b(?:won t|will not|would not|wouldn t) (?:give|register|hand)\b",
+        r"\boffered\b",
+    ),
+    "bm": (
+        r"\bnyininka\w*",
+        r"\bb a fe\b",
+        r"\ba ko\b",
+        r"\bu ko\b",
+        r"\bsani\b",
+        r"\bwalasa\b",
+        r"\bni (?:n|ne|i|a|an) ma\b",
+        r"\bfanga\b",
+        r"\bdi (?:n|ne|an|a|i) ma\b",
+    ),
+}

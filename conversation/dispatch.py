@@ -32,7 +32,7 @@ from core.sqldialect import ROW_LOCK_ON_POSTGRESQL_ONLY
 from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
-from models.enums import TicketCategory, TicketSource
+from models.enums import TicketCategory, TicketKind, TicketSource
 from models.outbox_relay import discard_pending, publish_committed
 from models.tickets import Ticket, TicketEvent
 from models.users import SERVICE_ACTOR_LABEL
@@ -209,18 +209,25 @@ def handle_with_fallback(session: Session, message: Message, contact: Contact, t
         intent == "out_of_scope" and len(text.strip()) >= MIN_UNCLASSIFIED_CHARS
     ):
         category = NEED_CATEGORIES.get(intent, TicketCategory.OTHER)
-        ticket = _create_ticket(session, message, contact, category, language, result)
-        key = (
-            "fallback_protection_received"
-            if category == TicketCategory.PROTECTION
-            else "fallback_ticket_created"
-        )
-        _reply(
-            session,
-            contact,
-            CATALOG.translate(key, language, reference=ticket.reference),
-            ticket_id=ticket.id,
-        )
+        psea = result.kind == TicketKind.PSEA.value
+        ticket = _create_ticket(session, message, contact, category, language, result, psea=psea)
+        if psea:
+            # Who handles it and when, and that they may stay anonymous; nothing of what
+            # they wrote is echoed (a shared phone).
+            text = CATALOG.translate(
+                "fallback_psea_received",
+                language,
+                reference=ticket.reference,
+                hours=get_settings().psea_first_contact_hours,
+            )
+        else:
+            key = (
+                "fallback_protection_received"
+                if category == TicketCategory.PROTECTION
+                else "fallback_ticket_created"
+            )
+            text = CATALOG.translate(key, language, reference=ticket.reference)
+        _reply(session, contact, text, ticket_id=ticket.id)
         return
     if intent == "register_household" and result.household_size and result.place_code:
         from tickets.intake import register_household
@@ -262,12 +269,15 @@ def _create_ticket(
     category: TicketCategory,
     language: Language,
     result: Any,
+    *,
+    psea: bool = False,
 ) -> Any:
     from tickets.intake import create_ticket
 
     ticket = create_ticket(
         session,
         category=category,
+        kind=TicketKind.PSEA if psea else None,
         source=TicketSource.SMS,
         contact=contact,
         description=message.body,

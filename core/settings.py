@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     alert_retry_base_seconds: float = Field(default=30.0, gt=0)
     # Team alerts are written for staff; the console's working language by default.
     alert_language: Literal["fr", "bm", "en"] = "fr"
+    # PSEA (sexual exploitation and abuse by aid workers) reports are seen only by the PSEA
+    # focal-point team(s) (``teams.handles_psea``). True: protection officers see them too and,
+    # while no PSEA team exists, they are routed like other protection tickets. An
+    # administrator's decision, for a response without trained PSEA focal points yet.
+    psea_share_with_protection: bool = False
+    # What the person reporting is promised: a PSEA focal point contacts them within this.
+    psea_first_contact_hours: int = Field(default=24, ge=1, le=168)
     # Outbound SMS whose outcome is unknown (provider 5xx / timeout): warn (log + metric) when
     # more than this share of the sends of the last window ended unknown (and at least
     # unknown_send_alert_min of them did).

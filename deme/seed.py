@@ -92,6 +92,31 @@ def _resolve_place_code(session: Session, text: str) -> int:
     return place_id
 
 
+def _ensure_team_lead(session: Session, team: Team, username: str) -> None:
+    """The team's lead: a team member with no password (nobody can log in as them until an
+    administrator sets one), member and lead of ``team``. An existing user is left as is."""
+    from models.teams import TeamMember
+
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(
+            username=username,
+            display_name=username.replace("_", " ").capitalize(),
+            role=UserRole.TEAM_MEMBER,
+            password_hash=None,
+        )
+        session.add(user)
+        session.flush()
+    member = session.scalar(
+        select(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user.id)
+    )
+    if member is None:
+        session.add(TeamMember(team_id=team.id, user_id=user.id, is_lead=True))
+    if team.lead_user_id is None:
+        team.lead_user_id = user.id
+    session.flush()
+
+
 def seed_teams_and_rules(session: Session, progress: Progress) -> tuple[int, int]:
     data: dict[str, Any] = yaml.safe_load(DEMO_SEED_FILE.read_text(encoding="utf-8"))
     teams = {team.slug: team for team in session.scalars(select(Team))}
@@ -105,11 +130,15 @@ def seed_teams_and_rules(session: Session, progress: Progress) -> tuple[int, int
             description=spec.get("description"),
             is_default=bool(spec.get("is_default", False)),
             handles_protection=bool(spec.get("handles_protection", False)),
+            handles_psea=bool(spec.get("handles_psea", False)),
         )
         session.add(team)
         teams[team.slug] = team
         created_teams += 1
     session.flush()
+    for spec in data["teams"]:
+        if spec.get("lead"):
+            _ensure_team_lead(session, teams[spec["slug"]], str(spec["lead"]))
     existing_rules = set(session.scalars(select(RoutingRule.name)))
     created_rules = 0
     for spec in data["routing_rules"]:

@@ -61,6 +61,19 @@ class TicketCategory(StrEnum):
     OTHER = "other"
 
 
+class TicketKind(StrEnum):
+    """What kind of feedback a ticket is (IFRC community-feedback practice, issue 15), apart
+    from its sector (``TicketCategory``). ``PSEA`` is sexual exploitation and abuse by an aid
+    worker: always protection, sensitive and urgent, seen only by the PSEA focal points."""
+
+    NEED = "need"
+    COMPLAINT = "complaint"
+    POSITIVE_FEEDBACK = "positive_feedback"
+    RUMOUR = "rumour"
+    INFORMATION_REQUEST = "information_request"
+    PSEA = "psea"
+
+
 class TicketPriority(StrEnum):
     LOW = "low"
     NORMAL = "normal"
@@ -86,6 +99,9 @@ class TicketStatus(StrEnum):
     ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
     WAITING = "waiting"  # waiting on the sender: the SLA clock pauses
+    # A sensitive or PSEA case someone asked to close: a second person (the team's lead)
+    # approves (it then becomes RESOLVED or CLOSED, as asked) or sends it back (issue 15).
+    AWAITING_APPROVAL = "awaiting_approval"
     RESOLVED = "resolved"
     CLOSED = "closed"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin
@@ -21,6 +21,9 @@ class Team(TimestampMixin, Base):
     is_default: Mapped[bool] = mapped_column(default=False)
     # Protection teams see sensitive tickets; their alerts never carry content.
     handles_protection: Mapped[bool] = mapped_column(default=False)
+    # The PSEA focal points: the only people who see sexual exploitation and abuse reports
+    # (ops_console.permissions); PSEA tickets are routed only to such a team (tickets.routing).
+    handles_psea: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     members: Mapped[list[TeamMember]] = relationship(
         back_populates="team", cascade="all, delete-orphan"

@@ -16,6 +16,7 @@ from models.enums import (
     IncidentStatus,
     Language,
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketSource,
     TicketStatus,
@@ -56,6 +57,13 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(12), unique=True)  # e.g. T-7K2Q9
     category: Mapped[TicketCategory] = mapped_column(str_enum(TicketCategory))
+    # The kind of feedback (need, complaint, ..., psea); PSEA decides who may see the ticket.
+    kind: Mapped[TicketKind] = mapped_column(
+        str_enum(TicketKind),
+        default=TicketKind.NEED,
+        server_default=TicketKind.NEED.value,
+        index=True,
+    )
     priority: Mapped[TicketPriority] = mapped_column(
         str_enum(TicketPriority), default=TicketPriority.NORMAL
     )

@@ -19,6 +19,7 @@ from models.base import utcnow
 from models.contacts import Contact
 from models.enums import (
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketStatus,
     UserRole,
@@ -28,7 +29,7 @@ from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent
 from models.users import User
 from ops_console.i18n import N_
-from ops_console.permissions import Viewer, is_protection
+from ops_console.permissions import Viewer, is_protection, is_psea
 
 
 class ActionError(ValueError):
@@ -75,9 +76,40 @@ def change_status(
     notify: bool = True,
 ) -> bool:
     """Move the ticket to ``status`` (tickets.workflow pauses the SLA clock while WAITING and
-    tells the sender about the changes that matter to them, unless ``notify`` is False)."""
+    tells the sender about the changes that matter to them, unless ``notify`` is False).
+
+    Resolving or closing a protection or PSEA case only asks for it: the ticket awaits the
+    approval of a lead of its team (for PSEA, the PSEA focal lead), who approves by choosing
+    the same status in turn (``tickets.workflow.close_with_approval``)."""
     from tickets import workflow
 
+    if status == ticket.status:
+        return False
+    if status == TicketStatus.AWAITING_APPROVAL:
+        raise ActionError(
+            "status",
+            "error.awaiting_approval_direct",
+            N_("Choose Resolved or Closed: the case then waits for a lead's approval."),
+        )
+    if status in workflow.CLOSING_STATUSES and workflow.needs_closure_approval(ticket):
+        try:
+            workflow.close_with_approval(session, ticket, status, notify=notify, **_actor(viewer))
+        except workflow.ClosureRefused as exc:
+            if exc.reason == "second_person":
+                raise ActionError(
+                    "status",
+                    "error.closure_second_person",
+                    N_(
+                        "You asked to close this case: another person, a lead of the team, "
+                        "must approve it."
+                    ),
+                ) from exc
+            raise ActionError(
+                "status",
+                "error.closure_not_approver",
+                N_("This case awaits the approval of a lead of its team."),
+            ) from exc
+        return True
     return (
         workflow.change_status(session, ticket, status, notify=notify, **_actor(viewer)) is not None
     )
@@ -98,6 +130,12 @@ def change_category(
     call: anyone else would either hide a case from themselves or expose one."""
     if ticket.category == category:
         return False
+    if is_psea(ticket):
+        raise ActionError(
+            "category",
+            "error.psea_category",
+            N_("A sexual exploitation and abuse case always stays a protection case."),
+        )
     if TicketCategory.PROTECTION in (ticket.category, category) and not viewer.sees_protection:
         raise ActionError(
             "category",
@@ -109,6 +147,23 @@ def change_category(
     return workflow.change_category(session, ticket, category, **_actor(viewer)) is not None
 
 
+def change_kind(session: Session, ticket: Ticket, viewer: Viewer, kind: TicketKind) -> bool:
+    """Re-classify the kind. Anyone who sees a ticket may recognise it as PSEA (it then
+    leaves their sight for the PSEA focal points'); only those who see PSEA cases may
+    re-classify one as something else."""
+    if ticket.kind == kind:
+        return False
+    if viewer.role == UserRole.SERVICE and kind != TicketKind.PSEA:
+        raise ActionError("kind", "error.kind_service", N_("The bot may only report PSEA."))
+    if is_psea(ticket) and not viewer.sees_psea:
+        raise ActionError(
+            "kind", "error.psea_kind", N_("Only the PSEA focal points re-classify a PSEA case.")
+        )
+    from tickets import workflow
+
+    return workflow.change_kind(session, ticket, kind, **_actor(viewer)) is not None
+
+
 def change_team(session: Session, ticket: Ticket, viewer: Viewer, team: Team | None) -> bool:
     if team is None or ticket.team_id == team.id:
         return False  # tickets always belong to a team once routed: no "clear"
@@ -116,7 +171,16 @@ def change_team(session: Session, ticket: Ticket, viewer: Viewer, team: Team | N
         raise ActionError(
             "team", "error.team_forbidden", N_("Team members cannot send tickets to other teams.")
         )
-    if is_protection(ticket) and not team.handles_protection:
+    if is_psea(ticket) != team.handles_psea:
+        raise ActionError(
+            "team",
+            "error.team_psea",
+            N_(
+                "Sexual exploitation and abuse cases go only to the PSEA focal points, "
+                "and only they receive them."
+            ),
+        )
+    if is_protection(ticket) and not is_psea(ticket) and not team.handles_protection:
         raise ActionError(
             "team",
             "error.team_not_protection",
@@ -151,7 +215,14 @@ def assign(
                 "error.assignee_forbidden",
                 N_("You cannot assign tickets to this person."),
             )
-        if is_protection(ticket) and assignee.role != UserRole.PROTECTION_OFFICER:
+        if is_psea(ticket):
+            if ticket.team_id not in teams:
+                raise ActionError(
+                    "assignee",
+                    "error.assignee_not_psea",
+                    N_("PSEA cases can only be assigned to the PSEA focal points."),
+                )
+        elif is_protection(ticket) and assignee.role != UserRole.PROTECTION_OFFICER:
             raise ActionError(
                 "assignee",
                 "error.assignee_not_protection",
@@ -225,7 +296,7 @@ def merge_into(session: Session, duplicate: Ticket, target: Ticket, viewer: View
         raise ActionError(
             "target", "error.merge_chain", N_("That ticket was itself merged into another.")
         )
-    if is_protection(duplicate) != is_protection(target):
+    if is_psea(duplicate) != is_psea(target) or is_protection(duplicate) != is_protection(target):
         raise ActionError(
             "target",
             "error.merge_protection",
@@ -236,7 +307,10 @@ def merge_into(session: Session, duplicate: Ticket, target: Ticket, viewer: View
         message.ticket_id = target.id
     _event(session, duplicate, viewer, "merged_into", target=target.reference)
     _event(session, target, viewer, "merged_from", source=duplicate.reference)
-    change_status(session, duplicate, viewer, TicketStatus.CLOSED)
+    from tickets import workflow
+
+    # Not "closing a case": it lives on in the target, so no approval is asked for.
+    workflow.change_status(session, duplicate, TicketStatus.CLOSED, **_actor(viewer))
 
 
 def link_incident(

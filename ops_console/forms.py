@@ -14,7 +14,7 @@ from typing import TypeVar
 from starlette.datastructures import ImmutableMultiDict, QueryParams
 
 from core.sanitize import is_id
-from models.enums import TicketCategory, TicketPriority, TicketSource, TicketStatus
+from models.enums import TicketCategory, TicketKind, TicketPriority, TicketSource, TicketStatus
 from ops_console.i18n import N_
 from ops_console.queries import SLA_STATES, TicketFilter
 
@@ -23,6 +23,7 @@ E = TypeVar("E", bound=StrEnum)
 FILTER_KEYS = (
     "status",
     "category",
+    "kind",
     "priority",
     "source",
     "place",
@@ -97,6 +98,7 @@ def parse_filters(
     filters = TicketFilter(
         statuses=_enum_list(params, "status", TicketStatus, errors),
         categories=_enum_list(params, "category", TicketCategory, errors),
+        kinds=_enum_list(params, "kind", TicketKind, errors),
         priorities=_enum_list(params, "priority", TicketPriority, errors),
         sources=_enum_list(params, "source", TicketSource, errors),
         created_from=_date(params.get("from"), "from", errors),

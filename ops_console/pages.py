@@ -22,6 +22,7 @@ from models.enums import (
     Language,
     PlaceKind,
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketStatus,
     UserRole,
@@ -35,7 +36,7 @@ from ops_console.canned import canned_replies
 from ops_console.deps import QueryId
 from ops_console.forms import filter_query, form_text, parse_filters
 from ops_console.i18n import CONSOLE_LANGUAGES, N_
-from ops_console.permissions import Capability, Viewer, is_protection
+from ops_console.permissions import Capability, Viewer, is_protection, is_psea
 from ops_console.queries import (
     FilterError,
     count_newer,
@@ -195,9 +196,20 @@ def _queue_choices(page: Page) -> dict[str, Any]:
     )
     places = place_choices(session, (PlaceKind.REGION, PlaceKind.CERCLE))
     categories = [
-        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_sensitive
     ]
-    return {"teams": teams, "users": users, "places": places, "categories": categories}
+    return {
+        "teams": teams,
+        "users": users,
+        "places": places,
+        "categories": categories,
+        "kinds": visible_kinds(viewer),
+    }
+
+
+def visible_kinds(viewer: Viewer) -> list[TicketKind]:
+    """The kinds a viewer may filter or choose (PSEA only for those who see PSEA cases)."""
+    return [k for k in TicketKind if k != TicketKind.PSEA or viewer.sees_psea]
 
 
 # The filter each problem is about, named as on the form.
@@ -351,18 +363,29 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     }
     actors = {u.id: u for u in session.scalars(select(User).where(User.id.in_(actor_ids)))}
     teams = list(session.scalars(select(Team).order_by(Team.name)))
-    if is_protection(ticket):
+    if is_psea(ticket):
+        teams = [t for t in teams if t.handles_psea]
+    elif is_protection(ticket):
         teams = [t for t in teams if t.handles_protection]
+    else:
+        teams = [t for t in teams if not t.handles_psea]
     assignable = select(User).where(User.active.is_(True), User.role != UserRole.SERVICE)
-    if is_protection(ticket):
+    if is_psea(ticket):
+        # Only the members of the PSEA team it is routed to (tickets.psea).
+        psea_members = select(TeamMember.user_id).where(TeamMember.team_id == ticket.team_id)
+        assignable = assignable.where(User.id.in_(psea_members))
+    elif is_protection(ticket):
         assignable = assignable.where(User.role == UserRole.PROTECTION_OFFICER)
     if viewer.role == UserRole.TEAM_MEMBER:
         members = select(TeamMember.user_id).where(TeamMember.team_id.in_(viewer.team_ids))
         assignable = assignable.where(User.id.in_(members))
     users = list(session.scalars(assignable.order_by(User.display_name)))
     categories = [
-        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
+        c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_sensitive
     ]
+    from tickets.workflow import closure_approvers, pending_closure
+
+    pending = pending_closure(session, ticket)
     incidents = list(
         session.scalars(
             select(Incident)
@@ -397,6 +420,20 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "canned": canned_replies(),
         "reply_languages": [language.value for language in Language],
         "protection": is_protection(ticket),
+        "psea": is_psea(ticket),
+        # Every kind, PSEA included: anyone who reads a report may recognise PSEA and hand
+        # it to the focal points (it then leaves their sight); re-classifying a PSEA case is
+        # the focal points' (ops_console.actions.change_kind).
+        "kinds": list(TicketKind),
+        "closure_pending": pending,
+        "closure_requested": (
+            TicketStatus(str(pending.data.get("requested")))
+            if pending is not None and pending.data.get("requested")
+            else None
+        ),
+        "may_approve_closure": pending is not None
+        and pending.actor_user_id != viewer.user.id
+        and viewer.user.id in closure_approvers(session, ticket),
         "sms_held": held_for_safety(ticket),
         "notifying_statuses": [s.value for s in STATUS_NOTIFICATIONS],
         "errors": extra.pop("errors", {}),
@@ -506,12 +543,26 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
                 errors["assignee"] = N_("Unknown value.")
             else:
                 actions.assign(session, ticket, viewer, assignee, notify=notify)
+        kind = form_text(form, "kind", 24)
+        if kind:
+            # Last: recognising a PSEA case re-routes it to the PSEA focal points.
+            actions.change_kind(session, ticket, viewer, TicketKind(kind))
     except ValueError as exc:
         if isinstance(exc, actions.ActionError):
             errors[exc.field] = exc.detail
         else:
             errors["form"] = N_("Unknown value.")
     session.flush()
+    if not errors and not viewer.may_see(ticket):
+        # Re-classified as PSEA: it is now the PSEA focal points' alone, and this page
+        # must not show it any more. Saved; back to the queue.
+        session.commit()
+        from models.outbox_relay import publish_committed
+
+        publish_committed(session)
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": "/queue"})
+        return RedirectResponse("/queue", status_code=303)
     return _after_action(page, ticket, errors, N_("Saved."))
 
 

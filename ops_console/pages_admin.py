@@ -318,6 +318,8 @@ async def save_team(request: Request, page: PostPage) -> Response:
     team.name = name
     team.description = form_text(form, "description", 2000) or None
     team.handles_protection = form.get("handles_protection") == "1"
+    # Its members, and only they, see PSEA cases (ops_console.permissions): audited below.
+    team.handles_psea = form.get("handles_psea") == "1"
     team.is_default = form.get("is_default") == "1"
     team.auto_assign = form.get("auto_assign") == "1"
     try:

@@ -17,6 +17,7 @@ from models.enums import (
     MessageDirection,
     PlaceKind,
     TicketCategory,
+    TicketKind,
     TicketSource,
 )
 from models.messages import Call, Message
@@ -69,6 +70,8 @@ def _calls_context(page: Page, **extra: Any) -> dict[str, Any]:
         "references": references,
         "contacts": contacts,
         "categories": categories,
+        # Every kind, PSEA included: anyone may *report* one (it is then hidden from them).
+        "kinds": list(TicketKind),
         "places": place_choices(
             session, (PlaceKind.REGION, PlaceKind.CERCLE, PlaceKind.COMMUNE, PlaceKind.SITE)
         ),
@@ -108,6 +111,11 @@ async def log_call(request: Request, page: PostPage) -> Response:
     except ValueError:
         errors["category"] = N_("Choose a category.")
         category = TicketCategory.OTHER
+    kind = TicketKind.NEED
+    try:
+        kind = TicketKind(values.get("kind") or TicketKind.NEED.value)
+    except ValueError:
+        errors["kind"] = N_("Unknown value.")
     language = values.get("language") or None
     if language and language not in {lang.value for lang in Language}:
         errors["language"] = N_("Unknown value.")
@@ -142,6 +150,7 @@ async def log_call(request: Request, page: PostPage) -> Response:
     ticket = create_ticket(
         session,
         category=category,
+        kind=kind,
         source=TicketSource.CALL,
         contact=contact,
         description=notes,

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from core.sanitize import spreadsheet_cell
@@ -24,15 +24,16 @@ from core.sqldialect import utc_day
 from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
-from models.enums import TicketCategory
+from models.enums import TicketCategory, TicketKind
 from models.tickets import Ticket
 from ops_console.forms import filter_query, parse_filters
-from ops_console.permissions import Capability, Viewer
+from ops_console.permissions import Capability, Viewer, psea_clause
 from ops_console.queries import (
     OPEN_STATUSES,
     FilterError,
     filter_conditions,
     hidden_protection_total,
+    psea_admin_totals,
     queue_statement,
     real_households_clause,
     real_tickets_clause,
@@ -102,7 +103,9 @@ def _as_date(value: date | datetime | str) -> date:
 
 
 def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
-    visible = and_(viewer.ticket_clause(), real_tickets_clause())
+    # PSEA cases are in no aggregate by place, category or day, for anyone (a count by
+    # place can point at a person in a small site): one total, for those who see them.
+    visible = and_(viewer.ticket_clause(), real_tickets_clause(), not_(psea_clause()))
     now = utcnow()
     by_place = session.execute(
         select(Ticket.place_id, Ticket.category, func.count())
@@ -139,7 +142,34 @@ def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
         date_ = (start + timedelta(days=offset)).date()
         trend.append((date_, per_day.get(date_, 0)))
     peak = max((n for _d, n in trend), default=0) or 1
+    by_kind = dict(
+        session.execute(
+            select(Ticket.kind, func.count())
+            .where(visible, Ticket.status.in_(OPEN_STATUSES))
+            .group_by(Ticket.kind)
+        )
+        .tuples()
+        .all()
+    )
+    psea_open = None
+    if viewer.sees_psea:
+        psea_open = int(
+            session.scalar(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    viewer.psea_ticket_clause(),
+                    real_tickets_clause(),
+                    Ticket.status.in_(OPEN_STATUSES),
+                )
+            )
+            or 0
+        )
     return {
+        "kinds": [k for k in TicketKind if k != TicketKind.PSEA],
+        "open_by_kind": {k.value: n for k, n in by_kind.items()},
+        "psea_open": psea_open,
+        "psea_admin": psea_admin_totals(session, viewer),
         "matrix_rows": rows,
         "region_names": region_names,
         "categories": categories,
@@ -172,6 +202,7 @@ EXPORT_COLUMNS = (
     "reference",
     "created_at",
     "status",
+    "kind",
     "category",
     "priority",
     "source",
@@ -190,7 +221,9 @@ def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator
     regions = region_of_places(session)
     statement = (
         queue_statement(session, filters, viewer)
-        .where(real_tickets_clause())
+        # PSEA cases never leave in a file, whoever downloads it: a spreadsheet is copied,
+        # mailed and forgotten (issue 15).
+        .where(real_tickets_clause(), not_(psea_clause()))
         .limit(EXPORT_ROW_LIMIT)
     )
     batch: list[Ticket] = []
@@ -206,6 +239,7 @@ def _export_rows(session: Session, request: Request, viewer: Viewer) -> Iterator
                     out.reference,
                     out.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
                     out.status.value,
+                    out.kind.value,
                     out.category.value,
                     out.priority.value,
                     out.source.value,
@@ -304,7 +338,7 @@ def _suppress(count: int) -> str:
 
 def hxl_aggregate(session: Session, viewer: Viewer) -> list[list[str]]:
     regions = region_of_places(session)
-    visible = and_(viewer.ticket_clause(), real_tickets_clause())
+    visible = and_(viewer.ticket_clause(), real_tickets_clause(), not_(psea_clause()))
     totals = session.execute(
         select(
             Ticket.place_id,

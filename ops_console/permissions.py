@@ -17,6 +17,14 @@ not listed, not counted (pages show one anonymous total), and fetching one by re
 tickets it holds the reference of (the bot fills in a protection report step by step) and read
 the status of a sender's own tickets, but cannot list or read protection content.
 
+PSEA tickets (``Ticket.kind == psea``: sexual exploitation and abuse by an aid worker) are
+stricter still: visible only to the members of the PSEA focal-point team they are routed to
+(``Team.handles_psea``), whatever their role — not to supervisors, not to protection officers
+(unless an administrator set ``DEME_PSEA_SHARE_WITH_PROTECTION``), not to admins. Everyone
+else gets 404 for their references and they are in no list, count or search; administrators
+see one number (open PSEA cases, and those waiting for a PSEA team), never a place or a
+reference, so that a response without focal points cannot lose them unnoticed.
+
 What belongs to a ticket is filtered exactly like the ticket, on every path (API, pages):
 - messages (``Viewer.message_clause``): a message linked to a ticket (``Message.ticket_id``:
   the bot's replies and the sender's messages of that conversation are linked by the
@@ -39,12 +47,12 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    true,
 )
 from sqlalchemy.orm import Session
 
+from core.settings import get_settings
 from models.audit import AuditLog
-from models.enums import TicketCategory, UserRole
+from models.enums import TicketCategory, TicketKind, UserRole
 from models.messages import Message
 from models.teams import TeamMember
 from models.tickets import Ticket, TicketEvent
@@ -161,6 +169,19 @@ def is_protection(ticket: Ticket) -> bool:
     return bool(ticket.sensitive) or ticket.category == TicketCategory.PROTECTION
 
 
+def psea_clause() -> ColumnElement[bool]:
+    """True for PSEA tickets (``tickets.kind``, indexed)."""
+    return Ticket.kind == TicketKind.PSEA
+
+
+def is_psea(ticket: Ticket) -> bool:
+    return ticket.kind == TicketKind.PSEA
+
+
+def _psea_shared_with_protection() -> bool:
+    return get_settings().psea_share_with_protection
+
+
 def created_by(session: Session, ticket: Ticket, user: User) -> bool:
     """Whether ``user`` (a service account, through any of its tokens) created ``ticket``:
     the actor of its "created" timeline event."""
@@ -181,13 +202,24 @@ def created_by(session: Session, ticket: Ticket, user: User) -> bool:
 class Viewer:
     """A user plus what is needed to decide visibility without a query per ticket."""
 
-    def __init__(self, user: User, team_ids: frozenset[int]) -> None:
+    def __init__(
+        self, user: User, team_ids: frozenset[int], psea_team_ids: frozenset[int] = frozenset()
+    ) -> None:
         self.user = user
         self.team_ids = team_ids
+        # The PSEA focal-point teams this person belongs to: the PSEA cases they may see.
+        self.psea_team_ids = psea_team_ids if user.role != UserRole.SERVICE else frozenset()
 
     @classmethod
     def load(cls, session: Session, user: User) -> Viewer:
-        return cls(user, user_team_ids(session, user) if team_scoped(user) else frozenset())
+        from tickets.psea import psea_team_ids_of
+
+        return cls(
+            user,
+            user_team_ids(session, user) if team_scoped(user) else frozenset(),
+            # Machines never see a PSEA case: no query for the bot's every call.
+            psea_team_ids_of(session, user.id) if user.role != UserRole.SERVICE else frozenset(),
+        )
 
     @property
     def role(self) -> UserRole:
@@ -200,11 +232,19 @@ class Viewer:
     def sees_protection(self) -> bool:
         return sees_protection(self.user)
 
-    def ticket_clause(self) -> ColumnElement[bool]:
-        """The SQL condition for tickets this viewer may list, count or open."""
-        if not self.can(Capability.TICKETS_READ):
-            return false()
-        clause: ColumnElement[bool] = true()
+    @property
+    def sees_psea(self) -> bool:
+        """Whether any PSEA case may be visible to this viewer (a PSEA focal point, or a
+        protection officer when an administrator shares PSEA cases with protection)."""
+        return bool(self.psea_team_ids) or (self.sees_protection and _psea_shared_with_protection())
+
+    @property
+    def sees_sensitive(self) -> bool:
+        """Whether some sensitive (unindexed) tickets are visible: search decrypts them."""
+        return self.sees_protection or self.sees_psea
+
+    def _non_psea_clause(self) -> ColumnElement[bool]:
+        clause: ColumnElement[bool] = not_(psea_clause())
         if not self.sees_protection:
             clause = and_(clause, not_(protection_clause()))
         if team_scoped(self.user):
@@ -212,6 +252,24 @@ class Viewer:
                 return false()
             clause = and_(clause, Ticket.team_id.in_(sorted(self.team_ids)))
         return clause
+
+    def psea_ticket_clause(self) -> ColumnElement[bool]:
+        """The PSEA tickets this viewer may see: those routed to their PSEA team."""
+        if not self.can(Capability.TICKETS_READ):
+            return false()
+        if self.sees_protection and _psea_shared_with_protection():
+            return psea_clause()
+        if not self.psea_team_ids:
+            return false()
+        return and_(psea_clause(), Ticket.team_id.in_(sorted(self.psea_team_ids)))
+
+    def ticket_clause(self) -> ColumnElement[bool]:
+        """The SQL condition for tickets this viewer may list, count or open."""
+        if not self.can(Capability.TICKETS_READ):
+            return false()
+        if not self.sees_psea:
+            return self._non_psea_clause()
+        return or_(self._non_psea_clause(), self.psea_ticket_clause())
 
     def _ticket_visible(self, ticket_id: SQLColumnExpression[int | None]) -> ColumnElement[bool]:
         """True when the ticket with this id (a correlated column) is one this viewer sees."""
@@ -225,8 +283,15 @@ class Viewer:
         if team_scoped(self.user):
             return linked  # team members read only the conversations of their teams' tickets
         if self.sees_protection:
-            return or_(Message.ticket_id.is_(None), linked)
-        # Not linked (yet) to a ticket: part of a protection case when the sender has one.
+            if self.sees_psea:
+                return or_(Message.ticket_id.is_(None), linked)
+            # Not linked (yet): part of a PSEA case when the sender has one.
+            sender_has_psea_case = exists(
+                select(Ticket.id).where(Ticket.contact_id == Message.contact_id, psea_clause())
+            )
+            return or_(and_(Message.ticket_id.is_(None), not_(sender_has_psea_case)), linked)
+        # Not linked (yet) to a ticket: part of a protection case when the sender has one
+        # (a PSEA case is sensitive, so this covers it too).
         sender_has_protection_case = exists(
             select(Ticket.id).where(Ticket.contact_id == Message.contact_id, protection_clause())
         )
@@ -272,6 +337,10 @@ class Viewer:
     def may_see(self, ticket: Ticket) -> bool:
         if not self.can(Capability.TICKETS_READ):
             return False
+        if is_psea(ticket):
+            if self.sees_protection and _psea_shared_with_protection():
+                return True
+            return ticket.team_id is not None and ticket.team_id in self.psea_team_ids
         if is_protection(ticket) and not self.sees_protection:
             return False
         return not (team_scoped(self.user) and ticket.team_id not in self.team_ids)

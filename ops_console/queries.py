@@ -31,13 +31,14 @@ from models.contacts import Contact
 from models.enums import (
     PlaceKind,
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketSource,
     TicketStatus,
 )
 from models.places import Place
 from models.tickets import Ticket
-from ops_console.permissions import Viewer, protection_clause
+from ops_console.permissions import Viewer, protection_clause, psea_clause
 from tickets.references import normalize_reference
 
 OPEN_STATUSES = (
@@ -46,6 +47,7 @@ OPEN_STATUSES = (
     TicketStatus.ASSIGNED,
     TicketStatus.IN_PROGRESS,
     TicketStatus.WAITING,
+    TicketStatus.AWAITING_APPROVAL,
 )
 SLA_STATES = ("breached", "due_soon", "on_time")
 DUE_SOON = timedelta(hours=2)
@@ -78,6 +80,7 @@ class FilterError(ValueError):
 class TicketFilter:
     statuses: list[TicketStatus] = field(default_factory=list)
     categories: list[TicketCategory] = field(default_factory=list)
+    kinds: list[TicketKind] = field(default_factory=list)
     priorities: list[TicketPriority] = field(default_factory=list)
     sources: list[TicketSource] = field(default_factory=list)
     place: str | None = None  # a place code: the place and everything under it
@@ -95,6 +98,7 @@ class TicketFilter:
             (
                 self.statuses,
                 self.categories,
+                self.kinds,
                 self.priorities,
                 self.sources,
                 self.place,
@@ -186,7 +190,7 @@ def text_search_clause(
     if not words:
         return false()
     indexed = and_(*(Ticket.search_index.like(f"% {search_hash(word)} %") for word in words))
-    if not viewer.sees_protection:
+    if not viewer.sees_sensitive:
         return indexed
     # The summary is the description's first line (tickets.intake): decrypting the
     # description alone is enough, and halves the cost.
@@ -237,6 +241,8 @@ def filter_conditions(
         conditions.append(Ticket.status.in_(filters.statuses))
     if filters.categories:
         conditions.append(Ticket.category.in_(filters.categories))
+    if filters.kinds:
+        conditions.append(Ticket.kind.in_(filters.kinds))
     if filters.priorities:
         conditions.append(Ticket.priority.in_(filters.priorities))
     if filters.sources:
@@ -394,9 +400,39 @@ def hidden_protection_total(session: Session, viewer: Viewer) -> int | None:
     statement = (
         select(func.count())
         .select_from(Ticket)
-        .where(protection_clause(), Ticket.status.in_(OPEN_STATUSES), real_tickets_clause())
+        .where(
+            protection_clause(),
+            not_(psea_clause()),  # PSEA cases are counted for administrators only
+            Ticket.status.in_(OPEN_STATUSES),
+            real_tickets_clause(),
+        )
     )
     return int(session.scalar(statement) or 0)
+
+
+@dataclass(frozen=True)
+class PseaTotals:
+    open: int
+    unrouted: int  # waiting for a PSEA focal-point team (none exists, or it was deleted)
+
+
+def psea_admin_totals(session: Session, viewer: Viewer) -> PseaTotals | None:
+    """What an administrator knows of PSEA cases: two numbers, never a place, a date or a
+    reference — enough to see that cases exist and that a focal-point team must be set up
+    when some wait for one. None for everyone else (focal points see the cases themselves)."""
+    from models.enums import UserRole
+
+    if viewer.role != UserRole.ADMIN:
+        return None
+    open_psea = and_(psea_clause(), Ticket.status.in_(OPEN_STATUSES), real_tickets_clause())
+    total = session.scalar(select(func.count()).select_from(Ticket).where(open_psea)) or 0
+    unrouted = (
+        session.scalar(
+            select(func.count()).select_from(Ticket).where(open_psea, Ticket.team_id.is_(None))
+        )
+        or 0
+    )
+    return PseaTotals(open=int(total), unrouted=int(unrouted))
 
 
 # --- places ------------------------------------------------------------------------------

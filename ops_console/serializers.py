@@ -22,6 +22,7 @@ from models.enums import (
     MovementStatus,
     PlaceKind,
     TicketCategory,
+    TicketKind,
     TicketPriority,
     TicketSource,
     TicketStatus,
@@ -79,6 +80,7 @@ class TicketCreatedOut(BaseModel):
     reference: str
     status: TicketStatus
     category: TicketCategory
+    kind: TicketKind
     place: PlaceRef | None
     household_size: int | None
 
@@ -87,6 +89,9 @@ class TicketOut(BaseModel):
     reference: str
     status: TicketStatus
     category: TicketCategory
+    kind: TicketKind = Field(
+        description="need, complaint, positive_feedback, rumour, information_request or psea"
+    )
     priority: TicketPriority
     sensitive: bool
     source: TicketSource
@@ -260,6 +265,7 @@ class TicketLoader:
             reference=ticket.reference,
             status=ticket.status,
             category=ticket.category,
+            kind=ticket.kind,
             priority=ticket.priority,
             sensitive=ticket.sensitive,
             source=ticket.source,
@@ -296,6 +302,7 @@ class TicketLoader:
             reference=ticket.reference,
             status=ticket.status,
             category=ticket.category,
+            kind=ticket.kind,
             place=self.place_ref(ticket.place_id),
             household_size=self.household_size(ticket),
         )

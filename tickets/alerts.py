@@ -37,7 +37,7 @@ from core.locks import single_run
 from core.settings import Settings, get_settings
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.base import utcnow
-from models.enums import AlertKind, AlertStatus, TicketCategory, UserRole
+from models.enums import AlertKind, AlertStatus, TicketCategory, TicketKind, UserRole
 from models.outbox_relay import enqueue_after_commit, publish_committed
 from models.places import Place
 from models.teams import Team, TeamMember
@@ -87,9 +87,14 @@ def ticket_alert_text(
     url = settings.public_url
     restricted = is_restricted(ticket)
     deadline_label = translate(f"sla.{deadline}", lang) if deadline else ""
-    if restricted:
+    if ticket.kind == TicketKind.PSEA:
+        # Not even the reference: whoever reads a focal point's phone or mailbox learns
+        # nothing but that someone should log in (tickets.psea).
+        key = "alert.psea" if purpose == "new" else "alert.escalation_psea"
+        params: dict[str, object] = {"url": url}
+    elif restricted:
         key = "alert.restricted" if purpose == "new" else "alert.escalation_restricted"
-        params: dict[str, object] = {"reference": ticket.reference, "url": url}
+        params = {"reference": ticket.reference, "url": url}
     else:
         key = "alert.new" if purpose == "new" else "alert.escalation"
         params = {
@@ -216,8 +221,11 @@ def _alert_team_channels(
     return created
 
 
-def escalation_recipients(session: Session, team: Team | None) -> list[User]:
-    """The team lead(s) and every active supervisor, each once, by id."""
+def escalation_recipients(
+    session: Session, team: Team | None, *, leads_only: bool = False
+) -> list[User]:
+    """The team lead(s) and every active supervisor, each once, by id (``leads_only``: a
+    PSEA case, which no supervisor may know of)."""
     lead_ids: set[int] = set()
     if team is not None:
         if team.lead_user_id is not None:
@@ -233,7 +241,9 @@ def escalation_recipients(session: Session, team: Team | None) -> list[User]:
         select(User)
         .where(
             User.active.is_(True),
-            or_(User.id.in_(lead_ids), User.role == UserRole.SUPERVISOR),
+            User.id.in_(lead_ids)
+            if leads_only
+            else or_(User.id.in_(lead_ids), User.role == UserRole.SUPERVISOR),
         )
         .order_by(User.id)
     )
@@ -262,7 +272,7 @@ def create_escalation_alerts(
     if team_id is None:
         # Alerts belong to a team; without one, the breach is on the timeline and dashboard.
         return created
-    for user in escalation_recipients(session, team):
+    for user in escalation_recipients(session, team, leads_only=ticket.kind == TicketKind.PSEA):
         if not user.email:
             continue
         alert = _add_alert(
@@ -331,6 +341,8 @@ def redact_ticket_alerts(session: Session, ticket_ids: Iterable[int]) -> int:
         lang = _lang()
         params = {"reference": ticket.reference, "url": get_settings().public_url}
         key = "alert.restricted" if alert.reason == "new_ticket" else "alert.escalation_restricted"
+        if ticket.kind == TicketKind.PSEA:
+            key = "alert.psea" if alert.reason == "new_ticket" else "alert.escalation_psea"
         alert.subject = translate(f"{key}.subject", lang, **params)[:200]
         alert.body = translate(f"{key}.body", lang, **params)
         count += 1
@@ -412,7 +424,10 @@ def _claim(session: Session, alert_id: int, now: datetime) -> Delivery | None:
         subject=alert.subject,
         body=alert.body,
         reason=alert.reason,
-        reference=ticket.reference if ticket is not None else None,
+        # A PSEA alert names no case at all, not even in a webhook's JSON (tickets.psea).
+        reference=ticket.reference
+        if ticket is not None and ticket.kind != TicketKind.PSEA
+        else None,
         incident=incident.reference if incident is not None else None,
         created_at=alert.created_at,
     )

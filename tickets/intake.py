@@ -45,7 +45,14 @@ from sqlalchemy.orm import Session
 from core.db import get_sessionmaker
 from models.base import utcnow
 from models.contacts import Contact, Household
-from models.enums import Language, TicketCategory, TicketPriority, TicketSource, TicketStatus
+from models.enums import (
+    Language,
+    TicketCategory,
+    TicketKind,
+    TicketPriority,
+    TicketSource,
+    TicketStatus,
+)
 from models.messages import Message
 from models.outbox_relay import publish_committed
 from models.places import Place
@@ -55,6 +62,7 @@ from tickets import sla
 from tickets.alerts import create_ticket_alerts
 from tickets.erasure import erase_contact as _erase_contact
 from tickets.notifications import ACKNOWLEDGED_SOURCES, schedule_sender_notification
+from tickets.psea import PSEA_CATEGORY, PSEA_PRIORITY
 from tickets.references import new_reference
 from tickets.routing import OPEN_STATUSES, route_ticket
 from tickets.surges import attach_to_surge
@@ -200,6 +208,7 @@ def _record(
     source: TicketSource | str,
     contact: Contact | None,
     description: str | None,
+    kind: TicketKind | str | None = None,
     place_code: str | None,
     household_size: int | None,
     language: Language | str | None,
@@ -215,7 +224,9 @@ def _record(
 ) -> tuple[Ticket, TicketEvent]:
     """The record step (see the module docstring): the ticket and its "created" event."""
     moment = now or utcnow()
-    category = TicketCategory(category)
+    ticket_kind = TicketKind(kind) if kind else TicketKind.NEED
+    # A PSEA report is protection, sensitive and urgent whatever the creator sent (issue 15).
+    category = TicketCategory(category) if ticket_kind != TicketKind.PSEA else PSEA_CATEGORY
     source = TicketSource(source)
     lang = _language(language, contact)
     if contact is not None and contact.language is None and lang is not None:
@@ -224,6 +235,9 @@ def _record(
     place_unknown = bool(place_code) and place_id is None
     # Pure: priority from the words, protection always sensitive (issue 6), no SQL.
     result = triage(category, [description], sensitive=sensitive)
+    priority = result.priority
+    if ticket_kind == TicketKind.PSEA:
+        priority = PSEA_PRIORITY
     household = None
     if household_size is not None:
         household = _household_for(session, contact, size=household_size, place_id=place_id)
@@ -232,9 +246,10 @@ def _record(
         session,
         {
             "category": category,
-            "priority": result.priority,
+            "kind": ticket_kind,
+            "priority": priority,
             "status": TicketStatus.NEW,
-            "sensitive": result.sensitive,
+            "sensitive": result.sensitive or ticket_kind == TicketKind.PSEA,
             "source": source,
             "language": lang,
             "summary": _summary(description),
@@ -264,6 +279,7 @@ def _record(
         flush=False,  # flushed by record_ticket or by processing
         source=source.value,
         category=category.value,
+        ticket_kind=ticket_kind.value,
         priority=ticket.priority.value,
         sensitive=ticket.sensitive,
         signals=result.signals,
@@ -299,6 +315,7 @@ def record_ticket(
     source: TicketSource | str,
     contact: Contact | None = None,
     description: str | None = None,
+    kind: TicketKind | str | None = None,
     place_code: str | None = None,
     household_size: int | None = None,
     language: Language | str | None = None,
@@ -327,6 +344,7 @@ def record_ticket(
         source=source,
         contact=contact,
         description=description,
+        kind=kind,
         place_code=place_code,
         household_size=household_size,
         language=language,
@@ -498,6 +516,7 @@ def create_ticket(
     source: TicketSource | str,
     contact: Contact | None = None,
     description: str | None = None,
+    kind: TicketKind | str | None = None,
     place_code: str | None = None,
     household_size: int | None = None,
     language: Language | str | None = None,
@@ -527,6 +546,7 @@ def create_ticket(
         source=source,
         contact=contact,
         description=description,
+        kind=kind,
         place_code=place_code,
         household_size=household_size,
         language=language,

@@ -53,6 +53,7 @@ _STATUS_PROGRESS = {
     TicketStatus.ASSIGNED: 1,
     TicketStatus.IN_PROGRESS: 2,
     TicketStatus.WAITING: 2,
+    TicketStatus.AWAITING_APPROVAL: 2,
     TicketStatus.RESOLVED: 3,
     TicketStatus.CLOSED: 3,
 }

@@ -12,6 +12,12 @@ Among matching rules the MOST SPECIFIC wins. Specificity is compared lexicograph
 3. the rule's minimum priority (a "≥urgent" rule beats a "≥high" one, which beats no minimum);
 4. ties: the lowest rule id (the older rule), so the decision never depends on query order.
 No rule matching: the default team (``Team.is_default``, lowest id if several).
+
+PSEA reports (``Ticket.kind == psea``) bypass the rules: they go to the PSEA focal-point team
+(``Team.handles_psea``, lowest id), never to a sector, protection or default team — the
+allegation may concern any of them. With no such team they wait unrouted (administrators see
+a count and a warning), unless ``DEME_PSEA_SHARE_WITH_PROTECTION`` lets the rules route them
+like other protection tickets.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from sqlalchemy.orm.util import identity_key
 
 from core.settings import get_settings
 from models.base import utcnow
-from models.enums import TicketCategory, TicketPriority, TicketStatus
+from models.enums import TicketCategory, TicketKind, TicketPriority, TicketStatus
 from models.places import Place
 from models.routing import RoutingDecision, RoutingRule
 from models.teams import Team, TeamMember
@@ -43,6 +49,7 @@ OPEN_STATUSES = (
     TicketStatus.ASSIGNED,
     TicketStatus.IN_PROGRESS,
     TicketStatus.WAITING,
+    TicketStatus.AWAITING_APPROVAL,
 )
 
 
@@ -175,6 +182,15 @@ def describe_rule(session: Session, rule: RoutingRule) -> str:
 
 def find_route(session: Session, ticket: Ticket) -> tuple[RoutingRule | None, Team | None, str]:
     """The rule that matches ``ticket`` (or None), the team it goes to, and why."""
+    if ticket.kind == TicketKind.PSEA:
+        from tickets.psea import psea_teams
+
+        lang = _staff_language()
+        teams = psea_teams(session)
+        if teams:
+            return None, teams[0], translate("routing.reason.psea", lang, team=teams[0].name)
+        if not get_settings().psea_share_with_protection:
+            return None, None, translate("routing.reason.psea_none", lang)
     facts = TicketFacts(
         category=ticket.category,
         priority=ticket.priority,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from core.settings import get_settings
 from core.sqldialect import serialize_on
 from models.base import utcnow
-from models.enums import IncidentStatus, PlaceKind
+from models.enums import IncidentStatus, PlaceKind, TicketKind
 from models.outbox_relay import enqueue_after_commit
 from models.places import Place
 from models.tickets import Incident, Ticket
@@ -87,7 +87,9 @@ def attach_to_surge(
     - Otherwise, when this report makes ``surge_threshold`` reports within the window, an
       incident is opened with all of them and the team is alerted once.
     """
-    if ticket.incident_id is not None:
+    if ticket.incident_id is not None or ticket.kind == TicketKind.PSEA:
+        # A PSEA report is never grouped: an incident is seen (and counted, by place) by the
+        # protection team, and a PSEA case is the focal points' alone.
         return None
     anchor_id = grouping_place_id(session, ticket.place_id)
     if anchor_id is None:
@@ -120,6 +122,7 @@ def attach_to_surge(
         Ticket.category == ticket.category,
         Ticket.incident_id.is_(None),
         Ticket.merged_into_id.is_(None),
+        Ticket.kind != TicketKind.PSEA,
         Ticket.place_id.in_(select(_grouped_under(anchor_id).c.id)),
         Ticket.created_at >= window_start,
         Ticket.id != ticket.id,

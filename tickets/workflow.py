@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.enums import TicketCategory, TicketPriority, TicketStatus
+from models.enums import TicketCategory, TicketKind, TicketPriority, TicketStatus
 from models.routing import RoutingDecision
 from models.teams import Team, TeamMember
 from models.tickets import Ticket, TicketEvent
@@ -35,6 +35,7 @@ STATUS_STAMP = {
 RESPONDED_STATUSES = (
     TicketStatus.IN_PROGRESS,
     TicketStatus.WAITING,
+    TicketStatus.AWAITING_APPROVAL,
     TicketStatus.RESOLVED,
     TicketStatus.CLOSED,
 )
@@ -100,8 +101,10 @@ def change_priority(
 ) -> TicketEvent | None:
     """An operator's override; the due times follow the new priority's targets."""
     priority = TicketPriority(priority)
-    if ticket.priority == priority:
-        return None
+    if ticket.priority == priority or (
+        ticket.kind == TicketKind.PSEA and priority != TicketPriority.URGENT
+    ):
+        return None  # a PSEA case stays urgent (tickets.psea)
     previous = ticket.priority
     ticket.priority = priority
     bump_version(ticket)
@@ -131,8 +134,10 @@ def change_category(
     """Re-categorise. Protection makes it sensitive (never undone automatically: what was
     said stays said). With ``reroute`` the routing rules run again for the new category."""
     category = TicketCategory(category)
-    if ticket.category == category:
-        return None
+    if ticket.category == category or (
+        ticket.kind == TicketKind.PSEA and category != TicketCategory.PROTECTION
+    ):
+        return None  # a PSEA case stays protection (tickets.psea)
     moment = now or utcnow()
     previous = ticket.category
     ticket.category = category
@@ -316,3 +321,160 @@ def record_reply(
         now=moment,
         message_id=message_id,
     )
+
+
+# --- closing a sensitive or PSEA case: a second person approves (issue 15) ------------------
+
+CLOSING_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+def needs_closure_approval(ticket: Ticket) -> bool:
+    """Protection (sensitive) and PSEA cases are closed only with a lead's approval."""
+    return bool(ticket.sensitive) or ticket.category == TicketCategory.PROTECTION
+
+
+def closure_approvers(session: Session, ticket: Ticket) -> frozenset[int]:
+    """Who may approve closing ``ticket``: the leads of the team it is routed to (for a PSEA
+    case, the PSEA focal-point team: its lead is the PSEA focal lead). Supervisors do not see
+    these cases, so the team's lead stands for them."""
+    if ticket.team_id is None:
+        return frozenset()
+    team = session.get(Team, ticket.team_id)
+    leads = set(
+        session.scalars(
+            select(TeamMember.user_id).where(
+                TeamMember.team_id == ticket.team_id, TeamMember.is_lead.is_(True)
+            )
+        )
+    )
+    if team is not None and team.lead_user_id is not None:
+        leads.add(team.lead_user_id)
+    return frozenset(leads)
+
+
+def pending_closure(session: Session, ticket: Ticket) -> TicketEvent | None:
+    """The "closure_requested" event of a ticket awaiting approval (None otherwise)."""
+    if ticket.status != TicketStatus.AWAITING_APPROVAL:
+        return None
+    return session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "closure_requested")
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+class ClosureRefused(ValueError):
+    """Closing cannot happen as asked (``reason``: a short code the caller words)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def close_with_approval(
+    session: Session,
+    ticket: Ticket,
+    status: TicketStatus,
+    *,
+    actor_label: str,
+    actor_user_id: int | None,
+    notify: bool = True,
+    now: datetime | None = None,
+) -> str:
+    """A person asks to resolve or close a case that needs approval. Returns "requested"
+    (the ticket now awaits approval) or "approved" (this person approves a pending request:
+    the ticket moves to the status first asked for). Raises ``ClosureRefused`` when the
+    requester asks again (a second person must approve)."""
+    moment = now or utcnow()
+    pending = pending_closure(session, ticket)
+    if pending is not None:
+        requester = pending.actor_user_id
+        if actor_user_id is not None and actor_user_id == requester:
+            raise ClosureRefused("second_person")
+        if actor_user_id is None or actor_user_id not in closure_approvers(session, ticket):
+            raise ClosureRefused("not_approver")
+        requested = TicketStatus(str(pending.data.get("requested") or status.value))
+        record_event(
+            session,
+            ticket,
+            "closure_approved",
+            actor_label=actor_label,
+            actor_user_id=actor_user_id,
+            now=moment,
+            requested=requested.value,
+            request_event_id=pending.id,
+        )
+        change_status(
+            session,
+            ticket,
+            requested,
+            actor_label=actor_label,
+            actor_user_id=actor_user_id,
+            notify=notify,
+            now=moment,
+        )
+        return "approved"
+    change_status(
+        session,
+        ticket,
+        TicketStatus.AWAITING_APPROVAL,
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        notify=False,
+        now=moment,
+    )
+    record_event(
+        session,
+        ticket,
+        "closure_requested",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        requested=status.value,
+    )
+    return "requested"
+
+
+def change_kind(
+    session: Session,
+    ticket: Ticket,
+    kind: TicketKind,
+    *,
+    actor_label: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+) -> TicketEvent | None:
+    """Re-classify the kind of feedback. To PSEA: protection, sensitive, urgent, and routed
+    again — to the PSEA focal points only (the team it was with loses sight of it)."""
+    kind = TicketKind(kind)
+    if ticket.kind == kind:
+        return None
+    moment = now or utcnow()
+    previous = ticket.kind
+    if kind == TicketKind.PSEA:
+        from tickets.psea import make_psea
+
+        make_psea(ticket)
+    else:
+        ticket.kind = kind
+    bump_version(ticket)
+    event = record_event(
+        session,
+        ticket,
+        "kind_changed",
+        actor_label=actor_label,
+        actor_user_id=actor_user_id,
+        now=moment,
+        old=previous.value,
+        new=kind.value,
+    )
+    if TicketKind.PSEA in (kind, previous):
+        if ticket.assignee_id is not None:
+            assign(session, ticket, None, actor_label=actor_label, now=moment, notify=False)
+        previous_team = ticket.team_id
+        sla.apply_targets(session, ticket)
+        route_ticket(session, ticket, actor_label=actor_label, now=moment)
+        if ticket.team_id != previous_team:
+            _after_team_change(session, ticket, actor_label, actor_user_id, moment)
+    return event

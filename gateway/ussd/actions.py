@@ -32,7 +32,7 @@ from gateway.ussd.engine import Action, Flow, MenuEngine, MenuState
 from gateway.ussd.store import CallerKey
 from models.base import utcnow
 from models.contacts import Contact
-from models.enums import Language, TicketCategory, TicketSource
+from models.enums import Language, TicketCategory, TicketKind, TicketSource
 from models.ussd import UssdSession
 
 log = logging.getLogger(__name__)
@@ -273,9 +273,11 @@ def _perform(
         when = str(data["when"]) if callback_ok and data.get("when") else None
         # Recorded now, processed by the worker (as every path here): the team's alert, which
         # carries the reference only, leaves from there; a protection sender gets no SMS.
+        psea = bool(data.get("psea"))
         ticket = intake.record_ticket(
             session,
             category=TicketCategory.PROTECTION,
+            kind=TicketKind.PSEA if psea else None,
             source=TicketSource.USSD,
             contact=contact,
             language=language,
@@ -284,6 +286,11 @@ def _perform(
             callback_time=when,
             actor_label=ACTOR_LABEL,
         )
+        if psea:
+            from core.settings import get_settings
+
+            hours = get_settings().psea_first_contact_hours
+            return engine.end(language, "end.psea", ref=ticket.reference, hours=hours), ticket.id
         if when is not None:
             from gateway.ussd.i18n import translate
 

@@ -39,6 +39,9 @@ class Screen(StrEnum):
     RESUME = "resume"
     MAIN = "main"
     HELP = "help"
+    # "Safety": about the caller, or about a person working for an organisation (PSEA,
+    # worded so that a screen read over the shoulder names nothing).
+    PROTECTION_TOPIC = "prot_topic"
     PROTECTION_SAFE = "prot_safe"
     PROTECTION_WHEN = "prot_when"
     STOP = "stop"
@@ -296,7 +299,7 @@ class MenuEngine:
         if token == "2":
             return self._go(state, Screen.HELP)
         if token == "3":
-            return self._go(state, Screen.PROTECTION_SAFE, flow=Flow.PROTECTION.value)
+            return self._go(state, Screen.PROTECTION_TOPIC, flow=Flow.PROTECTION.value)
         if token == "4":
             return Step(action=Action.STATUS)
         if token == "5":
@@ -310,6 +313,13 @@ class MenuEngine:
         if category is None:
             return Step(notice="notice.invalid")
         return self._go(state, Screen.PLACE_MODE, flow=Flow.HELP.value, cat=category.value)
+
+    def _on_prot_topic(self, state: MenuState, token: str) -> Step:
+        if token == "1":
+            return self._go(state, Screen.PROTECTION_SAFE)
+        if token == "2":
+            return self._go(state, Screen.PROTECTION_SAFE, psea=True)
+        return Step(notice="notice.invalid")
 
     def _on_prot_safe(self, state: MenuState, token: str) -> Step:
         if token == "1":
@@ -440,6 +450,8 @@ class MenuEngine:
             return translate("main", language)
         if screen is Screen.HELP:
             return translate("help.menu", language)
+        if screen is Screen.PROTECTION_TOPIC:
+            return translate("prot.topic", language)
         if screen is Screen.PROTECTION_SAFE:
             return translate("prot.safe", language)
         if screen is Screen.PROTECTION_WHEN:

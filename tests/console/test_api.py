@@ -45,7 +45,8 @@ def test_bot_creates_a_ticket_with_the_contract_shape(client: Any, world: World,
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"reference", "status", "category", "place", "household_size"}
+    assert set(body) == {"reference", "status", "category", "kind", "place", "household_size"}
+    assert body["kind"] == "need"
     assert body["reference"].startswith("T-")
     assert body["category"] == "wash"
     assert body["place"]["name"].startswith("S")  # Sévaré, resolved by the gazetteer

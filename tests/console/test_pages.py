@@ -236,7 +236,7 @@ def test_exports(browser_client: Any, world: World, db: Any) -> None:
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0][0] == "reference" and len(rows) == 7
-    assert all(row[3] == "wash" for row in rows[1:])
+    assert all(row[3] == "need" and row[4] == "wash" for row in rows[1:])
     assert all(not row[-1].startswith("=") for row in rows[1:])
     assert "+2237620000" not in response.text
     xlsx = client.get("/exports/queue.xlsx")

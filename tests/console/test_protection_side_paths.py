@@ -256,7 +256,7 @@ def test_service_token_cannot_probe_references(client: Any, world: World, db: Se
     empty = client.patch(f"/api/v1/tickets/{own}", headers=service, json={})
     assert empty.status_code == 422
     assert empty.json()["detail"] == (
-        "empty update: give at least one of callback_ok, household_size, note, place"
+        "empty update: give at least one of callback_ok, household_size, kind, note, place"
     )
     done = client.patch(f"/api/v1/tickets/{own}", headers=service, json={"callback_ok": False})
     assert done.status_code == 200 and done.json()["reference"] == own

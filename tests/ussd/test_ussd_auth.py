@@ -36,7 +36,7 @@ def _victim_with_a_protection_request(client: Any) -> tuple[str, str]:
     victim = Phone(client)
     victim.dial()
     victim.send("3")  # English
-    end = victim.walk("3", "2")  # a protection concern, no call back
+    end = victim.walk("3", "1", "2")  # a protection concern (about them), no call back
     found = re.search(r"T-[0-9A-Z]{5}", end)
     victim.dial()
     status = victim.send("4")

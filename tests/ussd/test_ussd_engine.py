@@ -217,6 +217,8 @@ def test_typed_place_with_confirmation(engine: MenuEngine) -> None:
 def test_protection_path_asks_only_about_the_call_back(engine: MenuEngine) -> None:
     state = fresh(engine)
     feed_all(engine, state, "3")
+    assert state.screen is Screen.PROTECTION_TOPIC
+    feed_all(engine, state, "1")  # about the caller: an ordinary protection concern
     assert state.screen is Screen.PROTECTION_SAFE
     feed_all(engine, state, "1")
     assert state.screen is Screen.PROTECTION_WHEN
@@ -224,9 +226,21 @@ def test_protection_path_asks_only_about_the_call_back(engine: MenuEngine) -> No
     assert step.action is Action.PROTECTION
     assert state.data == {"flow": "prot", "callback": True, "when": "evening"}
     state = fresh(engine)
-    feed_all(engine, state, "3")
+    feed_all(engine, state, "3", "1")
     assert engine.feed(state, "2").action is Action.PROTECTION
     assert state.data == {"flow": "prot", "callback": False}
+
+
+def test_a_problem_with_a_person_working_for_an_organisation_is_psea(engine: MenuEngine) -> None:
+    state = fresh(engine)
+    feed_all(engine, state, "3", "2")  # "a person working for an organisation"
+    assert state.screen is Screen.PROTECTION_SAFE
+    assert engine.feed(state, "2").action is Action.PROTECTION
+    assert state.data == {"flow": "prot", "psea": True, "callback": False}
+    state = fresh(engine)
+    feed_all(engine, state, "3", "2", "1")
+    assert engine.feed(state, "2").action is Action.PROTECTION
+    assert state.data == {"flow": "prot", "psea": True, "callback": True, "when": "afternoon"}
 
 
 def test_resume_offers_to_continue_where_it_stopped(engine: MenuEngine) -> None:

@@ -163,12 +163,13 @@ def test_protection_is_discreet(
 ) -> None:
     phone = start(client, language)
     phone.send("3")
-    phone.walk(*inputs)
+    phone.walk("1", *inputs)  # about the caller
     after_choice = phone.screens[2:]  # from the screen that answers "3"
     assert after_choice[-1].startswith("END ")
     for screen in after_choice:
         assert not REVEALING.search(screen), screen
-    assert len(after_choice) == len(inputs) + 1  # no question beyond the call back
+    # No question beyond whom it is about and the call back.
+    assert len(after_choice) == len(inputs) + 2
     reference = re.search(r"T-[0-9A-Z]{5}", phone.screen)
     assert reference
     with session_scope() as session:
@@ -183,6 +184,35 @@ def test_protection_is_discreet(
     phone.dial()
     status = phone.send("4")
     assert reference.group(0) in status and not REVEALING.search(status)
+
+
+PSEA_REVEALING = re.compile(r"sex|sexe|abus|exploit|psea|coucher|sunogo", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("language", list(LANGUAGE_KEY))
+def test_a_problem_with_an_aid_worker_is_a_psea_case_said_discreetly(
+    client: Any, at_channel: int, places_seeded: None, language: Language
+) -> None:
+    from models.enums import TicketKind, TicketPriority
+
+    phone = start(client, language)
+    phone.send("3")
+    topic = phone.send("2")  # "a person working for an organisation"
+    end = phone.send("2")  # no call back
+    assert end.startswith("END ")
+    for screen in phone.screens[2:]:
+        assert not REVEALING.search(screen) and not PSEA_REVEALING.search(screen), screen
+    assert topic.startswith("CON ")
+    assert "24 h" in end  # when: within the promised time; and anonymity is offered
+    assert re.search(r"anonym|togo dogo", end, re.IGNORECASE), end
+    reference = re.search(r"T-[0-9A-Z]{5}", end)
+    assert reference
+    with session_scope() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.reference == reference.group(0)))
+        assert ticket is not None and ticket.kind is TicketKind.PSEA
+        assert ticket.category is TicketCategory.PROTECTION and ticket.sensitive is True
+        assert ticket.priority is TicketPriority.URGENT
+        assert ticket.callback_ok is False
 
 
 def test_status_lists_open_requests(client: Any, at_channel: int, places_seeded: None) -> None:

@@ -160,7 +160,7 @@ def test_a_ussd_protection_report_is_alerted_by_the_worker_with_the_reference_on
 ) -> None:
     phone = Phone(client)
     phone.dial()
-    end = phone.walk("3", "3", "1", "3")  # English, safety, call me back, in the evening
+    end = phone.walk("3", "3", "1", "1", "3")  # English, safety, about me, call back, evening
     found = REFERENCE.search(end)
     assert end.startswith("END ") and found, end
     reference = found.group(0)
