@@ -125,7 +125,7 @@ async def save_view(request: Request, page: PostPage) -> Response:
         return render(
             page,
             "queue.html",
-            {"saved_views": views, "query": query, "view_error": error},
+            {"saved_views": views, "view_error": error},
             block="saved_views",
             status_code=422,
         )
@@ -138,15 +138,14 @@ async def save_view(request: Request, page: PostPage) -> Response:
     return render(
         page,
         "queue.html",
-        {"saved_views": saved_views_of(session, viewer), "query": query, "view_error": None},
+        {"saved_views": saved_views_of(session, viewer), "view_error": None},
         block="saved_views",
     )
 
 
 @router.post("/queue/views/{view_id}/delete")
-async def delete_view(view_id: int, request: Request, page: PostPage) -> Response:
+def delete_view(view_id: int, page: PostPage) -> Response:
     viewer = page.require(Capability.TICKETS_READ)
-    form = await request.form()
     session = page.session
     # Someone else's view answers exactly like a view that does not exist.
     deleted = session.execute(
@@ -158,11 +157,7 @@ async def delete_view(view_id: int, request: Request, page: PostPage) -> Respons
     return render(
         page,
         "queue.html",
-        {
-            "saved_views": saved_views_of(session, viewer),
-            "query": form_text(form, "query", 2000),
-            "view_error": None,
-        },
+        {"saved_views": saved_views_of(session, viewer), "view_error": None},
         block="saved_views",
     )
 
@@ -292,51 +287,57 @@ def _apply_one(
     """One ticket, in its own savepoint: claimed from the version the person confirmed (the
     same optimistic lock as the ticket page), changed, one audit line. A refusal on one
     ticket leaves the others alone."""
-    with session.begin_nested() as savepoint:
-        claimed = session.execute(
-            update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.version == seen_version)
-            .values(version=Ticket.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            savepoint.rollback()
-            session.refresh(ticket)
-            return BulkResult(
-                ticket, False, N_("Someone else changed it after you confirmed: not changed.")
-            )
-        session.expire(ticket, ["version"])
-        try:
-            if bulk.action in ("assign", "assign_me"):
-                changed = actions.assign(session, ticket, viewer, bulk.assignee, notify=bulk.notify)
-            elif bulk.action == "status" and bulk.status is not None:
-                changed = actions.change_status(
-                    session, ticket, viewer, bulk.status, notify=bulk.notify
-                )
-            else:
-                actions.add_note(session, ticket, viewer, bulk.note)
-                changed = True
-        except actions.ActionError as exc:
-            savepoint.rollback()
-            session.refresh(ticket)
-            return BulkResult(ticket, False, exc.detail)
-        if not changed:
-            savepoint.rollback()
-            session.refresh(ticket)
-            return BulkResult(ticket, False, N_("Already so: not changed."))
-        record_audit(
-            session,
-            action="ticket.bulk_changed",
-            actor_label=viewer.user.username,
-            actor_user_id=viewer.user.id,
-            object_type="ticket",
-            object_id=ticket.id,
-            ticket_id=ticket.id,
-            change=bulk.action,
-            status=bulk.status.value if bulk.status else None,
-            assignee_id=bulk.assignee.id if bulk.assignee else None,
-        )
+    savepoint = session.begin_nested()
+    reason = _change_one(session, viewer, ticket, bulk, seen_version)
+    if reason is not None:
+        savepoint.rollback()
+        session.refresh(ticket)
+        return BulkResult(ticket, False, reason)
+    savepoint.commit()
     return BulkResult(ticket, True)
+
+
+def _change_one(
+    session: Session, viewer: Viewer, ticket: Ticket, bulk: BulkRequest, seen_version: int
+) -> str | None:
+    """The change and its audit line; None when done, else why nothing changed."""
+    claimed = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.version == seen_version)
+        .values(version=Ticket.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return N_("Someone else changed it after you confirmed: not changed.")
+    session.expire(ticket, ["version"])
+    try:
+        if bulk.action in ("assign", "assign_me"):
+            changed = actions.assign(session, ticket, viewer, bulk.assignee, notify=bulk.notify)
+        elif bulk.action == "status" and bulk.status is not None:
+            changed = actions.change_status(
+                session, ticket, viewer, bulk.status, notify=bulk.notify
+            )
+        else:
+            actions.add_note(session, ticket, viewer, bulk.note)
+            changed = True
+    except actions.ActionError as exc:
+        return exc.detail
+    if not changed:
+        return N_("Already so: not changed.")
+    record_audit(
+        session,
+        action="ticket.bulk_changed",
+        actor_label=viewer.user.username,
+        actor_user_id=viewer.user.id,
+        object_type="ticket",
+        object_id=ticket.id,
+        ticket_id=ticket.id,
+        change=bulk.action,
+        status=bulk.status.value if bulk.status else None,
+        assignee_id=bulk.assignee.id if bulk.assignee else None,
+    )
+    session.flush()
+    return None
 
 
 @router.post("/queue/bulk/apply")
