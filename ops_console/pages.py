@@ -43,7 +43,7 @@ from ops_console.forms import (
     parse_sort,
 )
 from ops_console.i18n import CONSOLE_LANGUAGES, N_
-from ops_console.pages_queue import latest_ticket_id, saved_views_of
+from ops_console.pages_queue import latest_ticket_id, remember_checked_session, saved_views_of
 from ops_console.permissions import Capability, Viewer, is_protection
 from ops_console.queries import (
     DEFAULT_SORT,
@@ -249,6 +249,7 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
         # An old bookmark or a hand-made URL: swap the number for a token at once.
         query = filter_query(request.query_params)
         return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
+    remember_checked_session(request)  # its live indicator may then ask cheaply
     default_view = is_default_view(request.query_params)
     errors: dict[str, str]
     if default_view:

@@ -226,7 +226,7 @@ def test_new_tickets_appear_without_reload(
     from models.enums import TicketPriority
 
     _set(db, urgent, priority=TicketPriority.URGENT)
-    page.wait_for_selector("#new-indicator .new-tickets", timeout=30_000)
+    page.wait_for_selector("#new-indicator .new-tickets", timeout=40_000)
     text = page.inner_text("#new-indicator")
     assert "1 nouveau ticket" in text and "1 urgent" in text and urgent.reference in text
     assert page.title() == "(1) " + title
