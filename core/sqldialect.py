@@ -105,3 +105,19 @@ def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
 def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses
     return f"date({compiler.process(column, **kw)})"
+
+
+def _sqlite_from_hint(self: Any, table: Any, hint_text: str) -> str:
+    return hint_text
+
+
+# SQLAlchemy's SQLite compiler drops table hints; SQLite's own hint is "INDEXED BY".
+sqlite.base.SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]
+
+
+def prefer_index(statement: Any, table: Any, index_name: str) -> Any:
+    """Have SQLite walk ``index_name`` for ``statement`` (``tickets INDEXED BY …``): without
+    statistics its planner may take another index and sort every match. PostgreSQL's planner
+    picks the index from its statistics: nothing is added there. Only for a statement whose
+    WHERE implies the index's predicate (SQLite refuses the query otherwise)."""
+    return statement.with_hint(table, f"INDEXED BY {index_name}", dialect_name="sqlite")
