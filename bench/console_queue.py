@@ -241,7 +241,11 @@ def main() -> int:
             )
         team_id = session.execute(text("SELECT id FROM teams ORDER BY id LIMIT 1")).scalar_one()
         some_reference = session.execute(
-            text("SELECT reference FROM tickets WHERE id = 424242")
+            # Ticket 424242 at a million; the middle one in a smaller run.
+            text(
+                "SELECT reference FROM tickets WHERE id >= "
+                "LEAST(424242, (SELECT max(id) FROM tickets) / 2) ORDER BY id LIMIT 1"
+            )
         ).scalar_one()
         session.commit()
 
@@ -266,7 +270,11 @@ def main() -> int:
     from ops_console.forms import filter_query
 
     cases = [
-        ("queue: no filter", "/queue"),
+        # The default view (issue 13): open · mine + unassigned, by first-response due
+        # time, on the partial index ix_tickets_open_due.
+        ("queue: default view (open, mine + unassigned, by due)", "/queue"),
+        ("queue: every ticket, newest first", "/queue?view=custom"),
+        ("queue: default view, as a link", "/queue?status=open&assignee=mine_or_none&sort=due"),
         ("queue: status=new", "/queue?status=new"),
         ("queue: health in Gao region (ML07)", "/queue?category=health&place=ML07"),
         ("queue: cercle + priority", "/queue?place=ML0701&priority=urgent"),
@@ -276,7 +284,7 @@ def main() -> int:
         # The phone filter is posted; the queue URL carries the opaque token it redirects to.
         ("queue: sender phone", "/queue?" + filter_query({"phone": "76123456"})),
         ("queue: reference search", f"/queue?q={some_reference}"),
-        ("queue: next page (keyset)", f"/queue?cursor={cursor.group(1)}"),
+        ("queue: default view, next page (keyset)", f"/queue?cursor={cursor.group(1)}"),
         ("queue: text search (common word)", "/queue?q=eau"),
         ("queue: text search (rare word)*", "/queue?q=introuvable"),
         ("dashboard", "/dashboard"),

@@ -127,3 +127,19 @@ def _week_start_sqlite(element: week_start, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses
     # 'weekday 0' moves to the next Sunday (or stays on one); six days back is its Monday.
     return f"date({compiler.process(column, **kw)}, 'weekday 0', '-6 days')"
+
+
+def _sqlite_from_hint(self: Any, table: Any, hint_text: str) -> str:
+    return hint_text
+
+
+# SQLAlchemy's SQLite compiler drops table hints; SQLite's own hint is "INDEXED BY".
+sqlite.base.SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]
+
+
+def prefer_index(statement: Any, table: Any, index_name: str) -> Any:
+    """Have SQLite walk ``index_name`` for ``statement`` (``tickets INDEXED BY …``): without
+    statistics its planner may take another index and sort every match. PostgreSQL's planner
+    picks the index from its statistics: nothing is added there. Only for a statement whose
+    WHERE implies the index's predicate (SQLite refuses the query otherwise)."""
+    return statement.with_hint(table, f"INDEXED BY {index_name}", dialect_name="sqlite")

@@ -29,7 +29,7 @@ from models.places import Place, PlaceAlias
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
 from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
-from models.users import ApiToken, LoginBackoff, User
+from models.users import ApiToken, LoginBackoff, SavedView, User
 from models.ussd import UssdSession
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "PlaceKind",
     "RoutingDecision",
     "RoutingRule",
+    "SavedView",
     "SlaTarget",
     "Team",
     "TeamMember",

@@ -34,6 +34,8 @@ FILTER_KEYS = (
     "to",
     "q",
     "phone_token",
+    "sort",
+    "view",  # "custom": the person chose these filters (no filter at all means "all")
 )
 
 # The sender's-phone filter never travels in a URL (access logs, proxies, browser history):
@@ -95,8 +97,16 @@ def parse_filters(
     params: QueryParams | ImmutableMultiDict[str, str],
 ) -> tuple[TicketFilter, dict[str, str]]:
     errors: dict[str, str] = {}
+    # "open" is one choice of the status list: any of the open statuses (the default view).
+    statuses = [value for value in params.getlist("status") if value != "open"]
     filters = TicketFilter(
-        statuses=_enum_list(params, "status", TicketStatus, errors),
+        statuses=_enum_list(
+            ImmutableMultiDict([("status", value) for value in statuses]),
+            "status",
+            TicketStatus,
+            errors,
+        ),
+        open_only="open" in params.getlist("status"),
         categories=_enum_list(params, "category", TicketCategory, errors),
         kinds=_enum_list(params, "kind", TicketKind, errors),
         priorities=_enum_list(params, "priority", TicketPriority, errors),
@@ -115,7 +125,7 @@ def parse_filters(
             errors["team"] = N_("Unknown value.")
     assignee = params.get("assignee") or ""
     if assignee:
-        if assignee in ("me", "none") or is_id(assignee):
+        if assignee in ("me", "none", "mine_or_none") or is_id(assignee):
             filters.assignee = assignee
         else:
             errors["assignee"] = N_("Unknown value.")
@@ -126,6 +136,31 @@ def parse_filters(
         else:
             errors["sla"] = N_("Unknown value.")
     return filters, errors
+
+
+def is_default_view(params: QueryParams | ImmutableMultiDict[str, str]) -> bool:
+    """No filter, no sort, no "custom" marker: the queue a shift starts from."""
+    return not any(params.get(key) for key in FILTER_KEYS)
+
+
+def default_view_filters() -> TicketFilter:
+    """The default view: open tickets that are the viewer's own or nobody's yet."""
+    return TicketFilter(open_only=True, assignee="mine_or_none")
+
+
+DEFAULT_VIEW_SORT = "due"
+
+
+def parse_sort(
+    params: QueryParams | ImmutableMultiDict[str, str], default: str, errors: dict[str, str]
+) -> str:
+    from ops_console.queries import SORTS
+
+    value = params.get("sort") or default
+    if value not in SORTS:
+        errors["sort"] = N_("Unknown value.")
+        return default
+    return value
 
 
 def filter_query(
@@ -153,6 +188,13 @@ def filter_query(
         elif key in FILTER_KEYS:
             pairs.append((key, value))
     return urlencode(pairs)
+
+
+def parse_qs_pairs(query: str) -> ImmutableMultiDict[str, str]:
+    """A query string this module wrote, read back (to derive links from it)."""
+    from urllib.parse import parse_qsl
+
+    return ImmutableMultiDict(parse_qsl(query, keep_blank_values=False))
 
 
 def form_text(form: ImmutableMultiDict[str, object], key: str, limit: int = 5000) -> str:

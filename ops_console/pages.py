@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import ImmutableMultiDict
@@ -33,14 +33,25 @@ from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
 from models.users import User
 from ops_console import actions, auth
 from ops_console.canned import canned_replies
-from ops_console.deps import QueryId
-from ops_console.forms import filter_query, form_text, parse_filters
+from ops_console.forms import (
+    DEFAULT_VIEW_SORT,
+    default_view_filters,
+    filter_query,
+    form_text,
+    is_default_view,
+    parse_filters,
+    parse_qs_pairs,
+    parse_sort,
+)
 from ops_console.i18n import CONSOLE_LANGUAGES, N_
+from ops_console.pages_queue import latest_ticket_id, remember_checked_session, saved_views_of
 from ops_console.permissions import Capability, Viewer, is_protection, is_psea
 from ops_console.queries import (
+    DEFAULT_SORT,
     FilterError,
-    count_newer,
+    count_matching,
     hidden_protection_total,
+    next_due,
     place_choices,
     queue_page,
     sla_state,
@@ -223,6 +234,7 @@ _FILTER_LABELS = {
     "category": N_("Category"),
     "priority": N_("Priority"),
     "source": N_("Channel"),
+    "sort": N_("Order"),
     "from": N_("From"),
     "to": N_("To"),
 }
@@ -249,38 +261,62 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
         # An old bookmark or a hand-made URL: swap the number for a token at once.
         query = filter_query(request.query_params)
         return RedirectResponse("/queue" + ("?" + query if query else ""), status_code=303)
-    filters, errors = parse_filters(request.query_params)
+    remember_checked_session(request)  # its live indicator may then ask cheaply
+    default_view = is_default_view(request.query_params)
+    errors: dict[str, str]
+    if default_view:
+        # A shift starts from what needs an answer first: open, mine or nobody's, by the
+        # first-response due time.
+        filters, errors = default_view_filters(), {}
+        sort = DEFAULT_VIEW_SORT
+    else:
+        filters, errors = parse_filters(request.query_params)
+        sort = parse_sort(request.query_params, DEFAULT_SORT, errors)
     session = page.session
     tickets: list[Ticket] = []
     next_cursor: str | None = None
+    total: int | None = None
     try:
         # Run even when the form already found a problem: every unusable filter (a place
         # code no longer known, a number that is no number) is reported at once.
-        result = queue_page(session, filters, viewer, cursor=cursor)
+        result = queue_page(session, filters, viewer, cursor=cursor, sort=sort)
     except FilterError as exc:
         for field in exc.problems:
             if field != "cursor":
                 errors[field] = _FILTER_PROBLEMS.get(field, N_("Unknown value."))
         result = None
         if set(exc.problems) == {"cursor"} and not errors:
-            result = queue_page(session, filters, viewer, cursor=None)  # a stale link
+            result = queue_page(session, filters, viewer, cursor=None, sort=sort)  # stale link
     if result is not None and not errors:
         tickets, next_cursor = result.tickets, result.next_cursor
+        if cursor is None:
+            total = count_matching(session, filters, viewer)
     # An unusable filter is said above the list, which then stays empty: showing every
     # ticket as if the filter had applied would mislead (the phone typed matched "all").
     loader = TicketLoader(session).load(tickets)
-    newest_id = session.scalar(select(func.max(Ticket.id)).where(viewer.ticket_clause())) or 0
+    query = (
+        filter_query({"status": "open", "assignee": "mine_or_none", "sort": sort})
+        if default_view
+        else filter_query(request.query_params)
+    )
     context = {
         "tickets": tickets,
         "loader": loader,
         "sla_state": sla_state,
+        "next_due": next_due,
+        "now": utcnow(),
         "next_cursor": next_cursor,
         "filter_labels": _FILTER_LABELS,
         "filters": filters,
         "params": request.query_params,
         "errors": errors,
-        "query": filter_query(request.query_params),
-        "newest_id": newest_id,
+        "query": query,
+        "sort": sort,
+        "sort_query": filter_query(parse_qs_pairs(query), drop=("sort", "cursor")),
+        "total": total,
+        "default_view": default_view,
+        "saved_views": saved_views_of(session, viewer),
+        "newest_id": latest_ticket_id(session),
         "hidden_total": hidden_protection_total(session, viewer),
         "first_page": cursor is None,
         **_queue_choices(page),
@@ -290,23 +326,6 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
     target = request.headers.get("hx-target") if is_htmx(request) else None
     block = {"results": "results", "more": "rows"}.get(target or "")
     return render(page, "queue.html", context, block=block)
-
-
-@router.get("/queue/new")
-def queue_new(request: Request, page: PageCtx, since: QueryId = 0) -> Response:
-    """The live indicator, polled by htmx every 20 s: one COUNT on an index, a tiny answer."""
-    viewer = page.require(Capability.TICKETS_READ)
-    filters, _errors = parse_filters(request.query_params)
-    try:
-        newer = count_newer(page.session, filters, viewer, since)
-    except FilterError:
-        newer = 0
-    return render(
-        page,
-        "queue.html",
-        {"newer": newer, "newest_id": since, "query": filter_query(request.query_params)},
-        block="new_indicator",
-    )
 
 
 @router.get("/bot-status")
@@ -419,6 +438,12 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         ),
         "canned": canned_replies(),
         "reply_languages": [language.value for language in Language],
+        # Canned replies in the person's language when it is known, else in every language.
+        "canned_languages": (
+            [ticket.language.value]
+            if ticket.language is not None
+            else [language.value for language in Language]
+        ),
         "protection": is_protection(ticket),
         "psea": is_psea(ticket),
         # Every kind, PSEA included: anyone who reads a report may recognise PSEA and hand
@@ -830,6 +855,31 @@ def ticket_presence(reference: str, page: PostPage) -> Response:
     )
 
 
+@router.get("/tickets/{reference}/messages/{message_id}/delivery")
+def ticket_message_delivery(reference: str, message_id: int, page: PageCtx) -> Response:
+    """One outbound SMS's delivery status, polled by the ticket page while it may change:
+    one lookup by primary key, filtered like the conversation (the ticket, the viewer)."""
+    from models.enums import MessageDirection
+    from models.messages import Message
+
+    viewer, ticket = _load_ticket(page, reference)
+    message = page.session.scalar(
+        select(Message).where(
+            Message.id == message_id,
+            # The conversation shows the sender's messages, linked to the ticket or not yet.
+            or_(
+                Message.ticket_id == ticket.id,
+                and_(Message.ticket_id.is_(None), Message.contact_id == ticket.contact_id),
+            ),
+            Message.direction == MessageDirection.OUTBOUND,
+            viewer.message_clause(),
+        )
+    )
+    if message is None:
+        raise HTTPException(404)
+    return render(page, "_delivery.html", {"item": message, "reference": ticket.reference})
+
+
 @router.post("/tickets/{reference}/reveal")
 def ticket_reveal(reference: str, page: PostPage) -> Response:
     """Show the clear number (to call back): an audited action, answered as a fragment."""
@@ -850,9 +900,11 @@ def _register_subrouters() -> None:
         pages_calls,
         pages_delivery,
         pages_displacement,
+        pages_queue,
         pages_reports,
     )
 
+    router.include_router(pages_queue.router)
     router.include_router(pages_calls.router)
     router.include_router(pages_displacement.router)
     router.include_router(pages_delivery.router)

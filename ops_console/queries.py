@@ -7,6 +7,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -14,17 +15,17 @@ from sqlalchemy import (
     and_,
     false,
     func,
-    literal,
+    literal_column,
     not_,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.orm import Session, aliased
 
 from core.crypto import lookup_hash, search_hash
 from core.phones import InvalidPhoneNumber, normalize_phone
 from core.sanitize import parse_id
+from core.sqldialect import prefer_index
 from core.textfold import folded_words
 from models.base import utcnow
 from models.contacts import Contact
@@ -37,7 +38,7 @@ from models.enums import (
     TicketStatus,
 )
 from models.places import Place
-from models.tickets import Ticket
+from models.tickets import OPEN_STATUS_VALUES, Ticket
 from ops_console.permissions import Viewer, protection_clause, psea_clause
 from tickets.references import normalize_reference
 
@@ -92,6 +93,7 @@ class TicketFilter:
     q: str | None = None  # a reference, or words of the description
     phone: str | None = None  # the sender's number, any format people type
     sender: str | None = None  # the sender's opaque id (Contact.public_id)
+    open_only: bool = False  # status "open": any of OPEN_STATUSES (the default view)
 
     def is_empty(self) -> bool:
         return not any(
@@ -110,6 +112,7 @@ class TicketFilter:
                 self.q,
                 self.phone,
                 self.sender,
+                self.open_only,
             )
         )
 
@@ -237,6 +240,8 @@ def filter_conditions(
     """The WHERE conditions for ``filters`` as seen by ``viewer`` (visibility always first)."""
     conditions: list[ColumnElement[bool]] = [viewer.ticket_clause()]
     problems: dict[str, str] = {}
+    if filters.open_only:
+        conditions.append(open_clause())
     if filters.statuses:
         conditions.append(Ticket.status.in_(filters.statuses))
     if filters.categories:
@@ -259,10 +264,14 @@ def filter_conditions(
             conditions.append(Ticket.assignee_id.is_(None))
         elif filters.assignee == "me":
             conditions.append(Ticket.assignee_id == viewer.user.id)
+        elif filters.assignee == "mine_or_none":
+            conditions.append(
+                or_(Ticket.assignee_id == viewer.user.id, Ticket.assignee_id.is_(None))
+            )
         elif (assignee_id := parse_id(filters.assignee)) is not None:
             conditions.append(Ticket.assignee_id == assignee_id)
         else:
-            problems["assignee"] = "must be a user id, 'me' or 'none'"
+            problems["assignee"] = "must be a user id, 'me', 'none' or 'mine_or_none'"
     if filters.sla:
         try:
             conditions.append(sla_clause(filters.sla, utcnow()))
@@ -302,17 +311,39 @@ def filter_conditions(
     return conditions
 
 
-def encode_cursor(ticket: Ticket) -> str:
-    raw = f"{ticket.created_at.isoformat()}|{ticket.id}".encode()
+# The queue's orders: (column, newest-or-latest first?). Each walks an index: created_at on
+# ``ix_tickets_created_at_id``, the first-response due time on ``ix_tickets_open_due`` (the
+# default view, open tickets only) — no order makes the database sort the whole table.
+SORTS: dict[str, tuple[str, bool]] = {
+    "due": ("first_response_due_at", False),
+    "-due": ("first_response_due_at", True),
+    "created": ("created_at", False),
+    "-created": ("created_at", True),
+}
+DEFAULT_SORT = "-created"
+
+
+def open_clause() -> ColumnElement[bool]:
+    """Open tickets, with the statuses written literally so the planner (PostgreSQL and
+    SQLite) matches the partial index ``ix_tickets_open_due`` (a bound parameter would not)."""
+    return Ticket.status.in_([literal_column(f"'{value}'") for value in OPEN_STATUS_VALUES])
+
+
+def encode_cursor(ticket: Ticket, sort: str = DEFAULT_SORT) -> str:
+    column, _descending = SORTS[sort]
+    value: datetime | None = getattr(ticket, column)
+    raw = f"{sort}|{value.isoformat() if value else ''}|{ticket.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: str, sort: str = DEFAULT_SORT) -> tuple[datetime | None, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, _, ident = base64.urlsafe_b64decode(padded).decode().partition("|")
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None:
+        made_for, moment_text, ident = base64.urlsafe_b64decode(padded).decode().split("|")
+        if made_for != sort:
+            raise ValueError("another order")
+        moment = datetime.fromisoformat(moment_text) if moment_text else None
+        if moment is not None and moment.tzinfo is None:
             raise ValueError("naive")
         value = parse_id(ident)
         if value is None:
@@ -320,6 +351,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         return moment, value
     except (ValueError, UnicodeDecodeError) as exc:
         raise FilterError("cursor", "not a cursor this server gave out") from exc
+
+
+def _after_cursor(sort: str, moment: datetime | None, ident: int) -> ColumnElement[bool]:
+    """The rows after (moment, ident) in ``sort``'s order. Missing times (a ticket with no
+    first-response target) come last when ascending, first when descending: exactly the
+    order of a forward or backward walk of the index on both databases."""
+    name, descending = SORTS[sort]
+    column = getattr(Ticket, name)
+    if not descending:
+        if moment is None:
+            return and_(column.is_(None), Ticket.id > ident)
+        return or_(column > moment, and_(column == moment, Ticket.id > ident), column.is_(None))
+    if moment is None:
+        return or_(and_(column.is_(None), Ticket.id < ident), column.is_not(None))
+    return or_(column < moment, and_(column == moment, Ticket.id < ident))
+
+
+def _order_by(sort: str) -> tuple[Any, ...]:
+    name, descending = SORTS[sort]
+    column = getattr(Ticket, name)
+    if descending:
+        return (column.desc().nulls_first(), Ticket.id.desc())
+    return (column.asc().nulls_last(), Ticket.id.asc())
 
 
 @dataclass
@@ -346,27 +400,36 @@ def real_households_clause() -> ColumnElement[bool]:
 
 
 def queue_statement(
-    session: Session, filters: TicketFilter, viewer: Viewer, *, cursor: str | None = None
+    session: Session,
+    filters: TicketFilter,
+    viewer: Viewer,
+    *,
+    cursor: str | None = None,
+    sort: str = DEFAULT_SORT,
 ) -> Select[tuple[Ticket]]:
     problems: dict[str, str] = {}
+    if sort not in SORTS:
+        problems["sort"] = f"must be one of {', '.join(SORTS)}"
+        sort = DEFAULT_SORT
     try:
         conditions = filter_conditions(session, filters, viewer)
     except FilterError as exc:
         problems.update(exc.problems)
     if cursor:
         try:
-            moment, ident = decode_cursor(cursor)
+            moment, ident = decode_cursor(cursor, sort)
         except FilterError as exc:
             problems.update(exc.problems)
     if problems:
         raise FilterError.several(problems)
     statement = select(Ticket).where(*conditions)
+    if filters.open_only and SORTS[sort][0] == "first_response_due_at":
+        # The default view: open tickets in due order, read off the partial index.
+        statement = prefer_index(statement, Ticket, "ix_tickets_open_due")
     if cursor:
         # Keyset pagination: stable under inserts and as fast on page 1000 as on page 1.
-        statement = statement.where(
-            tuple_(Ticket.created_at, Ticket.id) < tuple_(literal(moment), literal(ident))
-        )
-    return statement.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        statement = statement.where(_after_cursor(sort, moment, ident))
+    return statement.order_by(*_order_by(sort))
 
 
 def queue_page(
@@ -376,12 +439,31 @@ def queue_page(
     *,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    sort: str = DEFAULT_SORT,
 ) -> QueuePage:
-    statement = queue_statement(session, filters, viewer, cursor=cursor).limit(limit + 1)
-    rows = list(session.scalars(statement))
+    statement = queue_statement(session, filters, viewer, cursor=cursor, sort=sort)
+    rows = list(session.scalars(statement.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return QueuePage(rows, encode_cursor(rows[-1]) if more and rows else None)
+    return QueuePage(rows, encode_cursor(rows[-1], sort) if more and rows else None)
+
+
+def count_matching(session: Session, filters: TicketFilter, viewer: Viewer) -> int:
+    """The total number of tickets matching ``filters`` for ``viewer`` (the queue's count)."""
+    conditions = filter_conditions(session, filters, viewer)
+    return int(session.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0)
+
+
+def next_due(ticket: Ticket) -> tuple[str, datetime] | None:
+    """What the ticket's clock runs towards now: ("first_response", due) until someone
+    answered, then ("resolution", due); None when closed, paused (waiting) or untimed."""
+    if ticket.status not in OPEN_STATUSES or ticket.status == TicketStatus.WAITING:
+        return None
+    if ticket.first_responded_at is None and ticket.first_response_due_at is not None:
+        return "first_response", ticket.first_response_due_at
+    if ticket.resolution_due_at is not None:
+        return "resolution", ticket.resolution_due_at
+    return None
 
 
 def count_newer(session: Session, filters: TicketFilter, viewer: Viewer, since_id: int) -> int:

@@ -3,9 +3,11 @@ logged-in user of a page, CSRF checks and the HTML error pages."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
@@ -24,6 +26,7 @@ from ops_console.i18n import make_gettext, pick_language, translate, translation
 from ops_console.permissions import Capability, Viewer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 LANGUAGE_COOKIE = "deme_lang"
 
 environment = Environment(
@@ -41,7 +44,16 @@ def _format_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return "" if value is None else value.strftime(fmt)
 
 
+@lru_cache(maxsize=64)
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<hash of its content>``: served with a year-long cache
+    (routes.VersionedStaticFiles), and a changed file gets a new URL by itself."""
+    digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+    return f"/static/{name}?v={digest}"
+
+
 environment.filters["dt"] = _format_dt
+environment.globals["static_url"] = static_url
 environment.filters["mask_phone"] = lambda value: mask_phone(value) if value else "—"
 environment.globals.update(
     Capability=Capability,

@@ -87,7 +87,7 @@ def test_huge_and_unicode_ids_are_4xx_not_500(browser_client: Any, world: World)
     assert client.get("/queue", params={"team": HUGE}).status_code == 200
     assert client.get("/queue", params={"assignee": HUGE}).status_code == 200
     assert client.get("/queue", params={"team": "¹"}).status_code == 200
-    assert client.get("/queue/new", params={"since": HUGE}).status_code == 422
+    assert client.get("/queue/live", params={"since": HUGE}).status_code == 422
 
 
 def test_several_invalid_filters_are_all_reported(

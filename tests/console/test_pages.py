@@ -79,7 +79,10 @@ def test_queue_filters_and_size(browser_client: Any, world: World, db: Any) -> N
     assert page.status_code == 200
     assert len(page.content) < 100_000, len(page.content)
     assert page.text.count('<a href="/tickets/T-') == 50
-    assert "Tickets plus anciens" in page.text  # keyset "older" link
+    assert "Plus de tickets" in page.text  # keyset "more" link of the default view
+    assert "60 tickets" in page.text  # the total count
+    older = client.get("/queue", params={"view": "custom"})
+    assert "Tickets plus anciens" in older.text  # newest first: the next page is older
     wash = client.get("/queue", params={"category": "wash"})
     assert wash.text.count('<a href="/tickets/T-') == 30
     partial = client.get(
@@ -93,7 +96,7 @@ def test_queue_filters_and_size(browser_client: Any, world: World, db: Any) -> N
     assert bad.status_code == 200 and "Pas un numéro de téléphone" in bad.text
     # The filter could not apply: no list that would look filtered (issue 13).
     assert "ne peuvent pas être appliqués" in bad.text and "/tickets/T-" not in bad.text
-    indicator = client.get("/queue/new", params={"since": 0})
+    indicator = client.get("/queue/live", params={"since": 0})
     assert "60 nouveaux tickets" in indicator.text
 
 

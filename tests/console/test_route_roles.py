@@ -31,7 +31,13 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/language", HUMANS, 403),
     ("GET", "/queue", HUMANS, 403),
     ("POST", "/queue", HUMANS, 403),
-    ("GET", "/queue/new", HUMANS, 403),
+    ("GET", "/queue/live", HUMANS, 403),
+    ("POST", "/queue/views", HUMANS, 403),
+    ("POST", "/queue/views/999999/delete", HUMANS, 403),
+    ("POST", "/queue/bulk", HUMANS, 403),
+    ("POST", "/queue/bulk/apply", HUMANS, 403),
+    ("GET", "/tickets/{health}/messages/999999/delivery", HUMANS, 404),
+    ("GET", "/tickets/{protection}/messages/999999/delivery", PROTECTION, 404),
     ("GET", "/tickets/{health}", HUMANS, 404),
     ("GET", "/tickets/{wash}", HOTLINE, 404),
     ("GET", "/tickets/{protection}", PROTECTION, 404),
@@ -158,7 +164,7 @@ def _template(path: str) -> str:
     return path
 
 
-ID_PARAMS = "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id"
+ID_PARAMS = "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id|view_id"
 
 
 def test_every_route_is_in_the_table() -> None:

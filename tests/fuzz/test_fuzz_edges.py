@@ -198,7 +198,7 @@ CONSOLE_POSTS = [
     "/calls/{n}/done",
     "/language",
 ]
-CONSOLE_GETS = ["/queue", "/queue/new", "/exports/queue.csv", "/exports/queue.xlsx"]
+CONSOLE_GETS = ["/queue", "/queue/live", "/exports/queue.csv", "/exports/queue.xlsx"]
 FIELDS = [
     "note",
     "body",
