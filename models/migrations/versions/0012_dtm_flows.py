@@ -2,7 +2,7 @@
 (flow monitoring and households' own moves).
 
 Revision ID: 0012_dtm_flows
-Revises: 0010_ticket_version
+Revises: 0011_ticket_kind
 Create Date: 2026-12-02
 
 ``households`` gains two nullable columns with ``add_column`` (SQLite's plain
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_dtm_flows"
-down_revision: str | None = "0010_ticket_version"
+down_revision: str | None = "0011_ticket_kind"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

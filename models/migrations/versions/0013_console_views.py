@@ -1,7 +1,7 @@
 """The operator console's queue: the default view's index and saved views per user.
 
 Revision ID: 0013_console_views
-Revises: 0010_ticket_version
+Revises: 0012_dtm_flows
 Create Date: 2026-12-02
 
 ``ix_tickets_open_due``: the default queue view ("open · mine + unassigned", by
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_console_views"
-down_revision: str | None = "0010_ticket_version"
+down_revision: str | None = "0012_dtm_flows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
