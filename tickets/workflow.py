@@ -336,20 +336,37 @@ def needs_closure_approval(ticket: Ticket) -> bool:
 def closure_approvers(session: Session, ticket: Ticket) -> frozenset[int]:
     """Who may approve closing ``ticket``: the leads of the team it is routed to (for a PSEA
     case, the PSEA focal-point team: its lead is the PSEA focal lead). Supervisors do not see
-    these cases, so the team's lead stands for them."""
-    if ticket.team_id is None:
+    these cases, so the team's lead stands for them. A team without a lead (the demo's
+    protection teams, a team just created) must not leave its cases awaiting approval for ever:
+    then any other member of the team approves. An unrouted case: the teams that would see it."""
+    if ticket.team_id is not None:
+        team_ids = [ticket.team_id]
+    else:
+        concerned = (
+            Team.handles_psea.is_(True)
+            if ticket.kind == TicketKind.PSEA
+            else Team.handles_protection.is_(True)
+        )
+        team_ids = list(session.scalars(select(Team.id).where(concerned)))
+    if not team_ids:
         return frozenset()
-    team = session.get(Team, ticket.team_id)
     leads = set(
         session.scalars(
             select(TeamMember.user_id).where(
-                TeamMember.team_id == ticket.team_id, TeamMember.is_lead.is_(True)
+                TeamMember.team_id.in_(team_ids), TeamMember.is_lead.is_(True)
             )
         )
     )
-    if team is not None and team.lead_user_id is not None:
-        leads.add(team.lead_user_id)
-    return frozenset(leads)
+    leads.update(
+        user_id
+        for user_id in session.scalars(select(Team.lead_user_id).where(Team.id.in_(team_ids)))
+        if user_id is not None
+    )
+    if leads:
+        return frozenset(leads)
+    return frozenset(
+        session.scalars(select(TeamMember.user_id).where(TeamMember.team_id.in_(team_ids)))
+    )
 
 
 def pending_closure(session: Session, ticket: Ticket) -> TicketEvent | None:

@@ -401,6 +401,34 @@ def test_closing_a_protection_case_needs_its_team_leads_approval_ordinary_ones_d
     )
 
 
+def test_a_team_without_a_lead_approves_by_another_member_never_the_one_who_asked(
+    client: Any, world: World, db: Session
+) -> None:
+    """The demo's protection teams have no lead: their cases must not wait for ever."""
+    from ops_console.auth import create_user, issue_api_token
+
+    team_id = world.teams["protection"]
+    assert not db.scalars(
+        select(TeamMember).where(TeamMember.team_id == team_id, TeamMember.is_lead.is_(True))
+    ).all()
+    colleague = create_user(
+        db, username="prot-colleague", role=UserRole.PROTECTION_OFFICER, password=PASSWORD
+    )
+    db.add(TeamMember(team_id=team_id, user_id=colleague.id))
+    colleague_headers = {"Authorization": f"Bearer {issue_api_token(db, colleague, 'tests')}"}
+    db.commit()
+    case = new_ticket(db, category="protection", sensitive=True, place_code="ML05")
+    assert case.team_id == team_id
+    officer = world["protection_officer"].headers
+    assert (
+        _status(client, officer, case.reference, "closed").json()["status"] == "awaiting_approval"
+    )
+    refused = _status(client, officer, case.reference, "closed")
+    assert refused.status_code == 422 and "another person" in refused.json()["detail"]
+    approved = _status(client, colleague_headers, case.reference, "closed")
+    assert approved.status_code == 200 and approved.json()["status"] == "closed"
+
+
 def test_closing_from_the_console_page_asks_then_the_lead_approves(
     browser_client: Callable[[], Any], client: Any, world: World, db: Session, psea: Psea
 ) -> None:
