@@ -33,6 +33,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
@@ -60,7 +61,7 @@ def main() -> None:
     try:
         bl.flush_redis(redis_url)
         bl.create_database(database_url, provider.url)
-        run(args, redis_url)
+        run(args, redis_url, provider)
     finally:
         provider.stop()
         from core.db import reset_engine_cache
@@ -70,7 +71,7 @@ def main() -> None:
         bl.admin_sql(f'DROP DATABASE IF EXISTS "{bl.DB_NAME}"')
 
 
-def run(args: argparse.Namespace, redis_url: str) -> None:
+def run(args: argparse.Namespace, redis_url: str, provider: Any) -> None:
     import redis
     from sqlalchemy import event, select, text
 
@@ -219,6 +220,18 @@ def run(args: argparse.Namespace, redis_url: str) -> None:
     )
     print(f"\nDeme + PostgreSQL: **{total_cpu + total_pg:.2f} ms** CPU per message.")
     floor.sort()
+    from sqlalchemy import func
+
+    from models import Message, MessageDirection
+
+    with get_engine().connect() as connection:
+        statuses = connection.execute(
+            select(Message.status, func.count())
+            .where(Message.direction == MessageDirection.OUTBOUND)
+            .group_by(Message.status)
+        ).all()
+    summary = ", ".join(f"{status.value} {count}" for status, count in sorted(statuses))
+    print(f"\nReplies: {summary}; requests at the fake provider: {len(provider.requests)}.")
     print(f"\nBaseline: `SELECT 1` round trip, median {floor[len(floor) // 2] * 1e6:.0f} µs CPU.")
 
 
