@@ -29,7 +29,8 @@ from core.i18n import Catalog, normalize_language
 from core.locks import exclusive
 from core.settings import get_settings
 from core.sqldialect import ROW_LOCK_ON_POSTGRESQL_ONLY
-from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable
+from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable, take_claimed
+from gateway.tasks import send_claimed
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
 from models.enums import TicketCategory, TicketKind, TicketSource
@@ -132,8 +133,11 @@ def handle_pending_for_contact(contact_id: int, *, up_to_message_id: int) -> Non
             except BaseException:
                 session.rollback()
                 discard_pending(session)
+                take_claimed(session)  # their rows went with the rollback
                 raise
             publish_committed(session)
+            # The replies, sent from here when their channel is healthy: no task, no reload.
+            send_claimed(session)
             session.expunge_all()  # the next message starts from fresh rows
     finally:
         session.close()
@@ -200,6 +204,9 @@ def handle_one(session: Session, message: Message) -> None:
 def handle_with_fallback(session: Session, message: Message, contact: Contact, text: str) -> None:
     from bot.fallback import classify
 
+    # Marked now (the caller marks it too, and a failure rolls both back): the row's one
+    # UPDATE then carries the status with the ticket link instead of two UPDATEs.
+    message.status = MessageStatus.HANDLED
     result = classify(text, language_hint=contact.language.value if contact.language else None)
     language = Language(normalize_language(result.language or contact.language))
     if contact.language is None:
@@ -330,4 +337,12 @@ def _reply(
 ) -> None:
     from gateway.outbound import queue_sms
 
-    queue_sms(session, contact=contact, body=body, ticket_id=ticket_id, kind=kind, channel=channel)
+    queue_sms(
+        session,
+        contact=contact,
+        body=body,
+        ticket_id=ticket_id,
+        kind=kind,
+        channel=channel,
+        send_now=True,
+    )

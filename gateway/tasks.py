@@ -506,7 +506,21 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
     attempt = _claim(message_id)
     if not attempt:
         return "claimed-elsewhere"
+    return _call_provider(message_id, channel, sender, to, body, gate, attempt)
 
+
+def _call_provider(
+    message_id: int,
+    channel: ChannelInfo,
+    sender: Any,
+    to: str,
+    body: str,
+    gate: breaker.Gate,
+    attempt: int,
+) -> str:
+    """The provider call of a claimed send (its ``send_started_at`` committed) and what
+    follows: the breaker's bookkeeping, and either a release for a later attempt (returns)
+    or the outcome to record (raises ``_Recorded``)."""
     started = time.monotonic()
     try:
         delivery: Delivery = sender(
@@ -556,6 +570,43 @@ def _send_outbound(self: Any, message_id: int, kind: str) -> str:
     )
     log.info("sent message=%s in %.0f ms", message_id, (time.monotonic() - started) * 1000)
     raise _after_call(status, "sent", provider_id=delivery.provider_id)
+
+
+def send_claimed(session: Session) -> list[str]:
+    """Send the replies ``session`` wrote claimed (``queue_sms(send_now=True)``), right after
+    its commit; returns each send's outcome. Never raises: a reply whose outcome cannot be
+    recorded is handed to ``gateway.send_outbound``'s record-only path; one that cannot even
+    be handed over stays SENDING, and the sweep records it UNKNOWN — never sent twice."""
+    from gateway.outbound import take_claimed
+
+    results = []
+    for claimed in take_claimed(session):
+        try:
+            results.append(_send_claimed(claimed))
+        except Exception:
+            log.exception("inline send message=%s: left for the sweep", claimed.message_id)
+            results.append("left-for-sweep")
+    return results
+
+
+def _send_claimed(claimed: Any) -> str:
+    message_id = claimed.message_id
+    try:
+        return _call_provider(
+            message_id,
+            claimed.channel,
+            _sender(claimed.channel),
+            claimed.to,
+            claimed.body,
+            claimed.gate,
+            attempt=1,
+        )
+    except _Recorded as pending:
+        try:
+            _finish(message_id, **_outcome_args(pending.outcome))
+        except TRANSIENT_ERRORS:
+            publish(SEND_OUTBOUND, [message_id, "reply", pending.outcome])
+        return pending.result
 
 
 # --- periodic -----------------------------------------------------------------------------

@@ -79,3 +79,9 @@ __all__ = [
     "UssdSession",
     "utcnow",
 ]
+
+# Imported with the models, so that every process that writes these rows invalidates every
+# process's cache of them (models.config_cache).
+from models import config_cache
+
+config_cache.watch(Place, RoutingRule, SlaTarget, Team)

@@ -172,11 +172,16 @@ def purge_broker() -> None:
 def forget_redis_state() -> None:
     """Drop what Deme keeps in Redis about people and channels (flood counts, send-rate
     windows, USSD sessions): keyed by row ids, which restart with every emptied table, so a
-    later test's contact 1 would inherit an earlier test's flood count."""
+    later test's contact 1 would inherit an earlier test's flood count. The configuration
+    cache's version token goes too: every process reloads rules, targets and places that
+    the emptied tables no longer hold (models.config_cache)."""
     import redis
+
+    from models.config_cache import TOKEN_KEY
 
     client = redis.Redis.from_url(os.environ["DEME_REDIS_URL"])
     try:
+        client.delete(TOKEN_KEY)
         for pattern in ("deme:flood:*", "deme:rate:*", "deme:ussd:*"):
             keys = list(client.scan_iter(match=pattern, count=1000))
             if keys:

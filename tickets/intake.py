@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
 from models.base import utcnow
+from models.config_cache import cached
 from models.contacts import Contact, Household
 from models.enums import (
     Language,
@@ -130,10 +131,15 @@ def place_by_code(session: Session, code: str | None) -> Place | None:
 
 def place_id_by_code(session: Session, code: str | None) -> int | None:
     """The id only: intake needs nothing else of the place, and a one-column row is cheaper
-    to load than an entity (no identity map, no attribute instrumentation)."""
+    to load than an entity (no identity map, no attribute instrumentation); from the
+    per-process configuration cache (models.config_cache), reloaded after any place edit."""
     if not code:
         return None
-    return session.scalar(select(Place.id).where(Place.code == code))
+    return cached(
+        session,
+        ("place-id", code),
+        lambda: session.scalar(select(Place.id).where(Place.code == code)),
+    )
 
 
 def _summary(description: str | None) -> str | None:

@@ -32,6 +32,7 @@ from sqlalchemy.orm.util import identity_key
 
 from core.settings import get_settings
 from models.base import utcnow
+from models.config_cache import cached
 from models.enums import TicketCategory, TicketKind, TicketPriority, TicketStatus
 from models.places import Place
 from models.routing import RoutingDecision, RoutingRule
@@ -42,6 +43,7 @@ from tickets.i18n import translate
 from tickets.timeline import record_event
 
 _PLACES_HELD = "deme_places_held"
+_TEAMS_HELD = "deme_teams_held"
 
 OPEN_STATUSES = (
     TicketStatus.NEW,
@@ -162,7 +164,7 @@ def _staff_language() -> str:
     return get_settings().alert_language
 
 
-def describe_rule(session: Session, rule: RoutingRule) -> str:
+def describe_rule(session: Session, rule: RoutingRule | RuleSpec) -> str:
     """ "rule 'Protection Gao' (protection × Gao region × ≥high)" in the staff language."""
     lang = _staff_language()
     criteria: list[str] = []
@@ -180,7 +182,29 @@ def describe_rule(session: Session, rule: RoutingRule) -> str:
     return translate("routing.reason.rule", lang, rule=rule.name, criteria=text)
 
 
-def find_route(session: Session, ticket: Ticket) -> tuple[RoutingRule | None, Team | None, str]:
+def active_rules(session: Session) -> tuple[RuleSpec, ...]:
+    """The active routing rules as plain data, from the per-process configuration cache
+    (models.config_cache: reloaded after any process writes a rule)."""
+
+    def load() -> tuple[RuleSpec, ...]:
+        rules = session.scalars(select(RoutingRule).where(RoutingRule.active.is_(True)))
+        return tuple(spec_of(rule) for rule in rules)
+
+    return cached(session, ("routing-rules",), load)
+
+
+def _held_team(session: Session, team_id: int | None) -> Team | None:
+    """The team by id, kept referenced for the session's life: auto-assignment and the alerts
+    read it next, and the identity map holds objects weakly (a second look-up otherwise)."""
+    if team_id is None:
+        return None
+    team = session.get(Team, team_id)
+    if team is not None:
+        session.info.setdefault(_TEAMS_HELD, {})[team_id] = team
+    return team
+
+
+def find_route(session: Session, ticket: Ticket) -> tuple[RuleSpec | None, Team | None, str]:
     """The rule that matches ``ticket`` (or None), the team it goes to, and why."""
     if ticket.kind == TicketKind.PSEA:
         from tickets.psea import psea_teams
@@ -196,13 +220,13 @@ def find_route(session: Session, ticket: Ticket) -> tuple[RoutingRule | None, Te
         priority=ticket.priority,
         place_chain=place_chain(session, ticket.place_id),
     )
-    rules = session.scalars(select(RoutingRule).where(RoutingRule.active.is_(True))).all()
-    by_id = {rule.id: rule for rule in rules}
-    chosen = choose_rule((spec_of(rule) for rule in rules), facts)
+    chosen = choose_rule(active_rules(session), facts)
     if chosen is not None:
-        rule = by_id[chosen.id]
-        return rule, session.get(Team, rule.team_id), describe_rule(session, rule)
-    team = default_team(session)
+        return chosen, _held_team(session, chosen.team_id), describe_rule(session, chosen)
+    default_id = cached(
+        session, ("default-team",), lambda: getattr(default_team(session), "id", None)
+    )
+    team = _held_team(session, default_id)
     lang = _staff_language()
     if team is None:
         return None, None, translate("routing.reason.none", lang)

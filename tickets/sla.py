@@ -18,6 +18,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
+from models.config_cache import cached
 from models.enums import TicketCategory, TicketPriority, TicketStatus
 from models.routing import SlaTarget
 from models.tickets import Ticket
@@ -58,14 +59,21 @@ def default_targets() -> dict[tuple[TicketCategory, TicketPriority], Targets]:
 
 
 def targets_for(session: Session, category: TicketCategory, priority: TicketPriority) -> Targets:
-    row = session.scalar(
-        select(SlaTarget).where(SlaTarget.category == category, SlaTarget.priority == priority)
-    )
-    if row is not None:
-        return Targets(
-            timedelta(minutes=row.first_response_minutes), timedelta(minutes=row.resolution_minutes)
+    """The configured target, else the default; from the per-process configuration cache
+    (models.config_cache: reloaded after any process writes a target)."""
+
+    def load() -> Targets:
+        row = session.scalar(
+            select(SlaTarget).where(SlaTarget.category == category, SlaTarget.priority == priority)
         )
-    return default_targets()[(category, priority)]
+        if row is not None:
+            return Targets(
+                timedelta(minutes=row.first_response_minutes),
+                timedelta(minutes=row.resolution_minutes),
+            )
+        return default_targets()[(category, priority)]
+
+    return cached(session, ("sla-target", category, priority), load)
 
 
 def apply_targets(session: Session, ticket: Ticket) -> None:
