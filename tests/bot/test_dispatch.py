@@ -154,6 +154,29 @@ def test_empty_rasa_answer_falls_back(db: Session, fake_rasa: FakeRasa) -> None:
     assert ticket is not None and ticket.category == "health" and ticket.needs_review
 
 
+@pytest.mark.parametrize(
+    "text,category",
+    [
+        ("on a faim, plus de vivres au site depuis une semaine", "food"),
+        ("we are hungry no food since two days", "food"),
+        ("besoin d argent pour payer le loyer", "other"),
+    ],
+)
+def test_food_and_other_needs_get_a_ticket_from_the_fallback(
+    db: Session, fake_rasa: FakeRasa, text: str, category: str
+) -> None:
+    """With Rasa broken, a food need becomes a food ticket (its own category, referred) and
+    a named need outside the sectors an "other" ticket — not only the help text."""
+    from conversation.dispatch import handle_message
+
+    fake_rasa.answer = {"messages": []}
+    message = _inbound(db, text)
+    handle_message(message.id)
+    ticket = db.scalar(select(Ticket))
+    assert ticket is not None and ticket.category == category and ticket.needs_review
+    assert any(ticket.reference in reply for reply in _replies(db))
+
+
 def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa: FakeRasa) -> None:
     from conversation.dispatch import forget_conversation
     from models import OutboxTask
