@@ -30,7 +30,7 @@ from rasa.shared.nlu.training_data.message import Message
     ],
 )
 def test_voted_intent(predicted, confidence, text, expected):
-    assert voted_intent(predicted, confidence, text, 0.5) == expected
+    assert voted_intent(predicted, confidence, text, 0.7) == expected
 
 
 def test_the_component_replaces_the_intent_and_its_ranking():
@@ -44,7 +44,7 @@ def test_the_component_replaces_the_intent_and_its_ranking():
             ],
         }
     )
-    (out,) = KeywordVote({"min_confidence": 0.5}).process([message])
+    (out,) = KeywordVote({"min_confidence": 0.7}).process([message])
     assert out.get(INTENT)["name"] == "request_wash"
     assert out.get(INTENT)["confidence"] >= 0.7
     assert [r["name"] for r in out.get(INTENT_RANKING_KEY)] == [
