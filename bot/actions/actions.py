@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
@@ -201,6 +202,29 @@ def displaced_since(text: str, today: date) -> date | None:
     return None
 
 
+_ORIGIN_CUE = re.compile(
+    r"\b(venons de|venu de|venus de|venue de|vient de|arrives de|arrive de|arrivee de|"
+    r"deplaces de|quitte|fui|from|fled|left|bora|ka bo)\s*$"
+)
+
+
+def places_with_origin(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(origin, place) among the message's place entities: one right after "venus de",
+    "from", "bora"… is where the household came from, not where it is. (None, None) when no
+    place entity follows such a cue."""
+    text = str(tracker.latest_message.get("text") or "")
+    places = [
+        e
+        for e in tracker.latest_message.get("entities") or []
+        if e.get("entity") == "place" and e.get("value") and isinstance(e.get("start"), int)
+    ]
+    origin = next((e for e in places if _ORIGIN_CUE.search(text[: e["start"]].rstrip())), None)
+    if origin is None:
+        return None, None
+    rest = [e for e in places if e is not origin]
+    return str(origin["value"]), (str(rest[0]["value"]) if rest else None)
+
+
 def label(kind: str, key: str, lang: str) -> str:
     return (_LABELS.get(kind, {}).get(key) or {}).get(lang) or key
 
@@ -296,6 +320,9 @@ class ActionStartRegistration(Action):
         events: list[EventType] = [SlotSet("displaced_since", since.isoformat() if since else None)]
         if latest_entity(tracker, "place"):
             events.append(SlotSet("place_code", None))
+        origin, place = places_with_origin(tracker)
+        if origin is not None:  # the model took where they came from for where they are
+            events += [SlotSet("origin", origin), SlotSet("place", place)]
         if size:
             events.append(SlotSet("household_size", str(size)))
         return [

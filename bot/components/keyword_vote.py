@@ -6,7 +6,9 @@ ordinary need with less than ``min_confidence`` (0.7), and the keyword lexicon o
 ``bot/fallback.py`` names a need or a protection concern, the lexicon's intent wins. A
 protection or PSEA prediction is never replaced (nothing sensitive is downgraded), and neither
 is a thank-you, a status question, a complaint, a rumour or a question: a need word in those
-must not open a new request ("merci, on a recu les baches").
+must not open a new request. The other way round, a need predicted for a status question that
+names its request ("ou en est ma demande d'eau") or for a thank-you that names what was
+received ("merci, on a recu les baches") becomes ticket_status / thanks.
 
 Measured on the held-out sets (bot/eval/results.md, "Ticket category right", 2026-12-02): it
 changes few answers — French 0.945 → 0.964, Bambara 0.891 → 0.873 (one shelter need at 0.699
@@ -15,6 +17,7 @@ taken for water), English unchanged; its main use is the messages the model file
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -26,8 +29,10 @@ from rasa.shared.nlu.training_data.message import Message
 
 try:  # the platform's layout (repository root on sys.path) or the bot folder as cwd
     from bot.fallback import classify
+    from bot.normalize import normalize, tokens
 except ImportError:  # pragma: no cover - depends on sys.path
     from fallback import classify  # type: ignore[no-redef]
+    from normalize import normalize, tokens  # type: ignore[no-redef]
 
 # Key of the parse result holding the model's own intent when the vote replaced it.
 VOTED_OVER = "voted_over"
@@ -47,10 +52,46 @@ ORDINARY_NEEDS = {
 LEXICON_NEEDS = {*ORDINARY_NEEDS, "protection_concern"}
 
 
+# A status question that names the kind of request ("ou en est ma demande d'eau ?") is a
+# status question, not a new request; a thank-you that names what was received is thanks.
+_MY_REQUEST = re.compile(
+    r"\b(ma|mes|notre|nos|mon|my|our|n ka|an ka) (\w+ ){0,2}"
+    r"(demande|demandes|requete|plainte|dossier|request|requests|complaint|case|nyininkali)\b"
+)
+_STATUS_CUE = re.compile(
+    r"\b(ou en est|en etes ou|ou en sont|c est ou|elle est ou|ca avance|des nouvelles|"
+    r"toujours rien|toujours pas|where is|any news|what about|still nothing|still no|"
+    r"be min|kibaru)\b"
+)
+_THANKS_START = re.compile(r"^(merci|thanks|thank you|barika|aw ni ce|i ni ce)\b")
+_RECEIVED = re.compile(
+    r"\b(recu|recus|recue|recues|arrive|arrives|arrivee|arrivees|received|"
+    r"got|soro|sera)\b"
+)
+_STILL_NEEDED = re.compile(r"\b(mais|but|nka|pas de|besoin|need|manque|missing|te)\b")
+
+
+def _status_or_thanks(text: str) -> str | None:
+    normalized = " ".join(tokens(normalize(text)))
+    if _MY_REQUEST.search(normalized) and _STATUS_CUE.search(normalized):
+        return "ticket_status"
+    if (
+        _THANKS_START.search(normalized)
+        and _RECEIVED.search(normalized)
+        and not _STILL_NEEDED.search(normalized)
+    ):
+        return "thanks"
+    return None
+
+
 def voted_intent(
     predicted: str | None, confidence: float, text: str, min_confidence: float
 ) -> str | None:
     """The lexicon's intent when it should replace the model's, else None."""
+    if predicted in ORDINARY_NEEDS:
+        corrected = _status_or_thanks(text)
+        if corrected is not None:
+            return corrected
     unsure_need = predicted in ORDINARY_NEEDS and confidence < min_confidence
     if predicted not in NO_NEED and not unsure_need:
         return None

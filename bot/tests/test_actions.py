@@ -408,6 +408,26 @@ def test_an_arrival_registers_the_household_with_its_origin_and_date(platform):
     assert dispatcher.messages[0]["response"] == "utter_household_registered"
 
 
+def test_a_place_right_after_came_from_is_the_origin_not_the_place(platform):
+    text = "nous venons de boulkessi maintenant nous sommes a sevare 8 personnes"
+    entities = [
+        {"entity": "place", "value": "Boulkessi", "start": 15, "end": 24},
+        {"entity": "place", "value": "Sévaré", "start": 50, "end": 56},
+    ]
+    start = tracker(text=text, intent="register_household", entities=entities)
+    slots = slot_events(run(A.ActionStartRegistration(), start)[0])
+    assert slots["origin"] == "Boulkessi" and slots["place"] == "Sévaré"
+
+    # no cue before the place: the model's place stands
+    plain = tracker(
+        text="nous sommes a sevare",
+        intent="register_household",
+        entities=[{"entity": "place", "value": "Sévaré", "start": 14, "end": 20}],
+    )
+    slots = slot_events(run(A.ActionStartRegistration(), plain)[0])
+    assert "origin" not in slots and "place" not in slots
+
+
 @pytest.mark.parametrize(
     "text,days",
     [

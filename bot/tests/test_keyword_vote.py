@@ -25,6 +25,13 @@ from rasa.shared.nlu.training_data.message import Message
         ("thanks", 0.5, "merci nous avons recu les baches", None),
         ("ticket_status", 0.5, "ou en est ma demande d eau", None),
         ("complaint", 0.5, "la distribution de riz etait injuste", None),
+        # a need predicted for a status question naming its request, or for a thank-you
+        # naming what was received
+        ("request_food", 1.0, "ma demande de nourriture, vous en etes ou", "ticket_status"),
+        ("request_wash", 0.9, "where is my water request", "ticket_status"),
+        ("request_shelter_nfi", 0.6, "merci beaucoup on a recu les nattes", "thanks"),
+        ("request_shelter_nfi", 0.9, "barika an ye baasiw soro", "thanks"),
+        ("request_shelter_nfi", 0.9, "merci on a recu les nattes mais pas de couvertures", None),
         # nothing in the lexicon: the model's answer stands
         ("out_of_scope", 0.9, "qui a gagne le match hier", None),
     ],
