@@ -45,10 +45,17 @@ CATEGORY_BY_INTENT = {
     "request_health": "health",
     "request_wash": "wash",
     "request_shelter_nfi": "shelter_nfi",
+    "request_food": "food",
     "request_other": "other",
     "protection_concern": "protection",
 }
-NEED_INTENTS = ("request_health", "request_wash", "request_shelter_nfi", "request_other")
+NEED_INTENTS = (
+    "request_health",
+    "request_wash",
+    "request_shelter_nfi",
+    "request_food",
+    "request_other",
+)
 # Short-message intents: only when the message is short and has nothing more specific.
 SHORT_INTENTS = ("greet", "thanks", "affirm", "deny")
 

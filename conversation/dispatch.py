@@ -46,6 +46,10 @@ NEED_CATEGORIES = {
     "request_health": TicketCategory.HEALTH,
     "request_wash": TicketCategory.WASH,
     "request_shelter_nfi": TicketCategory.SHELTER_NFI,
+    "request_food": TicketCategory.FOOD,
+    # Named needs outside the sectors (cash, documents, school...): a ticket too — without
+    # this entry they got only the help text while Rasa was down.
+    "request_other": TicketCategory.OTHER,
     "protection_concern": TicketCategory.PROTECTION,
 }
 # Unclassified text at least this long becomes an "other" ticket for an operator to read:

@@ -57,6 +57,10 @@ class TicketCategory(StrEnum):
     HEALTH = "health"
     WASH = "wash"
     SHELTER_NFI = "shelter_nfi"
+    # Food needs: not one of the response's four sectors here, but not "other" either —
+    # the hotline refers them to the food-security partners (issue 14). Stored as VARCHAR
+    # (models.base.str_enum), so the new value needs no migration.
+    FOOD = "food"
     PROTECTION = "protection"
     OTHER = "other"
 

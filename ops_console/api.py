@@ -42,7 +42,7 @@ from models.tickets import Ticket
 from models.users import SERVICE_ACTOR_LABEL, User
 from ops_console import actions
 from ops_console.deps import ApiViewer, DbSession, PathId, require
-from ops_console.permissions import Capability, Viewer
+from ops_console.permissions import BOT_JOINED_EVENT, Capability, Viewer, created_by
 from ops_console.queries import (
     FilterError,
     TicketFilter,
@@ -274,6 +274,8 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
         # The service account too: it may later complete only the tickets it created.
         actor_user_id=viewer.user.id,
     )
+    if viewer.role == UserRole.SERVICE and body.message_id is not None:
+        _join_fallback_ticket(session, ticket, viewer)
     session.flush()
     out = TicketLoader(session).load([ticket]).created_out(ticket)
     if out.household_size is None:
@@ -281,6 +283,25 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
     session.commit()
     _publish(session)
     return out
+
+
+def _join_fallback_ticket(session: Session, ticket: Ticket, viewer: Viewer) -> None:
+    """The message's ticket already existed, made by the keyword fallback while Rasa was
+    slow: the bot's action, which just proved it holds this sender's inbound message, takes
+    the ticket over (a "bot_joined" event), so its follow-up PATCHes (place, household
+    size, callback) are accepted like those on a ticket it created. Without this the
+    details the person then gives were answered with 404 and lost. A reference merely
+    guessed is still refused (ops_console.permissions.created_by)."""
+    from tickets.timeline import record_event
+
+    if not created_by(session, ticket, viewer.user):
+        record_event(
+            session,
+            ticket,
+            BOT_JOINED_EVENT,
+            actor_label=_actor(viewer),
+            actor_user_id=viewer.user.id,
+        )
 
 
 def _check_source_message(session: Session, message_id: int, contact: Contact | None) -> None:

@@ -182,15 +182,21 @@ def _psea_shared_with_protection() -> bool:
     return get_settings().psea_share_with_protection
 
 
+# The bot took over a ticket the keyword fallback had made from the same inbound message.
+BOT_JOINED_EVENT = "bot_joined"
+
+
 def created_by(session: Session, ticket: Ticket, user: User) -> bool:
-    """Whether ``user`` (a service account, through any of its tokens) created ``ticket``:
-    the actor of its "created" timeline event."""
+    """Whether ``user`` (a service account, through any of its tokens) created ``ticket``
+    (the actor of its "created" timeline event) or took it over from the fallback (of its
+    "bot_joined" event, written when the bot's create call for the same message returned
+    the fallback's ticket)."""
     return (
         session.scalar(
             select(TicketEvent.id)
             .where(
                 TicketEvent.ticket_id == ticket.id,
-                TicketEvent.kind == "created",
+                TicketEvent.kind.in_(("created", BOT_JOINED_EVENT)),
                 TicketEvent.actor_user_id == user.id,
             )
             .limit(1)

@@ -7,7 +7,8 @@ Flow (see data/rules.yml):
                  fr/bm/en words; each validated answer PATCHes the ticket at once)
               -> action_update_ticket confirms with the reference.
   protection  -> action_create_ticket (sensitive) -> callback_form (one discreet question:
-                 is it safe to call back?) -> action_record_callback.
+  / PSEA         is it safe to call back?) -> action_record_callback.
+  complaint, question, rumour -> action_create_ticket (its kind) -> action_confirm_report.
 All platform calls go through PlatformClient; on failure the user still gets a polite reply.
 """
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Callable
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,9 +49,26 @@ CATEGORY_BY_INTENT = {
     "request_health": "health",
     "request_wash": "wash",
     "request_shelter_nfi": "shelter_nfi",
+    "request_food": "food",
     "request_other": "other",
     "protection_concern": "protection",
+    # Sexual exploitation or abuse by an aid worker: a protection case, always sensitive.
+    "psea_report": "protection",
+    "complaint": "other",
+    "information_request": "other",
+    "rumour": "other",
 }
+# What kind of report a ticket is (the platform's ``kind``); every other intent is a need.
+KIND_BY_INTENT = {
+    "psea_report": "psea",
+    "complaint": "complaint",
+    "information_request": "information_request",
+    "rumour": "rumour",
+}
+# Tickets that only a protection officer may see, whatever their category.
+SENSITIVE_INTENTS = {"protection_concern", "psea_report"}
+# Reports that are not a need: no place or household-size questions, one confirmation.
+REPORT_INTENTS = {"complaint", "information_request", "rumour"}
 # Intents that are never an answer to a form question: the form lets the rules handle them.
 INTERRUPTING_INTENTS = {
     *CATEGORY_BY_INTENT,
@@ -138,6 +158,73 @@ def known(value: Any) -> bool:
     return value not in (None, "", SKIPPED)
 
 
+def ticket_fields(intent: str | None) -> dict[str, Any]:
+    """Category, kind and sensitivity of the ticket an intent opens — the one place that
+    decides them (a PSEA report is a sensitive protection case of kind "psea")."""
+    name = intent or ""
+    return {
+        "category": CATEGORY_BY_INTENT.get(name, "other"),
+        "kind": KIND_BY_INTENT.get(name, "need"),
+        "sensitive": name in SENSITIVE_INTENTS,
+    }
+
+
+_DAYS_PER_UNIT = {
+    "jour": 1, "jours": 1, "day": 1, "days": 1, "tile": 1,
+    "semaine": 7, "semaines": 7, "week": 7, "weeks": 7, "dogokun": 7,
+    "mois": 30, "month": 30, "months": 30, "kalo": 30,
+}  # fmt: skip
+_SINCE_CUES = {"depuis", "ilya", "kabini", "ago", "since", "for"}
+_YESTERDAY = {"hier", "yesterday", "kunun"}
+
+
+def displaced_since(text: str, today: date) -> date | None:
+    """The day an arriving household left, from its own words: "depuis 2 semaines", "il y a
+    trois jours", "two weeks ago", "kabini tile saba" (bm: unit before the number), "hier";
+    None when the message does not say."""
+    words = tokens(normalize(text))
+    if set(words) & _YESTERDAY:
+        return today - timedelta(days=1)
+    # "il y a" (three words, often typed "ilya") counts as one cue
+    if not set(words) & _SINCE_CUES and "il y a" not in " ".join(words):
+        return None
+    for i, word in enumerate(words):
+        days = _DAYS_PER_UNIT.get(word)
+        if days is None:
+            continue
+        # fr/en put the number before the unit, Bambara after it
+        before = words[i - 1] if i else None
+        after = words[i + 1] if i + 1 < len(words) else None
+        for neighbour in (before, after):
+            count = parse_household_size(neighbour) if neighbour else None
+            if count is not None:
+                return today - timedelta(days=count * days)
+    return None
+
+
+_ORIGIN_CUE = re.compile(
+    r"\b(venons de|venu de|venus de|venue de|vient de|arrives de|arrive de|arrivee de|"
+    r"deplaces de|quitte|fui|from|fled|left|bora|ka bo)\s*$"
+)
+
+
+def places_with_origin(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(origin, place) among the message's place entities: one right after "venus de",
+    "from", "bora"… is where the household came from, not where it is. (None, None) when no
+    place entity follows such a cue."""
+    text = str(tracker.latest_message.get("text") or "")
+    places = [
+        e
+        for e in tracker.latest_message.get("entities") or []
+        if e.get("entity") == "place" and e.get("value") and isinstance(e.get("start"), int)
+    ]
+    origin = next((e for e in places if _ORIGIN_CUE.search(text[: e["start"]].rstrip())), None)
+    if origin is None:
+        return None, None
+    rest = [e for e in places if e is not origin]
+    return str(origin["value"]), (str(rest[0]["value"]) if rest else None)
+
+
 def label(kind: str, key: str, lang: str) -> str:
     return (_LABELS.get(kind, {}).get(key) or {}).get(lang) or key
 
@@ -178,8 +265,8 @@ class ActionCreateTicket(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         intent = latest_intent(tracker)
-        category = CATEGORY_BY_INTENT.get(intent or "", "other")
-        sensitive = category == "protection"
+        fields = ticket_fields(intent)
+        category, sensitive = fields["category"], fields["sensitive"]
         place = latest_entity(tracker, "place") or tracker.get_slot("place")
         size = stated_household_size(tracker)
         place = place if known(place) else None
@@ -189,6 +276,7 @@ class ActionCreateTicket(Action):
                 client().create_ticket,
                 sender=tracker.sender_id,
                 category=category,
+                kind=fields["kind"],
                 description=latest_text(tracker),
                 place=place,
                 household_size=size,
@@ -200,10 +288,11 @@ class ActionCreateTicket(Action):
             reference = ticket.get("reference")
         except PlatformError as exc:
             logger.warning("ticket creation failed for %s: %s", category, exc)
+        flow = "protection" if sensitive else "report" if intent in REPORT_INTENTS else "need"
         events: list[EventType] = [
             SlotSet("ticket_ref", reference),
             SlotSet("category", category),
-            SlotSet("flow", "protection" if sensitive else "need"),
+            SlotSet("flow", flow),
             SlotSet("fresh_ticket", True),
             SlotSet("place_attempts", 0),
             SlotSet("size_attempts", 0),
@@ -227,9 +316,13 @@ class ActionStartRegistration(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         size = stated_household_size(tracker)
-        events: list[EventType] = []
+        since = displaced_since(latest_text(tracker), date.today())
+        events: list[EventType] = [SlotSet("displaced_since", since.isoformat() if since else None)]
         if latest_entity(tracker, "place"):
             events.append(SlotSet("place_code", None))
+        origin, place = places_with_origin(tracker)
+        if origin is not None:  # the model took where they came from for where they are
+            events += [SlotSet("origin", origin), SlotSet("place", place)]
         if size:
             events.append(SlotSet("household_size", str(size)))
         return [
@@ -386,13 +479,15 @@ class ActionUpdateTicket(Action):
         if flow == "register":
             if known(place) and size:
                 try:
+                    origin = tracker.get_slot("origin")
                     await api(
                         platform.register_household,
                         sender=tracker.sender_id,
                         size=size,
                         place=place_ref,
-                        origin=None,
+                        origin=origin if known(origin) else None,
                         language=lang,
+                        displaced_since=tracker.get_slot("displaced_since"),
                     )
                     dispatcher.utter_message(
                         response="utter_household_registered", size=size, place=place
@@ -411,6 +506,7 @@ class ActionUpdateTicket(Action):
                     platform.create_ticket,
                     sender=tracker.sender_id,
                     category=tracker.get_slot("category") or "other",
+                    kind="need",
                     description=latest_text(tracker),
                     place=place_ref if known(place) else None,
                     household_size=size,
@@ -450,6 +546,7 @@ class ValidateCallbackForm(FormValidationAction):
             "request_health",
             "request_wash",
             "request_shelter_nfi",
+            "request_food",
             "request_other",
         }:
             return {}  # a different request: let the rules handle it
@@ -497,6 +594,23 @@ class ActionRecordCallback(Action):
         else:
             dispatcher.utter_message(response="utter_callback_unknown")
         return [SlotSet("callback_ok", None), SlotSet("fresh_ticket", False)]
+
+
+class ActionConfirmReport(Action):
+    """A complaint, a question or a rumour was recorded: one confirmation with its reference."""
+
+    def name(self) -> str:
+        return "action_confirm_report"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        reference = tracker.get_slot("ticket_ref")
+        if reference:
+            dispatcher.utter_message(response="utter_report_received", ref=reference)
+        else:
+            dispatcher.utter_message(response="utter_received_done")
+        return [SlotSet("fresh_ticket", False)]
 
 
 class ActionTicketStatus(Action):

@@ -98,10 +98,12 @@ class PlatformClient:
         sensitive: bool,
         callback_ok: bool | None = None,
         message_id: int | None = None,
+        kind: str = "need",
     ) -> dict[str, Any]:
         """``message_id``: the platform's inbound message this turn answers — the idempotency
         key, so a turn the platform gave up on (and answered with its fallback) and this
-        call never make two tickets of one message."""
+        call never make two tickets of one message. ``kind``: need | complaint |
+        positive_feedback | rumour | information_request | psea (``with_kind``)."""
         body: dict[str, Any] = {
             "sender": sender,
             "category": category,
@@ -114,7 +116,7 @@ class PlatformClient:
         }
         if message_id is not None:
             body["message_id"] = message_id
-        return self._request("POST", "/api/v1/tickets", json=body)
+        return self._request("POST", "/api/v1/tickets", json=with_kind(body, kind))
 
     def update_ticket(
         self,
@@ -137,19 +139,27 @@ class PlatformClient:
         return self._request("PATCH", f"/api/v1/tickets/{quote(reference, safe='')}", json=body)
 
     def register_household(
-        self, *, sender: str, size: int, place: str, origin: str | None, language: str
+        self,
+        *,
+        sender: str,
+        size: int,
+        place: str,
+        origin: str | None,
+        language: str,
+        displaced_since: str | None = None,
     ) -> dict[str, Any]:
-        return self._request(
-            "POST",
-            "/api/v1/households",
-            json={
-                "sender": sender,
-                "size": size,
-                "place": place,
-                "origin": origin,
-                "language": language,
-            },
-        )
+        """``origin``: where the household came from, as the sender wrote it;
+        ``displaced_since``: ISO date it left, when the message said (sent only then)."""
+        body: dict[str, Any] = {
+            "sender": sender,
+            "size": size,
+            "place": place,
+            "origin": origin,
+            "language": language,
+        }
+        if displaced_since:
+            body["displaced_since"] = displaced_since
+        return self._request("POST", "/api/v1/households", json=body)
 
     def list_tickets(self, sender: str) -> list[dict[str, Any]]:
         body = self._request("GET", f"/api/v1/contacts/{self._sender_path(sender)}/tickets")
@@ -166,3 +176,9 @@ class PlatformClient:
         body = self._request("GET", "/api/v1/places/resolve", params={"q": text})
         match = body.get("match")
         return match if isinstance(match, dict) else None
+
+
+def with_kind(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The ticket creation body with the report's kind, as the platform's API names it: the
+    one place to adapt if that field is named or encoded differently."""
+    return {**body, "kind": kind}

@@ -14,6 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+# What the platform's POST /api/v1/tickets accepts (after the accountability work's merge).
+TICKET_KINDS = {"need", "complaint", "positive_feedback", "rumour", "information_request", "psea"}
+TICKET_CATEGORIES = {"health", "wash", "shelter_nfi", "food", "protection", "other"}
+
 
 class FakePlatform:
     """Plays the platform API contract and records every request it receives."""
@@ -34,12 +38,18 @@ class FakePlatform:
         if self.fail_with:
             return self.fail_with, {"detail": "platform unavailable"}
         if method == "POST" and path == "/api/v1/tickets":
+            kind = body.get("kind", "need")
+            if kind not in TICKET_KINDS:
+                return 422, {"detail": f"kind: unknown kind {kind!r}"}
+            if body.get("category") not in TICKET_CATEGORIES:
+                return 422, {"detail": f"category: unknown category {body.get('category')!r}"}
             self._counter += 1
             ref = f"T-TEST{self._counter}"
             return 201, {
                 "reference": ref,
                 "status": "new",
                 "category": body["category"],
+                "kind": kind,
                 "place": None,
                 "household_size": body.get("household_size"),
             }

@@ -35,6 +35,8 @@ def tracker(
         "place_attempts": 0,
         "size_attempts": 0,
         "requested_slot": None,
+        "origin": None,
+        "displaced_since": None,
     }
     all_slots.update(slots or {})
     return Tracker.from_dict(
@@ -96,6 +98,7 @@ def test_need_creates_ticket_at_once_with_what_is_known(platform):
         "language": "bm",
         "sensitive": False,
         "callback_ok": None,
+        "kind": "need",
     }
     slots = slot_events(events)
     assert slots["ticket_ref"] == "T-TEST1"
@@ -128,6 +131,60 @@ def test_ticket_creation_carries_the_inbound_message_id_as_idempotency_key(platf
     for bad in ("4242", True, 0, None):
         run(A.ActionCreateTicket(), tracker(intent="request_wash", metadata={"message_id": bad}))
         assert "message_id" not in platform.last("POST", "/api/v1/tickets")["body"]
+
+
+@pytest.mark.parametrize(
+    "intent,category,kind,sensitive,flow",
+    [
+        ("psea_report", "protection", "psea", True, "protection"),
+        ("protection_concern", "protection", "need", True, "protection"),
+        ("request_food", "food", "need", False, "need"),
+        ("complaint", "other", "complaint", False, "report"),
+        ("information_request", "other", "information_request", False, "report"),
+        ("rumour", "other", "rumour", False, "report"),
+    ],
+)
+def test_each_intent_opens_a_ticket_of_its_kind(platform, intent, category, kind, sensitive, flow):
+    """Sexual exploitation by an aid worker is a sensitive protection case of kind "psea";
+    food has its own category; complaints, questions and rumours are tickets of their kind."""
+    events, _ = run(A.ActionCreateTicket(), tracker(text="...", intent=intent))
+    response = platform.last("POST", "/api/v1/tickets")
+    body = response["body"]
+    assert (body["category"], body["kind"], body["sensitive"]) == (category, kind, sensitive)
+    slots = slot_events(events)
+    assert slots["ticket_ref"] == "T-TEST1"  # the fake platform accepted it
+    assert slots["flow"] == flow
+
+
+def test_a_report_is_confirmed_once_with_its_reference(platform):
+    t = tracker(text="la distribution etait injuste", intent="complaint")
+    events, _ = run(A.ActionCreateTicket(), t)
+    confirm = tracker(slots={**slot_events(events), "lang": "fr"})
+    _, dispatcher = run(A.ActionConfirmReport(), confirm)
+    assert dispatcher.messages[0]["response"] == "utter_report_received"
+    assert dispatcher.messages[0]["ref"] == "T-TEST1"
+
+    platform.fail_with = 503  # the platform is down: still one polite answer
+    events, _ = run(A.ActionCreateTicket(), t)
+    _, dispatcher = run(A.ActionConfirmReport(), tracker(slots=slot_events(events)))
+    assert responses(dispatcher) == ["utter_received_done"]
+
+
+def test_the_fake_platform_refuses_an_unknown_kind(platform):
+    from actions.platform_client import PlatformClient, PlatformError
+
+    client = PlatformClient(base_url=A.client().base_url, token="t")
+    with pytest.raises(PlatformError, match="kind"):
+        client.create_ticket(
+            sender="s",
+            category="other",
+            description="x",
+            place=None,
+            household_size=None,
+            language="fr",
+            sensitive=False,
+            kind="gossip",
+        )
 
 
 def test_household_size_words_are_parsed_for_the_ticket(platform):
@@ -320,6 +377,75 @@ def test_household_report_registers_the_household(platform):
     }
     assert dispatcher.messages[0]["response"] == "utter_household_registered"
     assert not [r for r in platform.requests if r["path"] == "/api/v1/tickets"]
+
+
+def test_an_arrival_registers_the_household_with_its_origin_and_date(platform):
+    """ "We came from Ménaka two weeks ago, now in Gao, 6 people": the registration carries
+    where the household came from and when it left."""
+    from datetime import date, timedelta
+
+    start = tracker(
+        text="nous sommes venus de menaka il y a 2 semaines, maintenant a gao, on est 6",
+        intent="register_household",
+        entities=[ent("origin", "menaka"), ent("place", "gao"), ent("household_size", "6")],
+    )
+    events, _ = run(A.ActionStartRegistration(), start)
+    slots = slot_events(events)
+    assert slots["displaced_since"] == (date.today() - timedelta(days=14)).isoformat()
+    done = tracker(
+        slots={
+            **slots,
+            "place": "Gao",
+            "place_code": "ML07",
+            "origin": "menaka",
+            "household_size": "6",
+        }
+    )
+    _, dispatcher = run(A.ActionUpdateTicket(), done)
+    body = platform.last("POST", "/api/v1/households")["body"]
+    assert body["origin"] == "menaka" and body["place"] == "ML07" and body["size"] == 6
+    assert body["displaced_since"] == slots["displaced_since"]
+    assert dispatcher.messages[0]["response"] == "utter_household_registered"
+
+
+def test_a_place_right_after_came_from_is_the_origin_not_the_place(platform):
+    text = "nous venons de boulkessi maintenant nous sommes a sevare 8 personnes"
+    entities = [
+        {"entity": "place", "value": "Boulkessi", "start": 15, "end": 24},
+        {"entity": "place", "value": "Sévaré", "start": 50, "end": 56},
+    ]
+    start = tracker(text=text, intent="register_household", entities=entities)
+    slots = slot_events(run(A.ActionStartRegistration(), start)[0])
+    assert slots["origin"] == "Boulkessi" and slots["place"] == "Sévaré"
+
+    # no cue before the place: the model's place stands
+    plain = tracker(
+        text="nous sommes a sevare",
+        intent="register_household",
+        entities=[{"entity": "place", "value": "Sévaré", "start": 14, "end": 20}],
+    )
+    slots = slot_events(run(A.ActionStartRegistration(), plain)[0])
+    assert "origin" not in slots and "place" not in slots
+
+
+@pytest.mark.parametrize(
+    "text,days",
+    [
+        ("on est arrives hier a mopti", 1),
+        ("nous sommes a gao depuis trois jours", 3),
+        ("we left bourem two weeks ago", 14),
+        ("an bora boni kabini tile saba", 3),
+        ("an nana kabini kalo fila", 60),
+        ("nous sommes 6 a sevare", None),
+        ("on est 7 personnes depuis longtemps", None),
+    ],
+)
+def test_displacement_date_from_the_senders_words(text, days):
+    from datetime import date, timedelta
+
+    today = date(2026, 12, 2)
+    expected = None if days is None else today - timedelta(days=days)
+    assert A.displaced_since(text, today) == expected
 
 
 # --- protection call-back --------------------------------------------------------------------

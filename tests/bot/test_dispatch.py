@@ -154,6 +154,29 @@ def test_empty_rasa_answer_falls_back(db: Session, fake_rasa: FakeRasa) -> None:
     assert ticket is not None and ticket.category == "health" and ticket.needs_review
 
 
+@pytest.mark.parametrize(
+    "text,category",
+    [
+        ("on a faim, plus de vivres au site depuis une semaine", "food"),
+        ("we are hungry no food since two days", "food"),
+        ("besoin d argent pour payer le loyer", "other"),
+    ],
+)
+def test_food_and_other_needs_get_a_ticket_from_the_fallback(
+    db: Session, fake_rasa: FakeRasa, text: str, category: str
+) -> None:
+    """With Rasa broken, a food need becomes a food ticket (its own category, referred) and
+    a named need outside the sectors an "other" ticket — not only the help text."""
+    from conversation.dispatch import handle_message
+
+    fake_rasa.answer = {"messages": []}
+    message = _inbound(db, text)
+    handle_message(message.id)
+    ticket = db.scalar(select(Ticket))
+    assert ticket is not None and ticket.category == category and ticket.needs_review
+    assert any(ticket.reference in reply for reply in _replies(db))
+
+
 def test_erasure_wipes_the_bots_copy_of_the_conversation(db: Session, fake_rasa: FakeRasa) -> None:
     from conversation.dispatch import forget_conversation
     from models import OutboxTask
@@ -283,6 +306,106 @@ def test_an_action_posting_after_the_fallback_gets_the_fallbacks_ticket(
     assert len(tickets) == 1 and _created_by(db, tickets[0]) == "fallback"
     assert posted[0].status_code == 201
     assert posted[0].json()["reference"] == tickets[0].reference
+    db.rollback()
+
+
+@pytest.fixture()
+def places_seeded(db: Session) -> None:
+    """The gazetteer in the ``places`` table, as ``deme seed`` loads it (a PATCHed place
+    must be one of them)."""
+    from deme.seed import seed_places
+
+    seed_places(db, lambda _message: None)
+    db.commit()
+
+
+def test_details_given_after_the_fallback_made_the_ticket_reach_that_ticket(
+    db: Session,
+    fake_rasa: FakeRasa,
+    client: Any,
+    short_rasa_timeout: None,
+    places_seeded: None,
+) -> None:
+    """Rasa is slow, the fallback creates the ticket; the late action gets that ticket back
+    and then PATCHes the place and household size the person gave: accepted (not 404), the
+    ticket shows them, and its timeline says the bot took it over. A fallback ticket of
+    another message, whose reference the bot never received, is still refused."""
+    from conversation.dispatch import handle_message
+    from models import TicketEvent
+    from ops_console.permissions import BOT_JOINED_EVENT
+
+    auth = _service_token(db)
+    patched: list[Any] = []
+    late = threading.Event()
+
+    def stall_then_action_then_details(turn: dict[str, Any]) -> None:
+        time.sleep(2.5)
+        created = client.post(
+            "/api/v1/tickets",
+            headers=auth,
+            json={
+                "sender": turn["sender"],
+                "category": "wash",
+                "description": turn["message"],
+                "language": "fr",
+                "message_id": turn["metadata"]["message_id"],
+            },
+        )
+        patched.append(created)
+        reference = created.json()["reference"]
+        patched.append(
+            client.patch(
+                f"/api/v1/tickets/{reference}",
+                headers=auth,
+                json={"place": "sevare", "household_size": 6},
+            )
+        )
+        late.set()
+
+    fake_rasa.during_turn = stall_then_action_then_details
+    message = _inbound(db, "pas d'eau potable chez nous depuis hier")
+    handle_message(message.id)
+    assert late.wait(10)
+
+    created, details = patched
+    assert created.status_code == 201, created.text
+    assert details.status_code == 200, details.text
+    db.expire_all()
+    tickets = db.scalars(select(Ticket)).all()
+    assert len(tickets) == 1 and _created_by(db, tickets[0]) == "fallback"
+    ticket = tickets[0]
+    assert ticket.reference == created.json()["reference"]
+    assert details.json()["household_size"] == 6
+    assert details.json()["place"] is not None
+    from models import Household, Place
+
+    place = db.get(Place, ticket.place_id) if ticket.place_id is not None else None
+    assert place is not None and place.code == details.json()["place"]["code"]
+    household = db.get(Household, ticket.household_id) if ticket.household_id else None
+    assert household is not None and household.size == 6
+    kinds = db.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
+    assert BOT_JOINED_EVENT in kinds
+
+    # Another message's fallback ticket: the bot never asked for it, so it may not touch it.
+    fake_rasa.during_turn = None
+    fake_rasa.answer = {"messages": []}  # an empty answer: the fallback takes the message
+    other = Message(
+        channel_id=message.channel_id,
+        contact_id=message.contact_id,
+        direction=MessageDirection.INBOUND,
+        provider_id="sim-2",
+        body="le forage est en panne depuis une semaine",
+        status=MessageStatus.RECEIVED,
+    )
+    db.add(other)
+    db.commit()
+    handle_message(other.id)
+    db.expire_all()
+    guessed = db.scalars(select(Ticket).where(Ticket.id != ticket.id)).one()
+    refused = client.patch(
+        f"/api/v1/tickets/{guessed.reference}", headers=auth, json={"household_size": 3}
+    )
+    assert refused.status_code == 404, refused.text
     db.rollback()
 
 

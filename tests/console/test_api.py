@@ -102,7 +102,7 @@ def test_validation_errors_name_the_field(client: Any, world: World, db: Any) ->
     response = client.post(
         "/api/v1/tickets",
         headers=world["service"].headers,
-        json={"sender": sender, "category": "food", "household_size": "many"},
+        json={"sender": sender, "category": "weather", "household_size": "many"},
     )
     assert response.status_code == 422
     detail = response.json()["detail"]

@@ -224,6 +224,35 @@ def test_places_outside_bamako(gaz: Gazetteer) -> None:
     assert [a.code for a in gaz.ancestors(sevare.code)] == ["ML0501001", "ML0501", "ML05"]
 
 
+@pytest.mark.parametrize(
+    "message,place,region",
+    [
+        # Bamako neighbourhoods: the district, not a region of the same name elsewhere
+        ("pas d eau a sikoroni", "Sikoroni", "Bamako"),
+        ("on est a lassa depuis hier", "Lassa", "Bamako"),
+        ("quartier garantiguibougou commune 5", "Garantiguibougou", "Bamako"),
+        ("nous sommes a att bougou", "ATTbougou", "Bamako"),
+        ("je suis a sogonafing", "Sogonafing", "Bamako"),
+        # communes just outside Bamako: Koulikoro region
+        ("site de baguineda", "Baguinéda-Camp", "Koulikoro"),
+        ("on vit a moribabougou", "Moribabougou", "Koulikoro"),
+        # Mopti town's quarters and the communes around Sévaré
+        ("les enfants sont malades a komoguel", "Komoguel", "Mopti"),
+        ("quartier poudriere a sevare", "Poudrière", "Mopti"),
+        ("site de deplaces de fatoma", "Fatoma", "Mopti"),
+        ("on est a somadougou pres de sevare", "Somadougou", "Mopti"),
+    ],
+)
+def test_neighbourhoods_sites_and_communes_resolve_to_their_region(
+    gaz: Gazetteer, message: str, place: str, region: str
+) -> None:
+    match = gaz.find_in_text(message)
+    assert match is not None, message
+    assert match.place.name == place
+    found = gaz.region_of(match.place.code)
+    assert found is not None and found.name == region
+
+
 CODE_PATTERNS = {
     PlaceKind.COUNTRY: r"ML",
     PlaceKind.REGION: r"ML\d{2}",
