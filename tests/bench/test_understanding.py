@@ -123,8 +123,9 @@ def test_kinds_are_scored_once_the_api_exposes_them(synthetic_set: Path) -> None
 
 def test_food_expects_a_food_category_only_once_there_is_one() -> None:
     food = u.Case("x", "fr", ("on a faim",), "other", "need", None, None, None, False, "food")
-    assert u.expected_category(food, CATEGORIES) == "other"
-    assert u.expected_category(food, [*CATEGORIES, "food"]) == "food"
+    without_food = [c for c in CATEGORIES if c != "food"]
+    assert u.expected_category(food, without_food) == "other"
+    assert u.expected_category(food, [*without_food, "food"]) == "food"
 
 
 def test_region_is_the_ancestor_below_the_country() -> None:
