@@ -532,7 +532,7 @@ def broker_kill(run: Run, env: dict[str, str], fake: fp.FakeProvider) -> dict[st
         while time.monotonic() < deadline and "broker" not in _children(run.process.pid):
             time.sleep(0.2)
 
-    return load_under_fault(run, env, fake, "+2237790", 1.0, kill, back)
+    return load_under_fault(run, env, fake, "+2237750", 1.0, kill, back)
 
 
 def parent_kill(run: Run, env: dict[str, str], log: Path) -> dict[str, str]:
