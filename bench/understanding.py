@@ -437,6 +437,16 @@ with session_scope() as s:
         s.add(user)
         s.flush()
         tokens[role.value] = issue_api_token(s, user, "bench-understanding")
+    # PSEA cases are seen by the PSEA focal points only: a member of that team reads them.
+    from sqlalchemy import select
+    from models.teams import Team, TeamMember
+    for team_id in s.scalars(select(Team.id).where(Team.handles_psea.is_(True))):
+        user = User(username=f"bench-understanding-psea-{team_id}",
+            display_name="bench PSEA focal point", role=UserRole.TEAM_MEMBER)
+        s.add(user)
+        s.flush()
+        s.add(TeamMember(team_id=team_id, user_id=user.id))
+        tokens[f"psea-{team_id}"] = issue_api_token(s, user, "bench-understanding")
 print(json.dumps(tokens))
 """
 # Which contact each phone became, and the tickets the keyword fallback created.
