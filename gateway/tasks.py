@@ -583,8 +583,14 @@ def send_claimed(session: Session) -> list[str]:
     for claimed in take_claimed(session):
         try:
             results.append(_send_claimed(claimed))
-        except Exception:
-            log.exception("inline send message=%s: left for the sweep", claimed.message_id)
+        except Exception as exc:
+            # The type only, like every other send log: a traceback can carry a driver's SQL
+            # parameters (the reply's body) or a provider's error text.
+            log.error(
+                "inline send message=%s: %s, left for the sweep",
+                claimed.message_id,
+                type(exc).__name__,
+            )
             results.append("left-for-sweep")
     return results
 
