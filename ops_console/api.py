@@ -558,10 +558,16 @@ def contact_tickets(sender: str, viewer: ApiViewer, session: DbSession) -> Any:
     found = open_tickets_for(session, contact)
     if not viewer.can(Capability.CONTACTS_BOT):
         found = [t for t in found if viewer.may_see(t)]
+    # The answer ends up in an SMS on the sender's phone: a sensitive case (a protection or
+    # PSEA report, or any case flagged sensitive) is reported as "protection" whatever its
+    # category, and the bot names that one neutrally (bot/actions/labels.yml).
     return ContactTicketsOut(
         tickets=[
             ContactTicketOut(
-                reference=t.reference, category=t.category, status=t.status, updated_at=t.updated_at
+                reference=t.reference,
+                category=TicketCategory.PROTECTION if t.sensitive else t.category,
+                status=t.status,
+                updated_at=t.updated_at,
             )
             for t in found
         ]

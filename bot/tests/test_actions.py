@@ -519,6 +519,28 @@ def test_ticket_status_lists_tickets_in_the_sender_language(platform):
     assert msg["tickets"] == "T-AAAAA eau: en cours; T-BBBBB santé: traitée"
 
 
+def test_ticket_status_never_names_a_protection_case(platform):
+    """The status SMS stays in the phone's inbox: a protection case (every sensitive case,
+    PSEA included, reaches the bot as "protection") gets the USSD menu's neutral word."""
+    platform.tickets = [
+        {
+            "reference": "T-CCCCC",
+            "category": "protection",
+            "status": "triaged",
+            "updated_at": "2026-01-02T10:00:00Z",
+        }
+    ]
+    for lang, expected in (
+        ("fr", "T-CCCCC demande: en cours"),
+        ("en", "T-CCCCC request: in progress"),
+        ("bm", "T-CCCCC nyininkali: b'a la"),
+    ):
+        _, dispatcher = run(A.ActionTicketStatus(), tracker(slots={"lang": lang}, sender="s/2"))
+        listed = dispatcher.messages[0]["tickets"]
+        assert listed == expected
+        assert "protect" not in listed.lower() and "lakana" not in listed.lower()
+
+
 def test_ticket_status_none_and_unavailable(platform):
     _, dispatcher = run(A.ActionTicketStatus(), tracker())
     assert responses(dispatcher) == ["utter_status_none"]

@@ -147,6 +147,28 @@ def test_bot_patch_and_contact_endpoints(client: Any, world: World, db: Any) -> 
     assert response.json() == {"ok": True}
 
 
+def test_bot_status_list_reports_a_sensitive_case_as_protection(
+    client: Any, world: World, db: Any
+) -> None:
+    """What the bot turns into the sender's status SMS never names a sensitive case's
+    category (a health ticket flagged sensitive, a PSEA report): it is "protection", which the
+    bot words neutrally."""
+    sender = _contact_id(db)
+    headers = world["service"].headers
+    ordinary = client.post(
+        "/api/v1/tickets", headers=headers, json={"sender": sender, "category": "wash"}
+    ).json()["reference"]
+    sensitive = client.post(
+        "/api/v1/tickets",
+        headers=headers,
+        json={"sender": sender, "category": "health", "sensitive": True},
+    )
+    assert sensitive.status_code == 201, sensitive.text
+    listed = client.get(f"/api/v1/contacts/{sender}/tickets", headers=headers).json()
+    categories = {t["reference"]: t["category"] for t in listed["tickets"]}
+    assert categories == {ordinary: "wash", sensitive.json()["reference"]: "protection"}
+
+
 def test_households_and_places(client: Any, world: World, db: Any) -> None:
     sender = _contact_id(db)
     headers = world["service"].headers
