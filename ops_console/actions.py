@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
 
 from core.phones import mask_phone
@@ -18,6 +18,7 @@ from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Contact
 from models.enums import (
+    IncidentStatus,
     TicketCategory,
     TicketKind,
     TicketPriority,
@@ -311,6 +312,15 @@ def merge_into(session: Session, duplicate: Ticket, target: Ticket, viewer: View
 
     # Not "closing a case": it lives on in the target, so no approval is asked for.
     workflow.change_status(session, duplicate, TicketStatus.CLOSED, **_actor(viewer))
+
+
+def linkable_incidents_clause(ticket: Ticket) -> ColumnElement[bool]:
+    """The incidents ``ticket`` may join by hand: open ones of its own category, never any
+    for a PSEA case (tickets.surges never groups one: an incident is seen and counted by
+    place by the protection team, and its closing SMS goes to every member's sender)."""
+    if is_psea(ticket):
+        return false()
+    return and_(Incident.category == ticket.category, Incident.status == IncidentStatus.OPEN)
 
 
 def link_incident(

@@ -408,7 +408,7 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     incidents = list(
         session.scalars(
             select(Incident)
-            .where(Incident.category == ticket.category, Incident.status == "open")
+            .where(actions.linkable_incidents_clause(ticket))
             .order_by(Incident.last_report_at.desc())
             .limit(20)
         )
@@ -702,7 +702,17 @@ async def ticket_incident(request: Request, reference: str, page: PostPage) -> R
     form = await request.form()
     errors: dict[str, str] = {}
     value = form_text(form, "incident", 12)
-    incident = page.session.get(Incident, int(value)) if is_id(value) else None
+    # Only an incident the form offers: an id typed by hand (another category's, a protection
+    # surge for a PSEA case) is answered like one that does not exist.
+    incident = (
+        page.session.scalar(
+            select(Incident).where(
+                Incident.id == int(value), actions.linkable_incidents_clause(ticket)
+            )
+        )
+        if is_id(value)
+        else None
+    )
     if value and incident is None:
         errors["incident"] = N_("Unknown value.")
     else:
