@@ -191,6 +191,8 @@ def handle_one(session: Session, message: Message) -> None:
                 ticket_id = followup_ticket_id(session, contact.id, message)
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
+            if ticket_id is not None:
+                _screen_for_psea(session, ticket_id, text)
             # The bot's actions may have erased it (/erase) or opted it out: only those
             # columns are read again (not the whole row and its encrypted number).
             session.refresh(contact, ["erased_at", "opted_out_at"])
@@ -203,6 +205,23 @@ def handle_one(session: Session, message: Message) -> None:
                 )
             return
     handle_with_fallback(session, message, contact, text)
+
+
+def _screen_for_psea(session: Session, ticket_id: int, text: str) -> None:
+    """A message of the turn that reports sexual exploitation or abuse by an aid worker makes
+    its ticket a PSEA case, whatever the model made of it: the API's safety net sees only
+    the text a ticket is created with, not a follow-up answer ("he said he would put us on
+    the list if…") added to a need ticket. Re-classified as an operator would
+    (``tickets.workflow.change_kind``): protection, sensitive, urgent, unassigned and routed to
+    the PSEA focal points only — the team that had it loses sight of it."""
+    from bot.fallback import psea_in_text
+    from tickets.workflow import change_kind
+
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or ticket.kind == TicketKind.PSEA or not psea_in_text(text):
+        return
+    change_kind(session, ticket, TicketKind.PSEA, actor_label="psea screen")
+    log.warning("ticket %s re-classified as PSEA from a follow-up message", ticket.id)
 
 
 def handle_with_fallback(session: Session, message: Message, contact: Contact, text: str) -> None:

@@ -439,3 +439,83 @@ def test_ticket_creation_with_a_message_id_is_idempotent_and_checked(
     db.expire_all()
     assert len(db.scalars(select(Ticket)).all()) == 1
     db.rollback()
+
+
+def test_a_follow_up_reporting_exploitation_makes_the_ticket_a_psea_case(
+    db: Session, fake_rasa: FakeRasa, client: Any, places_seeded: None
+) -> None:
+    """The first SMS asks for water (the action files a wash ticket); the answer to the bot's
+    next question says the distributor wants sex for a place on the list. The model kept the
+    conversation on the water ticket; the platform's screen makes that ticket a PSEA case, so
+    the operators who could see the water ticket no longer can."""
+    from conversation.dispatch import handle_message
+    from models import TicketEvent
+    from models.enums import TicketKind, TicketPriority
+
+    auth = _service_token(db)
+    created: list[Any] = []
+    fake_rasa.during_turn = lambda turn: created.append(_action_posts_ticket(client, auth, turn))
+    first = _inbound(db, "pas d'eau potable a sevare, nous sommes 6")
+    handle_message(first.id)
+    assert created[0].status_code == 201, created[0].text
+    reference = created[0].json()["reference"]
+
+    patched: list[Any] = []
+    fake_rasa.during_turn = lambda turn: patched.append(
+        client.patch(f"/api/v1/tickets/{reference}", headers=auth, json={"household_size": 5})
+    )
+    follow_up = Message(
+        channel_id=first.channel_id,
+        contact_id=first.contact_id,
+        direction=MessageDirection.INBOUND,
+        provider_id="sim-2",
+        body="le distributeur dit qu il nous met sur la liste si ma fille couche avec lui",
+        status=MessageStatus.RECEIVED,
+    )
+    db.add(follow_up)
+    db.commit()
+    handle_message(follow_up.id)
+    assert patched[0].status_code == 200, patched[0].text
+
+    db.expire_all()
+    ticket = db.scalars(select(Ticket).where(Ticket.reference == reference)).one()
+    assert ticket.kind == TicketKind.PSEA
+    assert ticket.sensitive and ticket.priority == TicketPriority.URGENT
+    assert ticket.category.value == "protection"
+    kinds = db.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
+    assert "kind_changed" in kinds
+    assert db.get(Message, follow_up.id).ticket_id == ticket.id  # type: ignore[union-attr]
+    db.rollback()
+
+
+def test_an_ordinary_follow_up_leaves_the_ticket_as_it_is(
+    db: Session, fake_rasa: FakeRasa, client: Any, places_seeded: None
+) -> None:
+    from conversation.dispatch import handle_message
+    from models.enums import TicketKind
+
+    auth = _service_token(db)
+    created: list[Any] = []
+    fake_rasa.during_turn = lambda turn: created.append(_action_posts_ticket(client, auth, turn))
+    first = _inbound(db, "pas d'eau potable a sevare, nous sommes 6")
+    handle_message(first.id)
+    reference = created[0].json()["reference"]
+    fake_rasa.during_turn = lambda turn: client.patch(
+        f"/api/v1/tickets/{reference}", headers=auth, json={"household_size": 5}
+    )
+    follow_up = Message(
+        channel_id=first.channel_id,
+        contact_id=first.contact_id,
+        direction=MessageDirection.INBOUND,
+        provider_id="sim-2",
+        body="le chef du site dit que la distribution d eau est pour lundi",
+        status=MessageStatus.RECEIVED,
+    )
+    db.add(follow_up)
+    db.commit()
+    handle_message(follow_up.id)
+    db.expire_all()
+    ticket = db.scalars(select(Ticket).where(Ticket.reference == reference)).one()
+    assert ticket.kind != TicketKind.PSEA and ticket.category.value == "wash"
+    assert not ticket.sensitive
+    db.rollback()
