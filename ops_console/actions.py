@@ -75,9 +75,11 @@ def change_status(
     status: TicketStatus,
     *,
     notify: bool = True,
+    outcome: str | None = None,
 ) -> bool:
     """Move the ticket to ``status`` (tickets.workflow pauses the SLA clock while WAITING and
     tells the sender about the changes that matter to them, unless ``notify`` is False).
+    ``outcome`` (resolving or closing): what was done, sent to the person with "resolved".
 
     Resolving or closing a protection or PSEA case only asks for it: the ticket awaits the
     approval of a lead of its team (for PSEA, the PSEA focal lead), who approves by choosing
@@ -86,6 +88,13 @@ def change_status(
 
     if status == ticket.status:
         return False
+    outcome = (outcome or "").strip() or None
+    if outcome is not None and len(outcome) > MAX_OUTCOME_LENGTH:
+        raise ActionError(
+            "outcome",
+            "error.outcome_too_long",
+            N_("The outcome is too long: keep it to 300 characters (it goes out by SMS)."),
+        )
     if status == TicketStatus.AWAITING_APPROVAL:
         raise ActionError(
             "status",
@@ -94,7 +103,9 @@ def change_status(
         )
     if status in workflow.CLOSING_STATUSES and workflow.needs_closure_approval(ticket):
         try:
-            workflow.close_with_approval(session, ticket, status, notify=notify, **_actor(viewer))
+            workflow.close_with_approval(
+                session, ticket, status, notify=notify, outcome=outcome, **_actor(viewer)
+            )
         except workflow.ClosureRefused as exc:
             if exc.reason == "second_person":
                 raise ActionError(
@@ -111,9 +122,10 @@ def change_status(
                 N_("This case awaits the approval of a lead of its team."),
             ) from exc
         return True
-    return (
-        workflow.change_status(session, ticket, status, notify=notify, **_actor(viewer)) is not None
+    changed = workflow.change_status(
+        session, ticket, status, notify=notify, outcome=outcome, **_actor(viewer)
     )
+    return changed is not None
 
 
 def change_priority(
@@ -247,6 +259,7 @@ def add_note(session: Session, ticket: Ticket, viewer: Viewer, body: str) -> Tic
     return workflow.add_note(session, ticket, text, **_actor(viewer))
 
 
+MAX_OUTCOME_LENGTH = 300  # two SMS with the frame text: what was done, not a letter
 MAX_REPLY_LENGTH = 1600  # ten concatenated GSM-7 segments: beyond that, call the person
 
 

@@ -134,6 +134,11 @@ class TicketUpdateIn(_Strict):
     note: str | None = Field(None, max_length=5000)
     # People (not the bot) may also work the ticket:
     status: TicketStatus | None = None
+    outcome: str | None = Field(
+        None,
+        max_length=300,
+        description="with status resolved or closed: what was done, sent to the person by SMS",
+    )
     priority: TicketPriority | None = None
     category: TicketCategory | None = None
     kind: TicketKind | None = Field(
@@ -500,8 +505,13 @@ def update_ticket(
 
         intake_update(session, ticket, actor_label=_actor(viewer), **kwargs)
     try:
+        if body.outcome is not None and body.status not in (
+            TicketStatus.RESOLVED,
+            TicketStatus.CLOSED,
+        ):
+            raise HTTPException(422, "outcome: give it with status resolved or closed")
         if body.status is not None:
-            actions.change_status(session, ticket, viewer, body.status)
+            actions.change_status(session, ticket, viewer, body.status, outcome=body.outcome)
         if body.priority is not None:
             actions.change_priority(session, ticket, viewer, body.priority)
         if body.category is not None:

@@ -545,7 +545,14 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
     try:
         status = form_text(form, "status", 20)
         if status:
-            actions.change_status(session, ticket, viewer, TicketStatus(status), notify=notify)
+            actions.change_status(
+                session,
+                ticket,
+                viewer,
+                TicketStatus(status),
+                notify=notify,
+                outcome=form_text(form, "outcome", 2000),
+            )
         priority = form_text(form, "priority", 20)
         if priority:
             actions.change_priority(session, ticket, viewer, TicketPriority(priority))

@@ -181,6 +181,19 @@ def _queue(
     return None if message is None else message.id
 
 
+def _outcome(session: Session, ticket_id: int, kind: str, event_id: int) -> str | None:
+    """What was done, as the operator wrote it when resolving (the status event's
+    ``outcome``): read when the SMS is sent, so one held for safety carries it too."""
+    if kind != "resolved":
+        return None
+    event = session.get(TicketEvent, event_id)
+    if event is None or event.ticket_id != ticket_id:
+        return None
+    outcome = event.data.get("outcome") if isinstance(event.data, dict) else None
+    text = str(outcome or "").strip()
+    return text or None
+
+
 def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
     """The task body: send the ``sender.<kind>`` SMS for ticket ``ticket_id`` once."""
     with get_sessionmaker()() as session:
@@ -197,7 +210,14 @@ def notify_sender(ticket_id: int, kind: str, event_id: int) -> bool:
         if _STATUS_PROGRESS[ticket.status] > _PROGRESS.get(kind, 3):
             return False
         language = sender_language(ticket, contact)
-        body = translate(f"sender.{kind}", language, reference=ticket.reference)
+        outcome = _outcome(session, ticket_id, kind, event_id)
+        body = (
+            translate(
+                "sender.resolved_outcome", language, reference=ticket.reference, outcome=outcome
+            )
+            if outcome
+            else translate(f"sender.{kind}", language, reference=ticket.reference)
+        )
         message_id = _queue(session, contact, body, ticket.id, "status")
         record_event(
             session,

@@ -8,6 +8,7 @@ Plain functions with keyword-only options; they flush, the caller commits.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,6 +48,11 @@ def bump_version(ticket: Ticket) -> None:
     ticket.version = Ticket.version + 1
 
 
+def _outcome_data(outcome: str | None) -> dict[str, Any]:
+    """The event data of a resolution's "what was done" (nothing when none was written)."""
+    return {"outcome": outcome} if outcome else {}
+
+
 def change_status(
     session: Session,
     ticket: Ticket,
@@ -56,9 +62,13 @@ def change_status(
     actor_user_id: int | None = None,
     notify: bool = True,
     now: datetime | None = None,
+    outcome: str | None = None,
 ) -> TicketEvent | None:
     """Move ``ticket`` to ``status``. Pauses the SLA clock while WAITING, resumes it after;
-    tells the sender about assigned / in progress / resolved. None if nothing changed."""
+    tells the sender about assigned / in progress / resolved. None if nothing changed.
+
+    ``outcome``: what was done, in the operator's words, when resolving or closing; kept on
+    the event (the timeline shows it) and carried by the "resolved" SMS to the sender."""
     status = TicketStatus(status)
     if ticket.status == status:
         return None
@@ -84,6 +94,7 @@ def change_status(
         now=moment,
         old=previous.value,
         new=status.value,
+        **_outcome_data(outcome if status in CLOSING_STATUSES else None),
     )
     if notify:
         notify_for_status(session, ticket, status, event.id)
@@ -398,6 +409,7 @@ def close_with_approval(
     actor_user_id: int | None,
     notify: bool = True,
     now: datetime | None = None,
+    outcome: str | None = None,
 ) -> str:
     """A person asks to resolve or close a case that needs approval. Returns "requested"
     (the ticket now awaits approval) or "approved" (this person approves a pending request:
@@ -430,6 +442,8 @@ def close_with_approval(
             actor_user_id=actor_user_id,
             notify=notify,
             now=moment,
+            # The approver's words, else those of the person who asked to close.
+            outcome=outcome or pending.data.get("outcome") or None,
         )
         return "approved"
     change_status(
@@ -449,6 +463,7 @@ def close_with_approval(
         actor_user_id=actor_user_id,
         now=moment,
         requested=status.value,
+        **_outcome_data(outcome),
     )
     return "requested"
 

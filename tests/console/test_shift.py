@@ -498,3 +498,74 @@ def test_erasure_and_its_confirmation_show_on_the_ticket(
     page = client.get(f"/tickets/{ticket.reference}").text
     assert "effacées à sa demande" in page
     assert "SMS de confirmation" in page and "Toux" not in page
+
+
+def test_resolving_with_what_was_done_tells_the_person_and_shows_on_the_timeline(
+    browser_client: Any, world: World, db: Any
+) -> None:
+    """Closing the loop from the ticket page: the operator writes what was done; the
+    timeline shows it and the person's "resolved" SMS carries it; too long is refused with
+    a message and nothing is changed."""
+    from models.tickets import TicketEvent
+    from tickets import notifications
+
+    ticket = new_ticket(db, category="wash", phone="+22376111310")
+    client = browser_client()
+    token = login(client, "operator-user")
+    page = client.get(f"/tickets/{ticket.reference}").text
+    assert "Ce qui a été fait (en résolvant)" in page
+    form = {
+        "csrf_token": token,
+        "status": "resolved",
+        "priority": ticket.priority.value,
+        "category": "wash",
+        "notify_choice": "1",
+        "notify_sender": "1",
+    }
+    refused = client.post(
+        f"/tickets/{ticket.reference}/work",
+        data={**form, "outcome": "x" * 301, **_work_form(page)},
+    )
+    assert refused.status_code == 422
+    assert "Le résultat est trop long" in refused.text
+    db.expire_all()
+    assert db.get(type(ticket), ticket.id).status.value != "resolved"
+
+    done = client.post(
+        f"/tickets/{ticket.reference}/work",
+        data={**form, "outcome": "Réservoir réparé mardi", **_work_form(page)},
+    )
+    assert done.status_code == 200, done.text
+    assert "Ce qui a été fait :" in done.text and "Réservoir réparé mardi" in done.text
+    (args,) = [a for a in _notify_rows(db, ticket) if a[1] == "resolved"]
+    event = db.get(TicketEvent, args[2])
+    assert event is not None and event.data["outcome"] == "Réservoir réparé mardi"
+    # Sent here, or already by a worker of this test session: once either way.
+    notifications.notify_sender(*args)
+    from sqlalchemy import select
+
+    from models.enums import MessageDirection
+    from models.messages import Message
+
+    db.expire_all()
+    bodies = db.scalars(
+        select(Message.body).where(
+            Message.ticket_id == ticket.id, Message.direction == MessageDirection.OUTBOUND
+        )
+    ).all()
+    assert any(b and ticket.reference in b and "Réservoir réparé mardi" in b for b in bodies), (
+        bodies
+    )
+
+
+def test_api_outcome_is_checked_and_sent(client: Any, world: World, db: Any) -> None:
+    ticket = new_ticket(db, category="wash", phone="+22376111311")
+    headers = world["operator"].headers
+    url = f"/api/v1/tickets/{ticket.reference}"
+    alone = client.patch(url, headers=headers, json={"outcome": "Fait"})
+    assert alone.status_code == 422 and "outcome" in alone.json()["detail"]
+    long = client.patch(url, headers=headers, json={"status": "resolved", "outcome": "x" * 301})
+    assert long.status_code == 422 and "outcome" in str(long.json()["detail"])
+    done = client.patch(url, headers=headers, json={"status": "resolved", "outcome": "Fait"})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "resolved"

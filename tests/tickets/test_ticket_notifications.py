@@ -89,6 +89,63 @@ def test_a_notification_overtaken_by_a_later_status_is_dropped(db: Any, world: W
     )
 
 
+def test_the_outcome_the_operator_wrote_reaches_the_sender_in_their_language(
+    db: Any, world: World
+) -> None:
+    """Closing the loop: the "resolved" SMS says what was done, in the person's language."""
+    for index, (language, frame) in enumerate(
+        (
+            (Language.BAMBARA, "Min kera:"),
+            (Language.ENGLISH, "What was done:"),
+            (Language.FRENCH, "Ce qui a été fait :"),
+        )
+    ):
+        contact = reachable_contact(db, phone=f"+2237600010{index}", language=language)
+        ticket = create_ticket(db, category=C.WASH, source="sms", contact=contact)
+        resolved = change_status(
+            db,
+            ticket,
+            TicketStatus.RESOLVED,
+            actor_label="op",
+            outcome="  Camion-citerne au site lundi 8h  ",
+        )
+        db.commit()
+        assert (
+            resolved is not None
+            and resolved.data["outcome"] == "  Camion-citerne au site lundi 8h  "
+        )
+        assert notifications.notify_sender(ticket.id, "resolved", resolved.id) is True
+        first = _sent(db, contact.id)[0]  # then the satisfaction question
+        assert first == translate(
+            "sender.resolved_outcome",
+            language.value,
+            reference=ticket.reference,
+            outcome="Camion-citerne au site lundi 8h",
+        )
+        assert frame in first and ticket.reference in first
+
+
+def test_a_held_outcome_waits_until_contact_is_safe_then_carries_the_outcome(
+    db: Any, world: World
+) -> None:
+    contact = reachable_contact(db, language=Language.ENGLISH)
+    ticket = create_ticket(db, category=C.PROTECTION, source="sms", contact=contact)
+    assert ticket.sensitive and ticket.callback_ok is not True
+    resolved = change_status(
+        db, ticket, TicketStatus.RESOLVED, actor_label="op", outcome="A caseworker met you."
+    )
+    db.commit()
+    assert resolved is not None
+    assert notifications.notify_sender(ticket.id, "resolved", resolved.id) is False
+    assert _sent(db, contact.id) == []
+    ticket.callback_ok = True  # the person said contact is safe
+    db.commit()
+    assert notifications.notify_sender(ticket.id, "resolved", resolved.id) is True
+    assert _sent(db, contact.id)[0] == translate(
+        "sender.resolved_outcome", "en", reference=ticket.reference, outcome="A caseworker met you."
+    )
+
+
 def test_opted_out_senders_get_nothing(db: Any, world: World) -> None:
     contact = reachable_contact(db)
     ticket = create_ticket(db, category=C.WASH, source="ussd", contact=contact)
