@@ -65,7 +65,7 @@ from tickets.erasure import erase_contact as _erase_contact
 from tickets.notifications import ACKNOWLEDGED_SOURCES, schedule_sender_notification
 from tickets.psea import PSEA_CATEGORY, PSEA_PRIORITY
 from tickets.references import new_reference
-from tickets.routing import OPEN_STATUSES, route_ticket
+from tickets.routing import OPEN_STATUSES, Route, record_route, route_for, route_ticket
 from tickets.surges import attach_to_surge
 from tickets.timeline import record_event
 from tickets.triage import max_priority, triage
@@ -227,8 +227,14 @@ def _record(
     actor_user_id: int | None,
     now: datetime | None,
     link_message: bool = True,
-) -> tuple[Ticket, TicketEvent]:
-    """The record step (see the module docstring): the ticket and its "created" event."""
+    process_now: bool = False,
+) -> tuple[Ticket, TicketEvent, Route | None]:
+    """The record step (see the module docstring): the ticket and its "created" event.
+
+    ``process_now`` (``create_ticket``: the process step follows in this transaction): the
+    ticket is inserted already triaged, with its route's team and its SLA due times — what
+    the process step would otherwise write in three UPDATEs right after the INSERT — and the
+    route is returned for the process step to record."""
     moment = now or utcnow()
     ticket_kind = TicketKind(kind) if kind else TicketKind.NEED
     # A PSEA report is protection, sensitive and urgent whatever the creator sent (issue 15).
@@ -248,6 +254,20 @@ def _record(
     if household_size is not None:
         household = _household_for(session, contact, size=household_size, place_id=place_id)
 
+    processed: dict[str, Any] = {}
+    route: Route | None = None
+    if process_now:
+        route = route_for(
+            session, kind=ticket_kind, category=category, priority=priority, place_id=place_id
+        )
+        targets = sla.targets_for(session, category, priority)
+        processed = {
+            "status": TicketStatus.TRIAGED,
+            "triaged_at": moment,
+            "team_id": route[1].id if route[1] is not None else None,
+            "first_response_due_at": moment + targets.first_response,
+            "resolution_due_at": moment + targets.resolution,
+        }
     ticket = _insert_with_reference(
         session,
         {
@@ -269,7 +289,8 @@ def _record(
             "source_message_id": message_id,
             "created_at": moment,
             "updated_at": moment,
-        },
+        }
+        | processed,
     )
     if message_id is not None and link_message:
         message = session.get(Message, message_id)
@@ -292,10 +313,12 @@ def _record(
         message_id=message_id,
         place_unknown=place_unknown,
     )
-    return ticket, created
+    return ticket, created, route
 
 
-def _record_once(session: Session, **fields: Any) -> tuple[Ticket, TicketEvent | None]:
+def _record_once(
+    session: Session, **fields: Any
+) -> tuple[Ticket, TicketEvent | None, Route | None]:
     """``_record``, idempotent per inbound message: given a ``message_id`` that already has
     its ticket, that ticket and no event (nothing written). The look-up first, so a replay
     touches nothing (no household update either); the unique index for the race, when the
@@ -304,14 +327,14 @@ def _record_once(session: Session, **fields: Any) -> tuple[Ticket, TicketEvent |
     if message_id is not None:
         first = ticket_for_message(session, message_id)
         if first is not None:
-            return first, None
+            return first, None, None
     try:
         return _record(session, **fields)
     except _MessageHasTicket as clash:
         ticket = session.get(Ticket, clash.ticket_id)
         if ticket is None:  # erased between the clash and this read: nothing to return
             raise
-        return ticket, None
+        return ticket, None, None
 
 
 def record_ticket(
@@ -344,7 +367,7 @@ def record_ticket(
     shown at once; the ticket is ``NEW`` until the worker has processed it. Nothing leaves the
     system from here: team alerts and the sender's SMS are the worker's, under the same rules
     as ``create_ticket`` (a protection alert carries only the reference). Flushes."""
-    ticket, _created = _record_once(
+    ticket, _created, _route = _record_once(
         session,
         category=category,
         source=source,
@@ -430,8 +453,10 @@ def _process(
     created_event_id: int | None,
     now: datetime | None,
     fresh: bool,
+    route: Route | None = None,
 ) -> bool:
-    """``fresh``: recorded in this very transaction (``create_ticket``), nothing to check."""
+    """``fresh``: recorded in this very transaction (``create_ticket``), nothing to check;
+    ``route``: the one its INSERT already carries (the decision and event are recorded here)."""
     routed = False if fresh else _routed(session, ticket)
     if routed and ticket.triaged_at is not None and ticket.first_response_due_at is not None:
         return False
@@ -445,7 +470,12 @@ def _process(
         session.flush()
         return True
     if not routed:
-        route_ticket(session, ticket, actor_label="routing", now=moment)
+        if route is not None:
+            record_route(
+                session, ticket, route, previous_team_id=None, actor_label="routing", now=moment
+            )
+        else:
+            route_ticket(session, ticket, actor_label="routing", now=moment)
         auto_assign(session, ticket, now=moment)
     if ticket.first_response_due_at is None:
         sla.apply_targets(session, ticket)
@@ -546,7 +576,7 @@ def create_ticket(
     conversation task holds the message's row lock until Rasa answers, so an UPDATE of it
     from the API would wait for the turn that waits for the API; that task links the
     turn's messages itself."""
-    ticket, created = _record_once(
+    ticket, created, route = _record_once(
         session,
         category=category,
         source=source,
@@ -565,11 +595,19 @@ def create_ticket(
         actor_user_id=actor_user_id,
         now=now,
         link_message=link_message,
+        process_now=True,
     )
     if created is None:
         return ticket  # the message's ticket already existed: its creator processed it
     session.flush()
-    _process(session, ticket, created_event_id=created.id, now=created.created_at, fresh=True)
+    _process(
+        session,
+        ticket,
+        created_event_id=created.id,
+        now=created.created_at,
+        fresh=True,
+        route=route,
+    )
     return ticket
 
 

@@ -204,9 +204,31 @@ def _held_team(session: Session, team_id: int | None) -> Team | None:
     return team
 
 
-def find_route(session: Session, ticket: Ticket) -> tuple[RuleSpec | None, Team | None, str]:
+Route = tuple[RuleSpec | None, Team | None, str]
+
+
+def find_route(session: Session, ticket: Ticket) -> Route:
     """The rule that matches ``ticket`` (or None), the team it goes to, and why."""
-    if ticket.kind == TicketKind.PSEA:
+    return route_for(
+        session,
+        kind=ticket.kind,
+        category=ticket.category,
+        priority=ticket.priority,
+        place_id=ticket.place_id,
+    )
+
+
+def route_for(
+    session: Session,
+    *,
+    kind: TicketKind,
+    category: TicketCategory,
+    priority: TicketPriority,
+    place_id: int | None,
+) -> Route:
+    """``find_route`` from the facts routing reads, before the ticket row exists: intake
+    writes the team in the ticket's INSERT instead of an UPDATE right after it."""
+    if kind == TicketKind.PSEA:
         from tickets.psea import psea_teams
 
         lang = _staff_language()
@@ -216,9 +238,9 @@ def find_route(session: Session, ticket: Ticket) -> tuple[RuleSpec | None, Team 
         if not get_settings().psea_share_with_protection:
             return None, None, translate("routing.reason.psea_none", lang)
     facts = TicketFacts(
-        category=ticket.category,
-        priority=ticket.priority,
-        place_chain=place_chain(session, ticket.place_id),
+        category=category,
+        priority=priority,
+        place_chain=place_chain(session, place_id),
     )
     chosen = choose_rule(active_rules(session), facts)
     if chosen is not None:
@@ -241,9 +263,30 @@ def route_ticket(
     now: datetime | None = None,
 ) -> RoutingDecision:
     """Apply the routing rules to ``ticket`` and record the decision (flushes)."""
+    return record_route(
+        session,
+        ticket,
+        find_route(session, ticket),
+        previous_team_id=ticket.team_id,
+        actor_label=actor_label,
+        now=now,
+    )
+
+
+def record_route(
+    session: Session,
+    ticket: Ticket,
+    route: Route,
+    *,
+    previous_team_id: int | None,
+    actor_label: str = "system",
+    now: datetime | None = None,
+) -> RoutingDecision:
+    """Give ``ticket`` the route's team and record the decision and its "routed" event
+    (flushes). ``previous_team_id`` is the caller's: a ticket inserted with its route's team
+    already set had none before."""
     moment = now or utcnow()
-    rule, team, reason = find_route(session, ticket)
-    previous_team_id = ticket.team_id
+    rule, team, reason = route
     ticket.team_id = team.id if team is not None else None
     decision = RoutingDecision(
         ticket_id=ticket.id,

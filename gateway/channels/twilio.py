@@ -11,6 +11,7 @@ number). Each channel's validator is built once, with its decrypted auth token.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,6 +163,24 @@ def parse_status(fields: FormFields, channel: ChannelInfo) -> StatusUpdate:
 _clients = threading.local()
 
 
+def _proxies(base_url: str) -> dict[str, str]:
+    """The environment's proxies for the API's address (``HTTPS_PROXY``, ``NO_PROXY``…)."""
+    import requests.utils
+
+    return dict(requests.utils.get_environ_proxies(base_url or "https://api.twilio.com"))
+
+
+def _read_environment_once(session: Any) -> None:
+    """Take the environment's CA bundle now and stop ``requests`` re-reading the environment
+    (proxies, ``.netrc``, CA bundle) on every send: that scan of every variable cost ~1 ms
+    of CPU per SMS. The proxies are passed to the client once instead (``_proxies``)."""
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 def _client(channel: ChannelInfo) -> Any:
     """The Twilio REST client for the channel's credentials, one per thread and credentials.
 
@@ -183,7 +202,10 @@ def _client(channel: ChannelInfo) -> Any:
         from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        client = Client(account_sid, token, http_client=TwilioHttpClient(timeout=timeout))
+        http_client = TwilioHttpClient(timeout=timeout, proxy=_proxies(str(base_url or "")))
+        if http_client.session is not None:
+            _read_environment_once(http_client.session)
+        client = Client(account_sid, token, http_client=http_client)
         if base_url:
             client.api.base_url = str(base_url)
         if len(cache) >= 8:  # credentials rotated many times: start over

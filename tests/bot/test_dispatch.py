@@ -99,7 +99,7 @@ def _inbound(db: Session, text: str, *, age_seconds: float = 0) -> Message:
         channel_id=channel.id,
         contact_id=contact.id,
         direction=MessageDirection.INBOUND,
-        provider_id="sim-1",
+        provider_id="inbound-1",  # never "sim-<id>": the simulator names its sends so
         body=text,
         status=MessageStatus.RECEIVED,
         created_at=utcnow() - timedelta(seconds=age_seconds),
@@ -393,7 +393,7 @@ def test_details_given_after_the_fallback_made_the_ticket_reach_that_ticket(
         channel_id=message.channel_id,
         contact_id=message.contact_id,
         direction=MessageDirection.INBOUND,
-        provider_id="sim-2",
+        provider_id="inbound-2",
         body="le forage est en panne depuis une semaine",
         status=MessageStatus.RECEIVED,
     )
@@ -468,7 +468,7 @@ def test_a_follow_up_reporting_exploitation_makes_the_ticket_a_psea_case(
         channel_id=first.channel_id,
         contact_id=first.contact_id,
         direction=MessageDirection.INBOUND,
-        provider_id="sim-2",
+        provider_id="inbound-2",
         body="le distributeur dit qu il nous met sur la liste si ma fille couche avec lui",
         status=MessageStatus.RECEIVED,
     )
@@ -507,7 +507,7 @@ def test_an_ordinary_follow_up_leaves_the_ticket_as_it_is(
         channel_id=first.channel_id,
         contact_id=first.contact_id,
         direction=MessageDirection.INBOUND,
-        provider_id="sim-2",
+        provider_id="inbound-2",
         body="le chef du site dit que la distribution d eau est pour lundi",
         status=MessageStatus.RECEIVED,
     )
