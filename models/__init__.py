@@ -84,4 +84,4 @@ __all__ = [
 # process's cache of them (models.config_cache).
 from models import config_cache
 
-config_cache.watch(Place, RoutingRule, SlaTarget, Team)
+config_cache.watch(AlertChannel, Place, RoutingRule, SlaTarget, Team)

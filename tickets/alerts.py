@@ -37,6 +37,7 @@ from core.locks import single_run
 from core.settings import Settings, get_settings
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.base import utcnow
+from models.config_cache import cached
 from models.enums import AlertKind, AlertStatus, TicketCategory, TicketKind, UserRole
 from models.outbox_relay import enqueue_after_commit, publish_committed
 from models.places import Place
@@ -145,16 +146,22 @@ def _incident_has_sensitive(session: Session, incident: Incident) -> bool:
     )
 
 
-def _active_channels(session: Session, team_id: int | None) -> list[AlertChannel]:
+def _active_channels(session: Session, team_id: int | None) -> tuple[int, ...]:
+    """The ids of the team's active alert channels, from the per-process configuration cache
+    (models.config_cache: a statement per ticket otherwise; reloaded after any write)."""
     if team_id is None:
-        return []
-    return list(
-        session.scalars(
-            select(AlertChannel)
-            .where(AlertChannel.team_id == team_id, AlertChannel.active.is_(True))
-            .order_by(AlertChannel.id)
+        return ()
+
+    def load() -> tuple[int, ...]:
+        return tuple(
+            session.scalars(
+                select(AlertChannel.id)
+                .where(AlertChannel.team_id == team_id, AlertChannel.active.is_(True))
+                .order_by(AlertChannel.id)
+            )
         )
-    )
+
+    return cached(session, ("alert-channels", team_id), load)
 
 
 def _add_alert(session: Session, alert: Alert) -> Alert | None:
@@ -202,15 +209,15 @@ def _alert_team_channels(
     """One alert per active channel of the ticket's team; the dedupe key (prefix + channel)
     makes a re-run add nothing."""
     created: list[Alert] = []
-    for channel in _active_channels(session, ticket.team_id):
+    for channel_id in _active_channels(session, ticket.team_id):
         alert = _add_alert(
             session,
             Alert(
-                alert_channel_id=channel.id,
-                team_id=channel.team_id,
+                alert_channel_id=channel_id,
+                team_id=ticket.team_id,
                 ticket_id=ticket.id,
                 reason=reason,
-                dedupe_key=f"{key_prefix}:channel:{channel.id}",
+                dedupe_key=f"{key_prefix}:channel:{channel_id}",
                 subject=subject,
                 body=body,
                 created_at=moment,
@@ -303,8 +310,8 @@ def upsert_surge_alerts(
     a delivered one shows the current count in the console)."""
     subject, body = incident_alert_text(session, incident)
     created: list[Alert] = []
-    for channel in _active_channels(session, incident.team_id):
-        key = f"incident:{incident.id}:channel:{channel.id}"
+    for channel_id in _active_channels(session, incident.team_id):
+        key = f"incident:{incident.id}:channel:{channel_id}"
         existing = session.scalar(select(Alert).where(Alert.dedupe_key == key))
         if existing is not None:
             existing.subject = subject
@@ -313,8 +320,8 @@ def upsert_surge_alerts(
         alert = _add_alert(
             session,
             Alert(
-                alert_channel_id=channel.id,
-                team_id=channel.team_id,
+                alert_channel_id=channel_id,
+                team_id=incident.team_id,
                 incident_id=incident.id,
                 reason="surge",
                 dedupe_key=key,
