@@ -82,6 +82,9 @@ class Capability(StrEnum):
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
     CONSOLE = "console"  # may log in to the pages at all
+    DIRECTORY_READ = "directory.read"  # the partner service directory
+    DIRECTORY_MANAGE = "directory.manage"  # create and edit partners and their services
+    REFERRALS = "referrals"  # refer a ticket one may work on, record the person's consent
 
 
 _HUMAN_WORK = {
@@ -92,6 +95,9 @@ _HUMAN_WORK = {
     Capability.MESSAGES_READ,
     Capability.PLACES_READ,
     Capability.CONSOLE,
+    # PSEA focal points are team members: they refer their cases (tickets.referrals).
+    Capability.DIRECTORY_READ,
+    Capability.REFERRALS,
 }
 _HOTLINE = _HUMAN_WORK | {
     Capability.TICKETS_CREATE,
@@ -116,10 +122,17 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.AUDIT_LOG,
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
+            Capability.DIRECTORY_MANAGE,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
-        _HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG, Capability.HOUSEHOLDS_MERGE}
+        _HOTLINE
+        | {
+            Capability.EXPORT,
+            Capability.AUDIT_LOG,
+            Capability.HOUSEHOLDS_MERGE,
+            Capability.DIRECTORY_MANAGE,
+        }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),
     UserRole.PROTECTION_OFFICER: frozenset(_HOTLINE | {Capability.EXPORT}),
