@@ -54,6 +54,7 @@ from core.settings import get_settings
 from models.audit import AuditLog
 from models.enums import TicketCategory, TicketKind, UserRole
 from models.messages import Message
+from models.referrals import Referral
 from models.teams import TeamMember
 from models.tickets import Ticket, TicketEvent
 from models.users import User
@@ -316,6 +317,17 @@ class Viewer:
         )
         unlinked = and_(Message.ticket_id.is_(None), not_(sender_has_protection_case))
         return or_(unlinked, linked)
+
+    def referral_clause(self) -> ColumnElement[bool]:
+        """The referrals this viewer may list or open: those of tickets they see (a PSEA
+        case's referral stays with the PSEA focal points, a protection case's with
+        protection officers), never by reference guessing."""
+        if not self.can(Capability.REFERRALS) and not self.can(Capability.DIRECTORY_MANAGE):
+            return false()
+        visible = self._ticket_visible(Referral.ticket_id)
+        if not self.sees_psea:
+            return and_(visible, Referral.psea.is_(False))
+        return visible
 
     def audit_clause(self) -> ColumnElement[bool]:
         """The SQL condition for audit lines this viewer may read: those about a ticket only
