@@ -607,8 +607,7 @@ def audit_partner_view(
 
 
 def _partner_label(organisation: PartnerOrganisation | None) -> str:
-    name = organisation.name if organisation is not None else "partner"
-    return ("partner: " + name)[:80]
+    return (organisation.name if organisation is not None else "partner")[:80]
 
 
 # What a partner may do from each status.

@@ -6,6 +6,7 @@ PSEA referral that stays with the PSEA focal points."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -97,6 +98,11 @@ def _operator(
 
 def _post(client: Any, url: str, csrf: str, data: dict[str, Any]) -> Any:
     return client.post(url, data={"csrf_token": csrf, **data}, follow_redirects=False)
+
+
+def _words(page: str) -> str:
+    """The page's text as read: entities decoded, white space collapsed."""
+    return re.sub(r"\s+", " ", html.unescape(page))
 
 
 def _partner_path(referral: Referral) -> str:
@@ -306,21 +312,24 @@ def test_the_partner_page_shows_only_the_agreed_fields_and_the_answer_reaches_th
     assert answered.status_code == 200 and "acceptée" in answered.text
     again = partner.post(_partner_path(referral), data={"action": "accept"})
     assert again.status_code == 409 and "déjà reçu une réponse" in again.text
-    timeline = client.get(f"/tickets/{ticket.reference}").text
-    assert "Le partenaire a accepté l'orientation" in timeline
+    timeline = _words(client.get(f"/tickets/{ticket.reference}").text)
+    assert "IRC: le partenaire a accepté l'orientation" in timeline
     assert "Rendez-vous jeudi" in timeline
+    assert "operator-user: a orienté le ticket vers IRC · Clinique" in timeline
     done = partner.post(_partner_path(referral), data={"action": "done", "note": "Vu"})
     assert done.status_code == 200
     db.expire_all()
     assert db.get(Referral, referral.id).status == ReferralStatus.COMPLETED
-    assert "Le partenaire a terminé" in client.get(f"/tickets/{ticket.reference}").text
+    timeline = _words(client.get(f"/tickets/{ticket.reference}").text)
+    assert "IRC: le partenaire a terminé la prise en charge" in timeline
     # Every view and answer audited, tied to the ticket.
     views = db.scalars(
         select(AuditLog).where(
             AuditLog.action == "referral.partner_viewed", AuditLog.object_id == str(referral.id)
         )
     ).all()
-    assert len(views) == 1 and views[0].ticket_id == ticket.id
+    assert [v.details["outcome"] for v in views] == ["viewed", "answer_refused"]
+    assert all(v.ticket_id == ticket.id for v in views)
     assert db.scalar(select(AuditLog.id).where(AuditLog.action == "referral.accepted")) is not None
 
 
