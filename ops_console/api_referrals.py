@@ -379,9 +379,8 @@ def _consents_out(session: Session, ticket: Ticket) -> ConsentListOut:
 @router.get("/tickets/{reference}/consents", response_model=ConsentListOut)
 def get_consents(reference: str, viewer: ApiViewer, session: DbSession) -> Any:
     """The person's consent per purpose (call back, share with a partner)."""
-    if viewer.role != UserRole.SERVICE:
-        require(viewer, Capability.REFERRALS)
-    ticket = _ticket_to_act_on(session, viewer, reference)
+    require(viewer, Capability.REFERRALS)
+    ticket = _ticket_by_reference(session, viewer, reference)
     return _consents_out(session, ticket)
 
 
@@ -393,14 +392,15 @@ def record_consent(reference: str, body: ConsentIn, viewer: ApiViewer, session: 
     source: ConsentSource
     if viewer.role == UserRole.SERVICE:
         require(viewer, Capability.CONTACTS_BOT)
+        ticket = _ticket_to_act_on(session, viewer, reference)
         if body.source == ConsentSource.OPERATOR:
             raise HTTPException(422, "source: the bot records sms or ussd")
         source = body.source
     else:
         require(viewer, Capability.REFERRALS)
         require(viewer, Capability.TICKETS_UPDATE)
+        ticket = _ticket_to_act_on(session, viewer, reference)
         source = ConsentSource.OPERATOR
-    ticket = _ticket_to_act_on(session, viewer, reference)
     if ticket.contact_id is None:
         raise HTTPException(422, "ticket: the person is unknown, there is nobody to ask")
     rules.record_consent(

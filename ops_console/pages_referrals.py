@@ -195,6 +195,7 @@ def edit_organisation_form(organisation_id: PathId, page: PageCtx) -> Response:
 async def update_organisation(
     organisation_id: PathId, request: Request, page: PostPage
 ) -> Response:
+    page.require(Capability.DIRECTORY_MANAGE)
     organisation = page.session.get(PartnerOrganisation, organisation_id)
     if organisation is None:
         raise HTTPException(404)
@@ -268,6 +269,7 @@ def edit_service_form(service_id: PathId, page: PageCtx) -> Response:
 
 @router.post("/directory/services/{service_id}")
 async def update_service(service_id: PathId, request: Request, page: PostPage) -> Response:
+    page.require(Capability.DIRECTORY_MANAGE)
     service = page.session.get(PartnerService, service_id)
     if service is None:
         raise HTTPException(404)
