@@ -536,3 +536,121 @@ def test_ticket_page_ids_stay_unique_with_the_referral_box(
     html = client.get(f"/tickets/{ticket.reference}").text
     _assert_html_ids_unique(html)
     assert csrf_of(html)
+
+
+# --- the API --------------------------------------------------------------------------------
+
+
+def test_api_directory_consent_and_referral(world: World, client: Any, db: Session) -> None:
+    supervisor = world["supervisor"].headers
+    created = client.post(
+        "/api/v1/partners",
+        headers=supervisor,
+        json={"name": "DRC", "referral_method": "email", "shared_fields": ["category", "phone"]},
+    )
+    assert created.status_code == 422
+    assert "contact_email" in created.json()["detail"]
+    created = client.post(
+        "/api/v1/partners",
+        headers=supervisor,
+        json={
+            "name": "DRC",
+            "referral_method": "email",
+            "contact_email": "referrals@drc.example",
+            "shared_fields": ["category", "phone"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    partner_id = created.json()["id"]
+    bad = client.post(
+        f"/api/v1/partners/{partner_id}/services",
+        headers=supervisor,
+        json={"name": "Abris", "category": "shelter_nfi", "places": ["Atlantis"]},
+    )
+    assert bad.status_code == 422 and "Atlantis" in bad.json()["detail"]
+    unknown_field = client.put(
+        f"/api/v1/partners/{partner_id}",
+        headers=supervisor,
+        json={"name": "DRC", "referral_method": "link", "shared_fields": ["password"]},
+    )
+    assert unknown_field.status_code == 422 and "shared_fields" in unknown_field.json()["detail"]
+    service = client.post(
+        f"/api/v1/partners/{partner_id}/services",
+        headers=supervisor,
+        json={"name": "Abris", "category": "shelter_nfi", "places": ["Mopti"]},
+    )
+    assert service.status_code == 201, service.text
+    service_id = service.json()["id"]
+    assert (
+        client.post(
+            "/api/v1/partners",
+            headers=world["operator"].headers,
+            json={"name": "X", "referral_method": "link"},
+        ).status_code
+        == 403
+    )
+    listed = client.get("/api/v1/partners", headers=world["operator"].headers).json()
+    assert listed["organisations"][0]["services"][0]["places"] == ["ML05"]
+    # The bot asks for consent by SMS on the ticket it created; the person says no.
+    ticket = new_ticket(
+        db,
+        category="shelter_nfi",
+        phone=PHONE,
+        description="Tente déchirée",
+        place_code="ML0501",
+        actor_label="bot",
+        actor_user_id=world["service"].user_id,
+    )
+    said = client.post(
+        f"/api/v1/tickets/{ticket.reference}/consents",
+        headers=world["service"].headers,
+        json={"purpose": "share_with_partner", "given": False, "source": "sms"},
+    )
+    assert said.status_code == 201, said.text
+    operator = world["operator"].headers
+    options = client.get(f"/api/v1/tickets/{ticket.reference}/referral-options", headers=operator)
+    assert options.json()["consent_to_share"] is False
+    assert options.json()["options"][0]["would_share"] == ["category", "phone"]
+    refused = client.post(
+        f"/api/v1/tickets/{ticket.reference}/referrals",
+        headers=operator,
+        json={"service_id": service_id},
+    )
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("consent:")
+    assert client.get("/api/v1/referrals", headers=operator).json()["referrals"] == []
+    # Asked again on a call: yes. The referral shares the agreed fields only.
+    again = client.post(
+        f"/api/v1/tickets/{ticket.reference}/consents",
+        headers=operator,
+        json={"purpose": "share_with_partner", "given": True, "source": "sms"},
+    )
+    assert again.status_code == 201
+    consent = again.json()["consents"][0]
+    assert consent["source"] == "operator" and consent["recorded_by"] == "operator-user"
+    made = client.post(
+        f"/api/v1/tickets/{ticket.reference}/referrals",
+        headers=operator,
+        json={"service_id": service_id},
+    )
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["shared_fields"] == ["category", "phone"] and body["status"] == "sent"
+    assert "/partner/referral?token=" in body["partner_link"]
+    assert (
+        client.get(f"/api/v1/referrals/{body['id']}", headers=operator).json()["ticket"]
+        == ticket.reference
+    )
+    # Everything is in the OpenAPI document.
+    paths = client.get("/api/openapi.json", headers=operator).json()["paths"]
+    for path in (
+        "/api/v1/partners",
+        "/api/v1/partners/{organisation_id}",
+        "/api/v1/partners/{organisation_id}/services",
+        "/api/v1/partner-services/{service_id}",
+        "/api/v1/tickets/{reference}/consents",
+        "/api/v1/tickets/{reference}/referral-options",
+        "/api/v1/tickets/{reference}/referrals",
+        "/api/v1/referrals",
+        "/api/v1/referrals/{referral_id}",
+    ):
+        assert path in paths, path
