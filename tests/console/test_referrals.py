@@ -654,3 +654,25 @@ def test_api_directory_consent_and_referral(world: World, client: Any, db: Sessi
         "/api/v1/referrals/{referral_id}",
     ):
         assert path in paths, path
+
+
+def test_erasure_removes_what_was_shared(
+    world: World, browser_client: Callable[[], Any], db: Session
+) -> None:
+    from models.contacts import Contact
+    from tickets.erasure import erase_contact
+
+    organisation = _org(db, "Solidarités", ["category", "summary", "phone"])
+    service = _service(db, organisation, "health", ["ML05"], "Eau")
+    ticket = _health_ticket(db)
+    _consent(db, ticket, True)
+    referral = _refer(db, ticket, service, world["operator"].user_id)
+    partner = browser_client()
+    assert PHONE in partner.get(_partner_path(referral)).text
+    contact = db.get(Contact, ticket.contact_id)
+    counts = erase_contact(db, contact, actor_label="test")
+    db.commit()
+    assert counts["referrals"] == 1
+    page = partner.get(_partner_path(referral)).text
+    assert PHONE not in page and "eau potable" not in page
+    assert "Rien d'autre n'est partagé" in html.unescape(page)
