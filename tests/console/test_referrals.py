@@ -676,3 +676,36 @@ def test_erasure_removes_what_was_shared(
     page = partner.get(_partner_path(referral)).text
     assert PHONE not in page and "eau potable" not in page
     assert "Rien d'autre n'est partagé" in html.unescape(page)
+
+
+def test_no_to_call_backs_means_no_call_back_is_offered(
+    world: World, browser_client: Callable[[], Any], db: Session
+) -> None:
+    from models.enums import MessageDirection
+    from models.messages import Call
+
+    ticket = _health_ticket(db)
+    other = _health_ticket(db, phone="+22376777666")
+    for t in (ticket, other):
+        db.add(
+            Call(
+                contact_id=t.contact_id,
+                ticket_id=t.id,
+                direction=MessageDirection.INBOUND,
+                status="callback_requested",
+            )
+        )
+    db.commit()
+    client, csrf = _operator(browser_client)
+    page = client.get("/calls").text
+    assert page.count('href="/calls?callback=') == 2
+    said_no = _post(
+        client,
+        f"/tickets/{ticket.reference}/consent",
+        csrf,
+        {"purpose": "call_back", "given": "no"},
+    )
+    assert said_no.status_code == 200
+    page = client.get("/calls").text
+    assert page.count('href="/calls?callback=') == 1  # only the other person's
+    assert "La personne a refusé d'être rappelée : ne pas appeler" in _words(page)
