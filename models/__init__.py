@@ -26,6 +26,7 @@ from models.messages import Call, Message
 from models.movements import Movement
 from models.outbox import OutboxTask
 from models.places import Place, PlaceAlias
+from models.referrals import Consent, PartnerOrganisation, PartnerService, Referral
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
 from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
@@ -45,6 +46,7 @@ __all__ = [
     "Channel",
     "ChannelBreaker",
     "ChannelType",
+    "Consent",
     "Contact",
     "Household",
     "HouseholdContact",
@@ -58,9 +60,12 @@ __all__ = [
     "MessageStatus",
     "Movement",
     "OutboxTask",
+    "PartnerOrganisation",
+    "PartnerService",
     "Place",
     "PlaceAlias",
     "PlaceKind",
+    "Referral",
     "RoutingDecision",
     "RoutingRule",
     "SavedView",

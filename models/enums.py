@@ -180,3 +180,33 @@ class MovementSource(StrEnum):
 
     FLOW_MONITORING = "flow_monitoring"
     HOUSEHOLD = "household"
+
+
+class ConsentPurpose(StrEnum):
+    """What a person's consent is for (issue 15): asked and stored per purpose."""
+
+    CALL_BACK = "call_back"
+    SHARE_WITH_PARTNER = "share_with_partner"
+
+
+class ConsentSource(StrEnum):
+    """How the consent was given: by SMS, on the USSD menu, or told to an operator on a call."""
+
+    SMS = "sms"
+    USSD = "ussd"
+    OPERATOR = "operator"
+
+
+class ReferralMethod(StrEnum):
+    """How a partner organisation takes referrals."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    LINK = "link"  # a signed, expiring partner page (no account)
+
+
+class ReferralStatus(StrEnum):
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    COMPLETED = "completed"

@@ -413,6 +413,8 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
             .limit(20)
         )
     )
+    from ops_console.pages_referrals import ticket_referral_context
+
     household_place = loader.place(household.current_place_id) if household is not None else None
     household_origin = loader.place(household.origin_place_id) if household is not None else None
     return {
@@ -469,6 +471,7 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
         # What was typed, back in its box when the form was refused (nothing typed is lost).
         "drafts": extra.pop("drafts", {}),
         "notice": extra.pop("notice", None),
+        **ticket_referral_context(session, ticket, viewer),
         **extra,
     }
 
@@ -918,6 +921,7 @@ def _register_subrouters() -> None:
         pages_delivery,
         pages_displacement,
         pages_queue,
+        pages_referrals,
         pages_reports,
     )
 
@@ -927,6 +931,7 @@ def _register_subrouters() -> None:
     router.include_router(pages_delivery.router)
     router.include_router(pages_reports.router)
     router.include_router(pages_admin.router)
+    router.include_router(pages_referrals.router)
 
 
 _register_subrouters()

@@ -65,8 +65,18 @@ def _calls_context(page: Page, **extra: Any) -> dict[str, Any]:
     categories = [
         c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
     ]
+    from models.enums import ConsentPurpose
+    from tickets.referrals import refused
+
+    # "No" to call-backs is respected: such a request is listed, but no call-back is offered.
+    no_callback = {
+        contact_id
+        for contact_id in contact_ids
+        if refused(session, contact_id, ConsentPurpose.CALL_BACK)
+    }
     return {
         "callbacks": callbacks,
+        "no_callback": no_callback,
         "references": references,
         "contacts": contacts,
         "categories": categories,

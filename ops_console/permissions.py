@@ -54,6 +54,7 @@ from core.settings import get_settings
 from models.audit import AuditLog
 from models.enums import TicketCategory, TicketKind, UserRole
 from models.messages import Message
+from models.referrals import Referral
 from models.teams import TeamMember
 from models.tickets import Ticket, TicketEvent
 from models.users import User
@@ -82,6 +83,9 @@ class Capability(StrEnum):
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
     CONSOLE = "console"  # may log in to the pages at all
+    DIRECTORY_READ = "directory.read"  # the partner service directory
+    DIRECTORY_MANAGE = "directory.manage"  # create and edit partners and their services
+    REFERRALS = "referrals"  # refer a ticket one may work on, record the person's consent
 
 
 _HUMAN_WORK = {
@@ -92,6 +96,9 @@ _HUMAN_WORK = {
     Capability.MESSAGES_READ,
     Capability.PLACES_READ,
     Capability.CONSOLE,
+    # PSEA focal points are team members: they refer their cases (tickets.referrals).
+    Capability.DIRECTORY_READ,
+    Capability.REFERRALS,
 }
 _HOTLINE = _HUMAN_WORK | {
     Capability.TICKETS_CREATE,
@@ -116,10 +123,17 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.AUDIT_LOG,
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
+            Capability.DIRECTORY_MANAGE,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
-        _HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG, Capability.HOUSEHOLDS_MERGE}
+        _HOTLINE
+        | {
+            Capability.EXPORT,
+            Capability.AUDIT_LOG,
+            Capability.HOUSEHOLDS_MERGE,
+            Capability.DIRECTORY_MANAGE,
+        }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),
     UserRole.PROTECTION_OFFICER: frozenset(_HOTLINE | {Capability.EXPORT}),
@@ -303,6 +317,17 @@ class Viewer:
         )
         unlinked = and_(Message.ticket_id.is_(None), not_(sender_has_protection_case))
         return or_(unlinked, linked)
+
+    def referral_clause(self) -> ColumnElement[bool]:
+        """The referrals this viewer may list or open: those of tickets they see (a PSEA
+        case's referral stays with the PSEA focal points, a protection case's with
+        protection officers), never by reference guessing."""
+        if not self.can(Capability.REFERRALS) and not self.can(Capability.DIRECTORY_MANAGE):
+            return false()
+        visible = self._ticket_visible(Referral.ticket_id)
+        if not self.sees_psea:
+            return and_(visible, Referral.psea.is_(False))
+        return visible
 
     def audit_clause(self) -> ColumnElement[bool]:
         """The SQL condition for audit lines this viewer may read: those about a ticket only

@@ -10,6 +10,8 @@ What counts as personal data here, table by table:
 - tickets: description, summary, callback_time;
 - ticket_events: body (notes, replies), and free-text keys of ``data``;
 - calls: notes; ussd_sessions: state (menu answers);
+- referrals of these tickets: what was shared with the partner and the partner's note (the
+  partner's link then shows nothing);
 - alerts about these tickets: rewritten to the restricted "log in to view" text.
 
 Send, then erase (``confirm=True``, when the person asked by SMS and gets a confirmation):
@@ -145,6 +147,20 @@ def erase_contact(
             .values(state={})
             .execution_options(synchronize_session="fetch")
         )
+    )
+    from models.referrals import Referral
+
+    counts["referrals"] = (
+        _rowcount(
+            session.execute(
+                update(Referral)
+                .where(Referral.ticket_id.in_(ticket_ids))
+                .values(shared=None, partner_note=None)
+                .execution_options(synchronize_session="fetch")
+            )
+        )
+        if ticket_ids
+        else 0
     )
     counts["alerts"] = redact_ticket_alerts(session, ticket_ids)
     already = contact.erased_at is not None

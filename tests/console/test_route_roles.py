@@ -101,6 +101,21 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/admin/channels", ADMIN, 403),
     ("POST", "/admin/channels/999999/toggle", ADMIN, 403),
     ("POST", "/admin/canned", ADMIN, 403),
+    ("GET", "/directory", HUMANS, 403),
+    ("POST", "/directory/organisations", AUDITORS, 403),
+    ("GET", "/directory/organisations/999999", AUDITORS, 403),
+    ("POST", "/directory/organisations/999999", AUDITORS, 403),
+    ("POST", "/directory/services", AUDITORS, 403),
+    ("GET", "/directory/services/999999", AUDITORS, 403),
+    ("POST", "/directory/services/999999", AUDITORS, 403),
+    ("GET", "/referrals", HUMANS, 403),
+    ("POST", "/tickets/{health}/consent", HUMANS, 404),
+    ("POST", "/tickets/{protection}/consent", PROTECTION, 404),
+    ("POST", "/tickets/{health}/refer", HUMANS, 404),
+    ("POST", "/tickets/{protection}/refer", PROTECTION, 404),
+    # The partner page: no account opens it, only a signed link (tests/console/test_referrals.py).
+    ("GET", "/partner/referral", (), 403),
+    ("POST", "/partner/referral", (), 403),
 ]
 
 API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
@@ -132,6 +147,19 @@ API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("GET", "/api/v1/places", EVERYONE, 403),
     ("GET", "/api/v1/places/resolve", EVERYONE, 403),
     ("GET", "/api/v1/places/{code}", EVERYONE, 403),
+    ("GET", "/api/v1/partners", HUMANS, 403),
+    ("POST", "/api/v1/partners", AUDITORS, 403),
+    ("PUT", "/api/v1/partners/{partner}", AUDITORS, 403),
+    ("POST", "/api/v1/partners/{partner}/services", AUDITORS, 403),
+    ("PUT", "/api/v1/partner-services/{partner_service}", AUDITORS, 403),
+    ("GET", "/api/v1/tickets/{health}/consents", HUMANS, 403),
+    # The bot records consent on the tickets it created only: another reference is a 404.
+    ("POST", "/api/v1/tickets/{health}/consents", HUMANS, 404),
+    ("POST", "/api/v1/tickets/{bot_protection}/consents", (*PROTECTION, "service"), 404),
+    ("GET", "/api/v1/tickets/{health}/referral-options", HUMANS, 403),
+    ("POST", "/api/v1/tickets/{health}/referrals", HUMANS, 403),
+    ("GET", "/api/v1/referrals", HUMANS, 403),
+    ("GET", "/api/v1/referrals/{referral}", HUMANS, 403),
 ]
 
 
@@ -160,11 +188,15 @@ def _template(path: str) -> str:
     path = re.sub(r"\{(health|wash|protection|bot_protection)\}", "{reference}", path)
     path = path.replace("{fresh_sender}", "{sender}")
     path = re.sub(r"\{(household|duplicate)\}", "{household_id}", path)
+    path = re.sub(r"\{(partner|partner_service|referral)\}", "{id}", path)
     path = path.replace("/999999", "/{id}")
     return path
 
 
-ID_PARAMS = "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id|view_id"
+ID_PARAMS = (
+    "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id|view_id"
+    "|organisation_id|service_id|referral_id"
+)
 
 
 def test_every_route_is_in_the_table() -> None:
@@ -203,8 +235,43 @@ def _setup(db: Any, world: World) -> dict[str, str]:
         ).id
         for phone in ("+22376444445", "+22376444446")
     ]
+    from models.enums import ConsentPurpose, ConsentSource
+    from tickets import referrals as rules
+
+    partner = rules.save_organisation(
+        db,
+        None,
+        rules.OrganisationInput(name="Partner", referral_method="link", shared_fields=["category"]),
+        actor_label="test",
+        actor_user_id=None,
+    )
+    service = rules.save_service(
+        db,
+        None,
+        rules.ServiceInput(
+            organisation_id=partner.id, name="Clinic", category="health", place_codes=["ML"]
+        ),
+        actor_label="test",
+        actor_user_id=None,
+    )
+    assert health.contact_id is not None
+    rules.record_consent(
+        db,
+        contact_id=health.contact_id,
+        purpose=ConsentPurpose.SHARE_WITH_PARTNER,
+        given=True,
+        source=ConsentSource.SMS,
+        actor_label="bot",
+        ticket=health,
+    )
+    referral = rules.create_referral(
+        db, health, service, rules.Referrer(world["supervisor"].user_id, "test")
+    )
     db.commit()
     return {
+        "partner": str(partner.id),
+        "partner_service": str(service.id),
+        "referral": str(referral.id),
         "health": health.reference,
         "wash": wash.reference,
         "protection": protection.reference,
@@ -234,6 +301,29 @@ _API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/households/{household}"): {"size": 4},
     ("PATCH", "/api/v1/contacts/{sender}/household"): {"place": "Mopti"},
     ("POST", "/api/v1/households/{duplicate}/merge"): {"into": "{household}"},
+    ("POST", "/api/v1/partners"): {"name": "Another partner", "referral_method": "link"},
+    ("PUT", "/api/v1/partners/{partner}"): {
+        "name": "Partner",
+        "referral_method": "link",
+        "shared_fields": ["category", "place"],
+    },
+    ("POST", "/api/v1/partners/{partner}/services"): {
+        "name": "Mobile clinic",
+        "category": "health",
+        "places": ["Gao"],
+    },
+    ("PUT", "/api/v1/partner-services/{partner_service}"): {
+        "name": "Clinic",
+        "category": "health",
+        "places": ["ML"],
+    },
+    ("POST", "/api/v1/tickets/{health}/consents"): {"purpose": "call_back", "given": True},
+    ("POST", "/api/v1/tickets/{bot_protection}/consents"): {
+        "purpose": "share_with_partner",
+        "given": False,
+        "source": "sms",
+    },
+    ("POST", "/api/v1/tickets/{health}/referrals"): {"service_id": "{partner_service}"},
     ("POST", "/api/v1/flows"): {
         "date": (date.today() - timedelta(days=1)).isoformat(),
         "point_place": "Gao",
@@ -287,6 +377,10 @@ def test_page_routes_by_role(role: str | None, browser_client: Any, world: World
         url = _fill(path, values)
         data = {"csrf_token": csrf} if method == "POST" else None
         response = client.request(method, url, data=data, follow_redirects=False)
+        if path.startswith("/partner/"):
+            # No signed link: refused for everyone, signed in or not (no login redirect).
+            assert response.status_code == 403, (role, method, url, response.status_code)
+            continue
         if role is None:
             if path in ("/", "/login"):
                 assert response.status_code in (200, 303)
