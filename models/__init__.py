@@ -23,7 +23,7 @@ from models.enums import (
     UserRole,
 )
 from models.messages import Call, Message
-from models.movements import Movement
+from models.movements import EnumeratorPhone, Movement
 from models.outbox import OutboxTask
 from models.places import Place, PlaceAlias
 from models.routing import RoutingDecision, RoutingRule, SlaTarget
@@ -46,6 +46,7 @@ __all__ = [
     "ChannelBreaker",
     "ChannelType",
     "Contact",
+    "EnumeratorPhone",
     "Household",
     "HouseholdContact",
     "Incident",
