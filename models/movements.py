@@ -34,9 +34,7 @@ class Movement(Base):
     # How it was entered (NULL for rows from before 0015), and for an SMS or USSD count the
     # enumerator's phone, as its contact (the number itself stays in ``contacts``).
     channel: Mapped[MovementChannel | None] = mapped_column(str_enum(MovementChannel, 8))
-    enumerator_contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL")
-    )
+    enumerator_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     # Told through the phone simulator: left out of dashboards and exports like its tickets.
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)

@@ -23,6 +23,7 @@ from models.enums import (
     HouseholdStatus,
     Language,
     MessageDirection,
+    MovementChannel,
     MovementReason,
     MovementSource,
     MovementStatus,
@@ -1094,6 +1095,7 @@ def create_flow(body: FlowIn, viewer: ApiViewer, session: DbSession) -> Any:
                 status=body.status,
             ),
             recorded_by_user_id=viewer.user.id,
+            channel=MovementChannel.API,
         )
     except FlowError as exc:
         raise HTTPException(422, str(exc)) from exc

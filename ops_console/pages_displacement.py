@@ -17,7 +17,7 @@ from core.sanitize import parse_id, spreadsheet_cell
 from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
-from models.enums import MovementReason, MovementStatus, PlaceKind
+from models.enums import MovementChannel, MovementReason, MovementStatus, PlaceKind
 from models.movements import Movement
 from ops_console.displacement import (
     DTM_FLOW_HEADERS,
@@ -204,6 +204,7 @@ async def record_flow_from_form(request: Request, page: PostPage) -> Response:
                     status=MovementStatus(status) if status in _STATUSES else None,
                 ),
                 recorded_by_user_id=viewer.user.id,
+                channel=MovementChannel.CONSOLE,
             )
         except FlowError as exc:
             errors = {field: _FORM_WORDS[field] for field in exc.problems}

@@ -212,7 +212,7 @@ def remove_enumerator_phone(session: Session, contact: Contact) -> bool:
 # --- the FLOW SMS -----------------------------------------------------------------------------
 
 # The first word of a flow-monitoring SMS, and the language it suggests for the answer.
-FLOW_KEYWORDS = {"flow": "en", "flux": "fr", "dtm": "fr", "mouvement": "fr", "taa": "bm"}
+FLOW_KEYWORDS = {"flow": "en", "flux": "fr", "dtm": "fr"}
 
 _REASON_WORDS: dict[str, MovementReason] = {}
 for _reason, _words in {
@@ -433,7 +433,7 @@ def parse_flow_sms(session: Session, text: str) -> FlowSms:
     problems.update(place_problems)
     point, origin, destination = found["point"], found["origin"], found["destination"]
     if origin is not None and destination is not None and origin[0] == destination[0]:
-        problems["destination"] = groups[2]
+        problems["same_place"] = groups[2]
     if problems:
         return FlowSms(None, problems)
     assert point is not None and destination is not None

@@ -7,7 +7,8 @@ Create Date: 2026-12-02
 ``enumerator_phones``: a console user's phone, as the contact that number belongs to (numbers
 stay encrypted in ``contacts``); only these phones may send a ``FLOW`` SMS. ``movements``
 gains ``channel`` (console, sms, ussd, api) and ``enumerator_contact_id`` (the phone a count
-came from), added with plain ``ALTER TABLE ADD COLUMN`` on SQLite as in 0012.
+came from), added with plain ``ALTER TABLE ADD COLUMN`` on SQLite as in 0012 (no ``ON DELETE``:
+contacts are never deleted, erasure blanks them, and SQLite would not report it back).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def upgrade() -> None:
             sa.Column(
                 "enumerator_contact_id",
                 sa.Integer(),
-                sa.ForeignKey("contacts.id", name=FK_NAME, ondelete="SET NULL"),
+                sa.ForeignKey("contacts.id", name=FK_NAME),
                 nullable=True,
             ),
         )
@@ -58,7 +59,7 @@ def upgrade() -> None:
         # Alembic refuses a foreign key in SQLite's ADD COLUMN; SQLite itself takes it inline.
         op.execute(
             "ALTER TABLE movements ADD COLUMN enumerator_contact_id INTEGER "
-            "REFERENCES contacts (id) ON DELETE SET NULL"
+            "REFERENCES contacts (id)"
         )
 
 
