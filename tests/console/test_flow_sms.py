@@ -5,6 +5,7 @@ recorded as that enumerator's and counted in the week's table. On both deploymen
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -154,3 +155,63 @@ def test_a_valid_flow_sms_is_recorded_and_counted_in_its_week(db: Session, world
     table = dict(flows_dashboard(db)["flow_table"])
     assert table[(week, "Douentza", "Bamako")] == [25, 1]
     assert table[(week, "", "Bamako")] == [5, 1]
+
+
+def test_a_supervisor_registers_and_stops_an_enumerator_phone(
+    browser_client: Any, world: World, db: Session
+) -> None:
+    import html
+
+    from models.audit import AuditLog
+    from tests.console.conftest import csrf_of, login
+
+    client = browser_client()
+    login(client, world["operator"].username)
+    page = html.unescape(client.get("/flows").text)
+    assert "FLUX point origine destination nombre raison type" in page
+    assert "Gare routière de Sogoniko" in page
+    assert "Téléphones des enquêteurs" not in page  # operators do not manage phones
+
+    client = browser_client()
+    login(client, world["supervisor"].username)
+    csrf = csrf_of(client.get("/flows").text)
+    refused = client.post(
+        "/flows/enumerators",
+        data={"csrf_token": csrf, "username": "nobody", "phone": "12"},
+    )
+    assert refused.status_code == 422
+    text = html.unescape(refused.text)
+    assert "Aucun compte actif de ce nom ne peut enregistrer des flux." in text
+    assert "Ce n'est pas un numéro de téléphone" in text
+
+    done = client.post(
+        "/flows/enumerators",
+        data={
+            "csrf_token": csrf,
+            "username": world["operator"].username,
+            "phone": "76 20 00 01",
+        },
+    )
+    assert done.status_code == 200 and "/flows" in str(done.url)
+    page = html.unescape(done.text)
+    assert "Ce téléphone peut maintenant envoyer des comptages par SMS." in page
+    assert "+223 •• •• •• 01" in page and "76200001" not in page
+    outcome, _reply = _text(db, world, "FLUX Sogoniko Gao Bamako 12 conflit D")
+    assert outcome == "flow-recorded"
+    page = html.unescape(client.get("/flows").text)
+    assert "comptage au point de suivi · SMS" in page
+
+    audit = db.scalar(select(AuditLog).where(AuditLog.action == "enumerator_phone.registered"))
+    assert audit is not None and "76200001" not in str(audit.details)
+
+    from models.contacts import Contact
+    from tickets.contacts import find_contact_by_phone
+
+    contact = find_contact_by_phone(db, ENUMERATOR_PHONE)
+    assert isinstance(contact, Contact)
+    stopped = client.post(
+        "/flows/enumerators", data={"csrf_token": csrf, "remove": contact.public_id}
+    )
+    assert "Ce téléphone ne peut plus envoyer de comptages par SMS." in html.unescape(stopped.text)
+    outcome, _reply = _text(db, world, "FLUX Sogoniko Gao Bamako 12 conflit D")
+    assert outcome == "flow-refused"
