@@ -70,7 +70,7 @@ from models.outbox_relay import (
     publish_committed,
 )
 from tickets.contacts import opt_in, opt_out
-from tickets.flows import enumerator_for, flow_keyword
+from tickets.flows import enumerator_for, flow_keyword, is_flow_count
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ def handle_inbound(session: Session, message_id: int) -> str:
         # "START" from someone who never opted out is just a message: the bot answers it.
 
     # A flow-monitoring count ("FLOW Sogoniko Gao Bamako 12 conflit D"): an enumerator's
-    # phone is answered whatever its pace (a day's sheets arrive together); any other phone
-    # is refused, after flood control, and never reaches the bot.
+    # phone is answered whatever its pace (a day's sheets arrive together); a count from any
+    # other phone is refused, after flood control, and never reaches the bot.
     flow_word = flow_keyword(message.body) if contact is not None else None
     if flow_word is not None and contact is not None and enumerator_for(session, contact):
         return handle_flow_sms(session, message, contact, flow_word)
@@ -161,7 +161,10 @@ def handle_inbound(session: Session, message_id: int) -> str:
         message.status = MessageStatus.IGNORED
         return "flood-limited"
 
-    if flow_word is not None and contact is not None:
+    # Refused only when it is a count in the FLOW format: a person whose message merely
+    # starts with the word ("Flux de deplaces vers Gao, nous avons besoin d'eau") is heard
+    # by the bot like anyone else.
+    if flow_word is not None and contact is not None and is_flow_count(session, message.body):
         return handle_flow_sms(session, message, contact, flow_word)
 
     # The message stays RECEIVED: conversation.handle_message moves it to HANDLED once the

@@ -452,3 +452,12 @@ def parse_flow_sms(session: Session, text: str) -> FlowSms:
         origin_label=origin[1] if origin else "?",
         destination_label=destination[1],
     )
+
+
+def is_flow_count(session: Session, text: str | None) -> bool:
+    """Whether ``text`` is a well-formed FLOW SMS (whoever sent it)."""
+    return (
+        bool(text)
+        and flow_keyword(text) is not None
+        and (parse_flow_sms(session, text or "").flow is not None)
+    )

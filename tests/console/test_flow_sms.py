@@ -215,3 +215,34 @@ def test_a_supervisor_registers_and_stops_an_enumerator_phone(
     assert "Ce téléphone ne peut plus envoyer de comptages par SMS." in html.unescape(stopped.text)
     outcome, _reply = _text(db, world, "FLUX Sogoniko Gao Bamako 12 conflit D")
     assert outcome == "flow-refused"
+
+
+def test_a_person_whose_message_starts_with_flux_is_heard_by_the_bot(
+    db: Session, world: World
+) -> None:
+    from gateway.inbound import InboundSms, record_inbound
+    from gateway.tasks import handle_inbound
+    from models.outbox_relay import discard_pending
+
+    text = "Flux de deplaces vers Gao, nous avons besoin d'eau"
+    message_id = record_inbound(
+        InboundSms(world.simulator_channel_id, "SMflux", STRANGER_PHONE, text)
+    )
+    assert message_id is not None
+    assert handle_inbound(db, message_id) == "handed-off"
+    db.commit()
+    discard_pending(db)
+
+
+def test_every_configured_point_is_in_a_known_place(db: Session, world: World) -> None:
+    from tickets.flows import find_flow_point, flow_points
+    from tickets.gazetteer import Gazetteer
+
+    points = flow_points()
+    assert {p.code[:3] for p in points} == {"BKO", "MPT", "TBK", "GAO"}
+    for point in points:
+        assert point.place_code in Gazetteer.default(), point
+        assert db.scalar(select(Place.id).where(Place.code == point.place_code)) is not None
+        assert find_flow_point(point.code.lower()) == point
+        for alias in point.aliases:
+            assert find_flow_point(alias) == point
