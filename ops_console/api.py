@@ -1056,6 +1056,7 @@ def _movements_out(session: Session, rows: list[Movement]) -> list[MovementOut]:
                 reason=movement.reason,
                 status=movement.status,
                 household=movement.household_id,
+                channel=movement.channel,
                 created_at=movement.created_at,
             )
         )
