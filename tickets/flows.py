@@ -33,6 +33,7 @@ MAX_PEOPLE = 100_000
 # slack for a device whose clock is ahead, or a point east of UTC after midnight).
 MAX_AGE_DAYS = 730
 POINT_NAME_MAX = 120
+MAX_PLACE_WORDS = 12
 
 
 @dataclass(frozen=True)
@@ -425,7 +426,12 @@ def parse_flow_sms(session: Session, text: str) -> FlowSms:
             groups = [groups[0], "-", groups[1]]
     else:
         words = " ".join(place_fields).split()
-        groups, _ = _best_split(places, words) if len(words) >= 3 else (words, False)
+        # Three place names are a dozen words at most: past that it is no count (and the
+        # splits to try grow with the square of the words).
+        if 3 <= len(words) <= MAX_PLACE_WORDS:
+            groups, _ = _best_split(places, words)
+        else:
+            groups = words
     if len(groups) != 3:
         problems["places"] = " ".join(place_fields)
         return FlowSms(None, problems)
