@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from gateway.gsm7 import to_gsm7
 from gateway.i18n import translate
-from gateway.outbound import queue_sms
+from gateway.outbound import BodyTooLong, queue_sms
 from models.channels import Channel
 from models.contacts import Contact
 from models.enums import MessageStatus, MovementChannel
@@ -42,12 +43,13 @@ _PROBLEM_KEYS = {
 _ORDER = list(dict.fromkeys(_PROBLEM_KEYS.values()))
 
 
-def _problems_text(problems: dict[str, str], language: str) -> str:
+def _problems_text(problems: dict[str, str], language: str, *, echo: bool = True) -> str:
+    """Every problem in words, each with what was typed (GSM-7, 30 characters at most)."""
     said: dict[str, str] = {}
     for field, given in problems.items():
         key = _PROBLEM_KEYS.get(field, "flow.problem.places")
         text = translate(key, language)
-        given = given.strip()[:30]
+        given = to_gsm7(given).strip()[:30] if echo else ""
         said.setdefault(key, f"{text} ({given})" if given else text)
     ordered = sorted(said, key=lambda k: _ORDER.index(k) if k in _ORDER else len(_ORDER))
     return "; ".join(said[k] for k in ordered)
@@ -65,8 +67,13 @@ def handle_flow_sms(session: Session, message: Message, contact: Contact, keywor
     )
     channel = session.get(Channel, message.channel_id)
 
-    def answer(body: str) -> None:
-        queue_sms(session, contact=contact, body=body, channel=channel, kind="flow_reply")
+    def answer(body: str, shorter: str | None = None) -> None:
+        try:
+            queue_sms(session, contact=contact, body=body, channel=channel, kind="flow_reply")
+        except BodyTooLong:
+            if shorter is None:
+                raise
+            queue_sms(session, contact=contact, body=shorter, channel=channel, kind="flow_reply")
 
     if enumerator is None:
         answer(translate("flow.not_enumerator", language))
@@ -90,11 +97,11 @@ def handle_flow_sms(session: Session, message: Message, contact: Contact, keywor
             }
     if movement is None:
         answer(
-            translate(
-                "flow.invalid",
-                language,
-                problems=_problems_text(problems, language),
-            )
+            translate("flow.invalid", language, problems=_problems_text(problems, language)),
+            # Over the channel's segment limit: the problems without the echoed words.
+            shorter=translate(
+                "flow.invalid", language, problems=_problems_text(problems, language, echo=False)
+            ),
         )
         return "flow-invalid"
     answer(

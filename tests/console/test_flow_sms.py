@@ -101,6 +101,21 @@ def test_a_malformed_flow_sms_is_answered_with_every_problem(db: Session, world:
 
     outcome, reply = _text(db, world, "FLUX Sogoniko Gao Gao 12 conflit D")
     assert translate("flow.problem.same_place", "fr") in reply
+
+    # Everything wrong, in characters GSM-7 cannot carry, on a channel that allows 3 SMS
+    # parts: still one clear answer, the typed words left out to fit.
+    from models.channels import Channel
+
+    channel = db.get(Channel, world.simulator_channel_id)
+    assert channel is not None
+    channel.config = {**(channel.config or {}), "max_segments": 3}
+    db.commit()
+    outcome, reply = _text(db, world, "FLUX 🚌🚌🚌 / ⵜⵉⵏⴱⵓⴽⵜⵓ / جاو / ١٢٣ / ؟ / ؟ " + "x" * 60)
+    assert outcome == "flow-invalid"
+    assert reply.startswith("Deme: flux NON enregistre.")
+    assert translate("flow.problem.reason", "fr") in reply
+    assert translate("flow.problem.point", "fr") in reply
+    assert "🚌" not in reply
     assert db.scalar(select(Movement.id)) is None
 
 
