@@ -72,6 +72,18 @@ class FallbackResult:
     # "psea" when the message reports sexual exploitation or abuse by an aid worker (the
     # intent is then protection_concern); None otherwise.
     kind: str | None = None
+    # Where an arriving household came from ("we came from X, now in Y": X), when the
+    # message says so; ``place_code`` is then where it is now.
+    origin_code: str | None = None
+    # "returnee" when the message says they came back home, "displaced" when it names where
+    # they fled from; None otherwise (the registry's status, as the DTM counts it).
+    household_status: str | None = None
+
+
+_RETURN_CUES = re.compile(
+    r"\b(retour(nes?|nees?)?|rentre(e|s|es)?|revenu(e|s|es)?|returned|came back|back home|"
+    r"an segin|segin(na)?)\b"
+)
 
 
 class _Matcher:
@@ -183,6 +195,21 @@ def _find_place(text: str) -> tuple[str | None, str | None, float]:
     return match.place.code, match.place.name, float(match.confidence)
 
 
+def _find_origin(text: str, place_code: str | None) -> str | None:
+    """The code of the place the message introduces as the household's origin ("venus de
+    Douentza", "we came from Gao", "an bora Menaka"), never the place it is in now."""
+    gazetteer = _gazetteer()
+    if gazetteer is None or place_code is None:
+        return None
+    try:
+        match = gazetteer.find_origin_in_text(text)
+    except Exception:
+        return None
+    if match is None or match.place.code == place_code:
+        return None
+    return str(match.place.code)
+
+
 _SIZE_CUES = set(SIZE_CUES)
 _NOT_SIZE = set(NOT_SIZE_UNITS)
 _WEAK_NUMBER_WORDS = {"un", "une", "a", "kelen", "one", "an", "tan", "san"}
@@ -227,8 +254,16 @@ def classify(text: str, language_hint: str | None = None) -> FallbackResult:
 
     scores = {intent: m.count(words, joined) for intent, m in _matchers().items()}
 
+    origin_code = _find_origin(text, place_code)
+    if _RETURN_CUES.search(norm):
+        status: str | None = "returnee"
+    else:
+        status = "displaced" if origin_code else None
+
     def result(intent: str, confidence: float) -> FallbackResult:
         return FallbackResult(
+            origin_code=origin_code,
+            household_status=status,
             intent=intent,
             category=CATEGORY_BY_INTENT.get(intent),
             language=language,

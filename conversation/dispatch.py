@@ -33,7 +33,7 @@ from gateway.outbound import KIND_ERASURE_CONFIRMATION, sendable, take_claimed
 from gateway.tasks import send_claimed
 from models import Channel, Contact, Language, Message, MessageDirection, MessageStatus
 from models.base import utcnow
-from models.enums import TicketCategory, TicketKind, TicketSource
+from models.enums import HouseholdStatus, TicketCategory, TicketKind, TicketSource
 from models.outbox_relay import discard_pending, publish_committed
 from models.tickets import Ticket, TicketEvent
 from models.users import SERVICE_ACTOR_LABEL
@@ -262,12 +262,15 @@ def handle_with_fallback(session: Session, message: Message, contact: Contact, t
     if intent == "register_household" and result.household_size and result.place_code:
         from tickets.intake import register_household
 
-        register_household(
+        household = register_household(
             session,
             contact=contact,
             size=result.household_size,
             place_code=result.place_code,
+            origin_code=result.origin_code,
         )
+        if result.household_status is not None:
+            household.status = HouseholdStatus(result.household_status)
         _reply(session, contact, CATALOG.translate("fallback_household_registered", language))
         return
     if intent == "ticket_status":

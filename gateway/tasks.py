@@ -47,6 +47,7 @@ from core.settings import get_settings
 from core.tasks import MAX_TRANSIENT_RETRIES, retry_transient, transient_backoff_seconds
 from gateway import breaker
 from gateway.channels import ChannelInfo, load_channel
+from gateway.flow_sms import handle_flow_sms
 from gateway.i18n import translate
 from gateway.keywords import KeywordAction, match_keyword
 from gateway.limits import acquire_send_slot, is_flooding, max_per_second
@@ -69,6 +70,7 @@ from models.outbox_relay import (
     publish_committed,
 )
 from tickets.contacts import opt_in, opt_out
+from tickets.flows import enumerator_for, flow_keyword, is_flow_count
 
 log = logging.getLogger(__name__)
 
@@ -145,12 +147,25 @@ def handle_inbound(session: Session, message_id: int) -> str:
             return "opted-in"
         # "START" from someone who never opted out is just a message: the bot answers it.
 
+    # A flow-monitoring count ("FLOW Sogoniko Gao Bamako 12 conflit D"): an enumerator's
+    # phone is answered whatever its pace (a day's sheets arrive together); a count from any
+    # other phone is refused, after flood control, and never reaches the bot.
+    flow_word = flow_keyword(message.body) if contact is not None else None
+    if flow_word is not None and contact is not None and enumerator_for(session, contact):
+        return handle_flow_sms(session, message, contact, flow_word)
+
     if contact is not None and is_flooding(
         session, contact_id=contact.id, message_id=message.id, at=message.created_at.timestamp()
     ):
         message.flood_limited = True
         message.status = MessageStatus.IGNORED
         return "flood-limited"
+
+    # Refused only when it is a count in the FLOW format: a person whose message merely
+    # starts with the word ("Flux de deplaces vers Gao, nous avons besoin d'eau") is heard
+    # by the bot like anyone else.
+    if flow_word is not None and contact is not None and is_flow_count(session, message.body):
+        return handle_flow_sms(session, message, contact, flow_word)
 
     # The message stays RECEIVED: conversation.handle_message moves it to HANDLED once the
     # bot has answered (it skips anything no longer RECEIVED, which is how it respects

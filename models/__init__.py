@@ -23,7 +23,7 @@ from models.enums import (
     UserRole,
 )
 from models.messages import Call, Message
-from models.movements import Movement
+from models.movements import EnumeratorPhone, Movement
 from models.outbox import OutboxTask
 from models.places import Place, PlaceAlias
 from models.referrals import Consent, PartnerOrganisation, PartnerService, Referral
@@ -48,6 +48,7 @@ __all__ = [
     "ChannelType",
     "Consent",
     "Contact",
+    "EnumeratorPhone",
     "Household",
     "HouseholdContact",
     "Incident",

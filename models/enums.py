@@ -174,6 +174,15 @@ class MovementReason(StrEnum):
     OTHER = "other"
 
 
+class MovementChannel(StrEnum):
+    """Where a flow-monitoring count was entered."""
+
+    CONSOLE = "console"
+    API = "api"
+    SMS = "sms"
+    USSD = "ussd"
+
+
 class MovementSource(StrEnum):
     """How a movement was recorded: counted by an enumerator at a flow-monitoring point, or
     told by a registered household ("we moved to …")."""

@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, str_enum, utcnow
-from models.enums import MovementReason, MovementSource, MovementStatus
+from models.enums import MovementChannel, MovementReason, MovementSource, MovementStatus
 
 
 class Movement(Base):
@@ -31,6 +31,23 @@ class Movement(Base):
         ForeignKey("households.id", ondelete="SET NULL"), index=True
     )
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # How it was entered (NULL for rows from before 0015), and for an SMS or USSD count the
+    # enumerator's phone, as its contact (the number itself stays in ``contacts``).
+    channel: Mapped[MovementChannel | None] = mapped_column(str_enum(MovementChannel, 8))
+    enumerator_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     # Told through the phone simulator: left out of dashboards and exports like its tickets.
     is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)
+
+
+class EnumeratorPhone(Base):
+    """A console user's phone registered for flow monitoring: only these phones may send a
+    ``FLOW`` SMS, and what they send is recorded as that user's count."""
+
+    __tablename__ = "enumerator_phones"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)

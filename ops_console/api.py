@@ -23,6 +23,7 @@ from models.enums import (
     HouseholdStatus,
     Language,
     MessageDirection,
+    MovementChannel,
     MovementReason,
     MovementSource,
     MovementStatus,
@@ -1055,6 +1056,7 @@ def _movements_out(session: Session, rows: list[Movement]) -> list[MovementOut]:
                 reason=movement.reason,
                 status=movement.status,
                 household=movement.household_id,
+                channel=movement.channel,
                 created_at=movement.created_at,
             )
         )
@@ -1094,6 +1096,7 @@ def create_flow(body: FlowIn, viewer: ApiViewer, session: DbSession) -> Any:
                 status=body.status,
             ),
             recorded_by_user_id=viewer.user.id,
+            channel=MovementChannel.API,
         )
     except FlowError as exc:
         raise HTTPException(422, str(exc)) from exc

@@ -17,7 +17,7 @@ from core.sanitize import parse_id, spreadsheet_cell
 from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
-from models.enums import MovementReason, MovementStatus, PlaceKind
+from models.enums import MovementChannel, MovementReason, MovementStatus, PlaceKind
 from models.movements import Movement
 from ops_console.displacement import (
     DTM_FLOW_HEADERS,
@@ -31,6 +31,7 @@ from ops_console.i18n import N_
 from ops_console.permissions import Capability
 from ops_console.queries import place_choices
 from ops_console.web import Page, PageCtx, PostPage, redirect, render
+from tickets.flows import flow_points
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,6 +114,8 @@ def _flows_context(page: Page, **extra: Any) -> dict[str, Any]:
     )
     return {
         **flows_dashboard(session),
+        **_enumerators_context(page),
+        "flow_points": flow_points(),
         "recent": [
             {
                 "date": m.observed_on,
@@ -124,6 +127,7 @@ def _flows_context(page: Page, **extra: Any) -> dict[str, Any]:
                 "reason": m.reason.value if m.reason else "",
                 "status": m.status.value,
                 "source": m.source.value,
+                "channel": m.channel.value if m.channel else "",
             }
             for m in recent
         ],
@@ -135,6 +139,8 @@ def _flows_context(page: Page, **extra: Any) -> dict[str, Any]:
         "today": utcnow().date(),
         "errors": extra.pop("errors", {}),
         "values": extra.pop("values", {}),
+        "enumerator_errors": extra.pop("enumerator_errors", {}),
+        "enumerator_values": extra.pop("enumerator_values", {}),
         **extra,
     }
 
@@ -204,6 +210,7 @@ async def record_flow_from_form(request: Request, page: PostPage) -> Response:
                     status=MovementStatus(status) if status in _STATUSES else None,
                 ),
                 recorded_by_user_id=viewer.user.id,
+                channel=MovementChannel.CONSOLE,
             )
         except FlowError as exc:
             errors = {field: _FORM_WORDS[field] for field in exc.problems}
@@ -222,6 +229,119 @@ async def record_flow_from_form(request: Request, page: PostPage) -> Response:
         )
     session.commit()
     return redirect("/flows?recorded=1", request)
+
+
+# --- enumerators' phones (FLOW SMS) ------------------------------------------------------
+
+
+def _enumerators_context(page: Page) -> dict[str, Any]:
+    """Registered enumerator phones (masked) and the accounts a phone may be given to; only
+    for a viewer who manages them."""
+    if not page.user_viewer.can(Capability.ENUMERATORS_MANAGE):
+        return {"enumerator_phones": [], "enumerator_accounts": []}
+    from models.contacts import Contact
+    from models.movements import EnumeratorPhone
+    from models.users import User
+    from ops_console.actions import masked
+    from ops_console.permissions import can
+
+    rows = page.session.execute(
+        select(EnumeratorPhone, User, Contact)
+        .join(User, User.id == EnumeratorPhone.user_id)
+        .join(Contact, Contact.id == EnumeratorPhone.contact_id)
+        .order_by(User.username, EnumeratorPhone.created_at)
+    ).all()
+    accounts = [
+        user
+        for user in page.session.scalars(
+            select(User).where(User.active.is_(True)).order_by(User.username)
+        )
+        if can(user, Capability.FLOWS_RECORD) and user.password_hash is not None
+    ]
+    return {
+        "enumerator_phones": [
+            {"contact": contact.public_id, "user": user.username, "phone": masked(contact)}
+            for _link, user, contact in rows
+        ],
+        "enumerator_accounts": [user.username for user in accounts],
+    }
+
+
+_ENUMERATOR_WORDS = {
+    "username": N_("No active account by that name that may record flows."),
+    "phone": N_("Not a phone number: write it with the country code, e.g. +223 76 12 34 56."),
+    "contact": N_("This phone is not registered."),
+}
+
+
+@router.post("/flows/enumerators")
+async def manage_enumerator_phone(request: Request, page: PostPage) -> Response:
+    """A supervisor lets a phone send FLOW SMS as an enumerator's account, or stops it
+    (audited without the number)."""
+    viewer = page.require(Capability.ENUMERATORS_MANAGE)
+    form = await request.form()
+    values = {key: form_text(form, key, 80) for key in ("username", "phone", "remove")}
+    session = page.session
+    from core.phones import InvalidPhoneNumber
+    from models.contacts import Contact
+    from models.users import User
+    from ops_console.permissions import can
+    from tickets.contacts import find_contact_by_public_id, get_or_create_contact
+    from tickets.flows import register_enumerator_phone, remove_enumerator_phone
+
+    errors: dict[str, str] = {}
+    if values.get("remove"):
+        contact: Contact | None = find_contact_by_public_id(session, values["remove"])
+        if contact is None or not remove_enumerator_phone(session, contact):
+            errors["contact"] = _ENUMERATOR_WORDS["contact"]
+        else:
+            record_audit(
+                session,
+                action="enumerator_phone.removed",
+                actor_label=viewer.user.username,
+                actor_user_id=viewer.user.id,
+                contact=contact.public_id,
+            )
+            session.commit()
+            return redirect("/flows?enumerator=removed", request)
+    else:
+        user = session.scalar(
+            select(User).where(User.username == (values.get("username") or "").strip())
+        )
+        if (
+            user is None
+            or not user.active
+            or user.password_hash is None
+            or not can(user, Capability.FLOWS_RECORD)
+        ):
+            errors["username"] = _ENUMERATOR_WORDS["username"]
+        phone = (values.get("phone") or "").strip()
+        contact = None
+        try:
+            contact = get_or_create_contact(session, phone) if phone else None
+        except InvalidPhoneNumber:
+            contact = None
+        if contact is None:
+            errors["phone"] = _ENUMERATOR_WORDS["phone"]
+        if not errors and user is not None and contact is not None:
+            register_enumerator_phone(session, user, contact)
+            record_audit(
+                session,
+                action="enumerator_phone.registered",
+                actor_label=viewer.user.username,
+                actor_user_id=viewer.user.id,
+                contact=contact.public_id,
+                enumerator=user.username,
+            )
+            session.commit()
+            return redirect("/flows?enumerator=registered", request)
+    session.rollback()
+    return render(
+        page,
+        "flows.html",
+        _flows_context(page, enumerator_errors=errors, enumerator_values=values),
+        status_code=422,
+    )
 
 
 @router.get("/exports/flows.csv")

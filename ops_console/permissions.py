@@ -79,6 +79,7 @@ class Capability(StrEnum):
     HOUSEHOLDS_WRITE = "households.write"
     HOUSEHOLDS_MERGE = "households.merge"  # merging duplicate households (audited)
     FLOWS_RECORD = "flows.record"  # flow monitoring: enumerators' counts at entry points
+    ENUMERATORS_MANAGE = "enumerators.manage"  # which phones may send FLOW SMS (audited)
     PLACES_READ = "places.read"
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
@@ -124,6 +125,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
             Capability.DIRECTORY_MANAGE,
+            Capability.ENUMERATORS_MANAGE,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
@@ -133,6 +135,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.AUDIT_LOG,
             Capability.HOUSEHOLDS_MERGE,
             Capability.DIRECTORY_MANAGE,
+            Capability.ENUMERATORS_MANAGE,
         }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),

@@ -17,6 +17,7 @@ from models.enums import (
     Language,
     MessageDirection,
     MessageStatus,
+    MovementChannel,
     MovementReason,
     MovementSource,
     MovementStatus,
@@ -172,6 +173,8 @@ class MovementOut(BaseModel):
     reason: MovementReason | None
     status: MovementStatus
     household: int | None
+    # Where it was entered (console, api, sms; null for records from before it was kept).
+    channel: MovementChannel | None = None
     created_at: datetime
 
 

@@ -524,6 +524,7 @@ _WEAK_CUES |= {"bora", "taa", "depuis"}
 _LOOSE_CUES = _WEAK_CUES | {"a", "be", "bi"}
 _ORIGIN_CUES = frozenset({"from", "bora", "venu", "venus", "venue", "venues", "venant"})
 _ORIGIN_CUES |= {"quitte", "fui", "fuyant", "origine", "originaire"}
+_ORIGIN_CUES |= {"venons", "viens", "vient", "fled", "left"}
 _MAX_TEXT_TOKENS = 200
 
 
@@ -740,6 +741,21 @@ class Gazetteer:
             ):
                 best_key, best = key, item
         return self._to_match(best)
+
+    def find_origin_in_text(self, text: str, *, min_confidence: float = 0.85) -> PlaceMatch | None:
+        """The place a message introduces as where its sender came from ("we came from
+        Douentza, now in Sévaré" → Douentza; "an bora Ménaka" → Ménaka), or None: the mention
+        right after an origin cue, exact mentions first, then the longest, then the first."""
+        ranked: list[tuple[tuple[int, float, int, int], _Scored]] = []
+        for start, stop, tokens, item in self._scan(text, min_confidence):
+            if not any(t in _ORIGIN_CUES for t in tokens[max(0, start - 3) : start]):
+                continue
+            length = sum(len(t) for t in tokens[start:stop])
+            ranked.append(((0 if item.exact else 1, -item.confidence, -length, start), item))
+        if not ranked:
+            return None
+        ranked.sort(key=lambda pair: pair[0])
+        return self._to_match(ranked[0][1])
 
     def find_all_in_text(self, text: str, *, min_confidence: float = 0.85) -> list[PlaceMatch]:
         """Every non-overlapping place mention in a free-text message, in reading order

@@ -213,6 +213,7 @@ def test_flows_are_recorded_and_every_problem_named(client: Any, world: World) -
     assert created.json()["point"]["name"] == "Sévaré"
     assert created.json()["origin"]["code"] == "ML18"
     assert created.json()["source"] == "flow_monitoring"
+    assert created.json()["channel"] == "api"
     bad = client.post(
         "/api/v1/flows",
         json={

@@ -71,6 +71,7 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/registry/merge", AUDITORS, 403),
     ("GET", "/flows", HOTLINE, 403),
     ("POST", "/flows", HOTLINE, 403),
+    ("POST", "/flows/enumerators", AUDITORS, 403),
     ("GET", "/exports", EXPORTERS, 403),
     ("GET", "/exports/queue.csv", EXPORTERS, 403),
     ("GET", "/exports/queue.xlsx", EXPORTERS, 403),

@@ -2,7 +2,7 @@
 (``partner_organisations``, ``partner_services``), ``consents`` and ``referrals``.
 
 Revision ID: 0016_referrals
-Revises: 0013_console_views
+Revises: 0015_dtm
 Create Date: 2026-12-02
 
 New tables only (no change to existing ones): the same DDL on PostgreSQL and SQLite.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_referrals"
-down_revision: str | None = "0013_console_views"
+down_revision: str | None = "0015_dtm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
