@@ -136,9 +136,10 @@ SEXUAL: tuple[str, ...] = (
     r"\bsexe?s?\b",
     r"\bcou?ch\w* (?:avec|ensemble)\b",
     r"\bcou?ch\w* (?:\w+ ){0,2}(?:lui|elle|eux)\b",
-    r"\b(?:dorm\w*|passe\w* la nuit|passer une nuit|nuit entiere|nuits?) avec (?:lui|elle|eux|"
-    r"moi|l agent|le chef|un agent|les agents|des agents|ce|cet|le)\b",
-    r"\b(?:dorm\w*|passe\w* la nuit|rester|reste) chez (?:lui|elle|eux)\b",
+    r"\b(?:dor[mts]\w*|passe\w* la nuit|passer une nuit|nuit entiere|nuits?) avec (?:lui|elle|eux|"
+    r"l agent|le chef|un agent|les agents|des agents|ce|cet|le)\b",
+    r"\b(?:viens?|venir|vient|veux|veut) (?:dormir|coucher|passer la nuit) avec moi\b",
+    r"\b(?:dor[mts]\w*|passe\w* la nuit|rester|reste) chez (?:lui|elle|eux)\b",
     r"\b(?:vien\w*|veni\w*|pass\w*|all\w*|rejoin\w*|rend\w* visite|voir) (?:\w+ ){0,3}"
     r"(?:chez lui|chez eux|sa chambre|sa maison|sa tente|sa voiture)\b",
     r"\b(?:chez lui|sa chambre|sa maison|le voir|son hotel) (?:\w+ ){0,3}(?:la nuit|le soir|"
@@ -405,10 +406,11 @@ DEMAND: tuple[str, ...] = (
     r"\bavant de\b",
     r"\ba condition\b",
     r"\bsi (?:je|j|tu|on|elle|nous|ma|sa|les|la)\b",
-    r"\b(?:j|tu|elle|on|nous) (?:aurai|aurais|aura|aurait|aurons)\b",
+    r"\b(?:j|tu|elle|on|nous) (?:aurai|aurais|aura|auras|aurait|aurons|aurez|auront)\b",
     r"\bpas de (?:kit|carte|nourriture|vivres|aide|ration|tente|argent)\b",
     r"\b(?:ou|sinon) (?:on|nous|elle|je) (?:perd|raye|enleve|sort)\w*",
     r"\bdit qu\w*",
+    r"\b(?:m|nous|lui|leur|l) a dit\b",
     # en
     r"\bask\w*",
     r"\bdemand\w*",

@@ -83,7 +83,7 @@ NOT_SEA: list[str] = [
     "the volunteers did us a great favour, they came at night with food when we arrived",
     "merci beaucoup, l'aide de l'ONG nous a touché le coeur, je vous embrasse",
     # complaints about distribution without sexual content
-    "le distributeur a refusé de nous donner les vivres, il dit que notre nom n'est pas sur la liste",
+    "le distributeur a refusé de nous donner les vivres, notre nom n'est pas sur la liste",
     "the distribution was unfair, the agent gave rice only to his relatives",
     "the NGO staff were rude and made us wait all day for the cards",
     "tilabaga ma dumuni di an ma, a ko an togo te lisi la",
@@ -94,6 +94,7 @@ NOT_SEA: list[str] = [
     "ma femme est enceinte et doit aller au centre de santé",
     "n muso kono be, a mago be dogotoroso la",
     "nous dormons dehors la nuit avec les enfants, il nous faut une bâche",
+    "mes enfants dorment avec moi sous une bâche, il nous faut une tente pour la saison des pluies",
     "we sleep outside at night with the kids, we need a tent",
     "an be sunogo kenema su fe, an mago be bache la",
     "l'agent d'enregistrement a demandé l'âge et le sexe de chaque enfant",
