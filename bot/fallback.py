@@ -19,11 +19,9 @@ from functools import lru_cache
 from typing import Any
 
 try:
-    from . import fallback_keywords as _lexicon
     from .fallback_keywords import KEYWORDS, NOT_SIZE_UNITS, SIZE_CUES
     from .normalize import detect_language, guess_language, normalize, parse_household_size, tokens
 except ImportError:  # imported as a top-level module (bot/ on sys.path)
-    import fallback_keywords as _lexicon  # type: ignore[no-redef]
     from fallback_keywords import KEYWORDS, NOT_SIZE_UNITS, SIZE_CUES  # type: ignore[no-redef]
     from normalize import (  # type: ignore[no-redef]
         detect_language,
@@ -116,46 +114,18 @@ def _matchers() -> dict[str, _Matcher]:
     }
 
 
-def _compile(groups: dict[str, tuple[str, ...]]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for patterns in groups.values() for p in patterns))
-
-
-@lru_cache(maxsize=1)
-def _psea_patterns() -> dict[str, re.Pattern[str]]:
-    return {
-        "not_sexual": re.compile("|".join(f"(?:{p})" for p in _lexicon.PSEA_NOT_SEXUAL)),
-        "sexual": _compile(_lexicon.PSEA_SEXUAL),
-        "assault": _compile(_lexicon.PSEA_ASSAULT),
-        "strong_actor": _compile(_lexicon.PSEA_STRONG_ACTOR),
-        "weak_actor": _compile(_lexicon.PSEA_WEAK_ACTOR),
-        "aid_item": _compile(_lexicon.PSEA_AID_ITEM),
-        "demand": _compile(_lexicon.PSEA_DEMAND),
-    }
-
-
-def _psea_in_words(joined: str) -> bool:
-    patterns = _psea_patterns()
-    text = patterns["not_sexual"].sub(" ", joined)
-    assault = bool(patterns["assault"].search(text))
-    # "violences sexuelles" is an assault, not an exchange: not counted twice.
-    sexual = bool(patterns["sexual"].search(patterns["assault"].sub(" ", text)))
-    if not (sexual or assault):
-        return False
-    if patterns["strong_actor"].search(text):
-        return True
-    weak_actor = bool(patterns["weak_actor"].search(text))
-    aid_item = bool(patterns["aid_item"].search(text))
-    demand = bool(patterns["demand"].search(text))
-    if sexual and ((weak_actor and (aid_item or demand)) or (aid_item and demand)):
-        return True
-    return assault and weak_actor and aid_item
-
-
 def psea_in_text(text: str) -> bool:
-    """Whether ``text`` reports sexual exploitation or abuse by an aid worker (PSEA): a
-    sexual or abuse term together with an aid worker, or sex asked for in exchange for aid
-    (the rules and the lexicon: bot/fallback_keywords.py)."""
-    return _psea_in_words(" ".join(tokens(normalize(text))))
+    """Whether ``text`` reports sexual exploitation or abuse by an aid worker (PSEA). Delegates
+    to the platform's one SEA screen (``tickets.psea_screen``: lexicon and rules), so the
+    fallback, the API and every bot turn agree. Imported lazily: the Rasa image (built from
+    bot/ alone) has no platform package, and there the keyword vote simply gets no PSEA
+    hint — the platform screens every turn's text itself (conversation.dispatch), whatever
+    Rasa made of it."""
+    try:
+        from tickets.psea_screen import screen
+    except ImportError:  # pragma: no cover - the Rasa image only
+        return False
+    return screen(text).hit
 
 
 _GAZETTEER: Any = None
@@ -275,7 +245,7 @@ def classify(text: str, language_hint: str | None = None) -> FallbackResult:
 
     # Safety first: sexual exploitation and abuse by an aid worker, then any sign of a
     # protection concern, win (a human reviews it discreetly).
-    if _psea_in_words(joined):
+    if psea_in_text(text):
         psea = result("protection_concern", 0.9)
         return FallbackResult(**{**psea.__dict__, "kind": "psea"})
     if scores["protection_concern"]:

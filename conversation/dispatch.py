@@ -37,6 +37,7 @@ from models.enums import HouseholdStatus, TicketCategory, TicketKind, TicketSour
 from models.outbox_relay import discard_pending, publish_committed
 from models.tickets import Ticket, TicketEvent
 from models.users import SERVICE_ACTOR_LABEL
+from tickets.psea import screen as screen_for_psea
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +190,24 @@ def handle_one(session: Session, message: Message) -> None:
                 from tickets.conversation import followup_ticket_id
 
                 ticket_id = followup_ticket_id(session, contact.id, message)
+            # The platform's SEA screen on every turn, whatever Rasa made of it (tickets.psea).
+            psea_reply = None
+            if ticket_id is None and screen_for_psea(text):
+                # Rasa opened nothing (a greeting, "not understood", a question asked first):
+                # the report is not left waiting on the answer, it is a PSEA case now.
+                language = Language(normalize_language(contact.language))
+                ticket_id = _create_psea_ticket(session, message, contact, language)
+                psea_reply = ticket_id
+            elif ticket_id is not None and _screen_for_psea(
+                session, ticket_id, text, since=turn_started
+            ):
+                psea_reply = ticket_id
             if ticket_id is not None and message.ticket_id is None:
                 message.ticket_id = ticket_id
-            if ticket_id is not None:
-                _screen_for_psea(session, ticket_id, text)
+            if psea_reply is not None:
+                # Rasa's answer was for what it thought this was (a need, a question about the
+                # place): the sender is told who handles a PSEA report instead.
+                replies = [_psea_received_text(session, psea_reply, contact)]
             # The bot's actions may have erased it (/erase) or opted it out: only those
             # columns are read again (not the whole row and its encrypted number).
             session.refresh(contact, ["erased_at", "opted_out_at"])
@@ -207,21 +222,75 @@ def handle_one(session: Session, message: Message) -> None:
     handle_with_fallback(session, message, contact, text)
 
 
-def _screen_for_psea(session: Session, ticket_id: int, text: str) -> None:
+def _screen_for_psea(
+    session: Session, ticket_id: int, text: str, *, since: datetime | None = None
+) -> bool:
     """A message of the turn that reports sexual exploitation or abuse by an aid worker makes
     its ticket a PSEA case, whatever the model made of it: the API's safety net sees only
     the text a ticket is created with, not a follow-up answer ("he said he would put us on
     the list if…") added to a need ticket. Re-classified as an operator would
     (``tickets.workflow.change_kind``): protection, sensitive, urgent, unassigned and routed to
-    the PSEA focal points only — the team that had it loses sight of it."""
-    from bot.fallback import psea_in_text
+    the PSEA focal points only — the team that had it loses sight of it. True when the
+    ticket became PSEA during this turn (re-classified here, or by intake's screen)."""
     from tickets.workflow import change_kind
 
     ticket = session.get(Ticket, ticket_id)
-    if ticket is None or ticket.kind == TicketKind.PSEA or not psea_in_text(text):
-        return
+    if ticket is None or not screen_for_psea(text):
+        return False
+    if ticket.kind == TicketKind.PSEA:
+        # Already PSEA: made so by intake's screen in this turn (Rasa filed it as something
+        # else and its answer says so) — not when Rasa itself recognised it (psea_report).
+        return since is not None and _created_this_turn_as_other(session, ticket, since)
     change_kind(session, ticket, TicketKind.PSEA, actor_label="psea screen")
     log.warning("ticket %s re-classified as PSEA from a follow-up message", ticket.id)
+    return True
+
+
+def _created_this_turn_as_other(session: Session, ticket: Ticket, since: datetime) -> bool:
+    """Whether ``ticket`` was created during this turn and intake's screen, not its creator,
+    made it PSEA (its "created" event says so: ``tickets.intake``)."""
+    created = session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "created")
+        .limit(1)
+    )
+    return (
+        created is not None
+        and created.created_at >= since
+        and bool((created.data or {}).get("psea_screen"))
+    )
+
+
+def _psea_received_text(session: Session, ticket_id: int, contact: Contact) -> str:
+    ticket = session.get(Ticket, ticket_id)
+    return CATALOG.translate(
+        "fallback_psea_received",
+        contact.language,
+        reference=ticket.reference if ticket is not None else "",
+        hours=get_settings().psea_first_contact_hours,
+    )
+
+
+def _create_psea_ticket(
+    session: Session, message: Message, contact: Contact, language: Language
+) -> int:
+    from tickets.intake import create_ticket
+
+    ticket = create_ticket(
+        session,
+        category=TicketCategory.PROTECTION,
+        kind=TicketKind.PSEA,
+        source=TicketSource.SMS,
+        contact=contact,
+        description=message.body,
+        language=language,
+        sensitive=True,
+        needs_review=True,
+        message_id=message.id,
+        actor_label="psea screen",
+    )
+    log.warning("ticket %s opened as PSEA by the screen (the bot opened none)", ticket.id)
+    return ticket.id
 
 
 def handle_with_fallback(session: Session, message: Message, contact: Contact, text: str) -> None:

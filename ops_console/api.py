@@ -252,14 +252,10 @@ def create_ticket(body: TicketCreateIn, viewer: ApiViewer, session: DbSession) -
     source = body.source or (
         TicketSource.SMS if viewer.role == UserRole.SERVICE else TicketSource.API
     )
+    # A report of sexual exploitation or abuse by an aid worker that the bot's model (or the
+    # caller) filed as something else still becomes PSEA: tickets.intake screens every
+    # description (tickets.psea_screen), whatever the kind sent.
     kind = body.kind
-    if kind != TicketKind.PSEA and body.description:
-        # A safety net under the bot's NLU: a report of sexual exploitation or abuse by an aid
-        # worker that the model filed as something else still reaches only the focal points.
-        from bot.fallback import psea_in_text
-
-        if psea_in_text(body.description):
-            kind = TicketKind.PSEA
     ticket = intake_create(
         session,
         category=body.category,

@@ -64,12 +64,13 @@ from tickets.alerts import create_ticket_alerts
 from tickets.erasure import erase_contact as _erase_contact
 from tickets.notifications import ACKNOWLEDGED_SOURCES, schedule_sender_notification
 from tickets.psea import PSEA_CATEGORY, PSEA_PRIORITY
+from tickets.psea import screen as screen_for_psea
 from tickets.references import new_reference
 from tickets.routing import OPEN_STATUSES, Route, record_route, route_for, route_ticket
 from tickets.surges import attach_to_surge
 from tickets.timeline import record_event
 from tickets.triage import max_priority, triage
-from tickets.workflow import auto_assign
+from tickets.workflow import auto_assign, change_kind
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,11 @@ def _record(
     route is returned for the process step to record."""
     moment = now or utcnow()
     ticket_kind = TicketKind(kind) if kind else TicketKind.NEED
+    # The one SEA screen on the person's words, whatever the channel and the kind sent (bot,
+    # fallback, USSD, a call, the API): exploitation or abuse by an aid worker is PSEA.
+    screened = screen_for_psea(description) if ticket_kind != TicketKind.PSEA else None
+    if screened:
+        ticket_kind = TicketKind.PSEA
     # A PSEA report is protection, sensitive and urgent whatever the creator sent (issue 15).
     category = TicketCategory(category) if ticket_kind != TicketKind.PSEA else PSEA_CATEGORY
     source = TicketSource(source)
@@ -312,6 +318,8 @@ def _record(
         signals=result.signals,
         message_id=message_id,
         place_unknown=place_unknown,
+        # Why the screen made it PSEA (signal groups, never the words): for the focal points.
+        **({"psea_screen": screened.reason} if screened else {}),
     )
     return ticket, created, route
 
@@ -692,6 +700,11 @@ def update_ticket(
             body=note,
             now=moment,
         )
+        if ticket.kind != TicketKind.PSEA and screen_for_psea(note).hit:
+            # What the person added reports exploitation or abuse by an aid worker: the
+            # ticket becomes a PSEA case, as an operator would re-classify it.
+            change_kind(session, ticket, TicketKind.PSEA, actor_label="psea screen", now=moment)
+            log.warning("ticket %s re-classified as PSEA from an added note", ticket.id)
         result = triage(ticket.category, [note])
         raised = max_priority(ticket.priority, result.priority)
         if raised != ticket.priority:

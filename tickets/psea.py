@@ -22,6 +22,10 @@ from models.enums import TicketCategory, TicketKind, TicketPriority
 from models.teams import Team, TeamMember
 from models.tickets import Ticket
 
+# The SEA screen (does a text report exploitation or abuse by an aid worker?) lives in
+# tickets.psea_screen, pure, so the keyword fallback imports it without a database.
+from tickets.psea_screen import PseaScreen, screen
+
 PSEA_CATEGORY = TicketCategory.PROTECTION
 PSEA_PRIORITY = TicketPriority.URGENT
 
@@ -51,3 +55,15 @@ def make_psea(ticket: Ticket) -> None:
     ticket.category = PSEA_CATEGORY
     ticket.sensitive = True
     ticket.priority = PSEA_PRIORITY
+
+
+__all__ = [
+    "PSEA_CATEGORY",
+    "PSEA_PRIORITY",
+    "PseaScreen",
+    "is_psea",
+    "make_psea",
+    "psea_team_ids_of",
+    "psea_teams",
+    "screen",
+]

@@ -286,6 +286,11 @@ class ActionCreateTicket(Action):
                 message_id=latest_message_id(tracker),
             )
             reference = ticket.get("reference")
+            if ticket.get("kind") == "psea" and not sensitive:
+                # The platform's SEA screen recognised exploitation or abuse by an aid worker
+                # the model took for something else: the protection flow (no questions about
+                # the place or the household), not a need's.
+                category, sensitive = "protection", True
         except PlatformError as exc:
             logger.warning("ticket creation failed for %s: %s", category, exc)
         flow = "protection" if sensitive else "report" if intent in REPORT_INTENTS else "need"
