@@ -4,6 +4,7 @@ tables on ``Base.metadata`` (Alembic and the tests rely on that)."""
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.audit import AuditLog
 from models.base import Base, utcnow
+from models.broadcasts import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientStatus
 from models.channels import Channel, ChannelBreaker
 from models.contacts import Contact, Household, HouseholdContact
 from models.enums import (
@@ -41,6 +42,9 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
+    "BroadcastStatus",
     "Call",
     "Channel",
     "ChannelBreaker",
@@ -61,6 +65,7 @@ __all__ = [
     "Place",
     "PlaceAlias",
     "PlaceKind",
+    "RecipientStatus",
     "RoutingDecision",
     "RoutingRule",
     "SavedView",
