@@ -81,6 +81,7 @@ class Capability(StrEnum):
     PLACES_READ = "places.read"
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
+    BROADCASTS = "broadcasts.send"  # create, preview, send and cancel SMS broadcasts
     CONSOLE = "console"  # may log in to the pages at all
 
 
@@ -116,10 +117,17 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.AUDIT_LOG,
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
+            Capability.BROADCASTS,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
-        _HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG, Capability.HOUSEHOLDS_MERGE}
+        _HOTLINE
+        | {
+            Capability.EXPORT,
+            Capability.AUDIT_LOG,
+            Capability.HOUSEHOLDS_MERGE,
+            Capability.BROADCASTS,
+        }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),
     UserRole.PROTECTION_OFFICER: frozenset(_HOTLINE | {Capability.EXPORT}),
