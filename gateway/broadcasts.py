@@ -80,13 +80,20 @@ SKIP_REASONS = ("erased", "opted_out", "flood_limited")
 
 
 class SelectionRefused(ValueError):
-    """The selection or the texts cannot be used; the message says why (shown as it is)."""
+    """The selection or the texts cannot be used; the message says why. ``template`` and
+    ``variables`` let the console show it in its own language (its catalogs hold them)."""
+
+    def __init__(self, template: str, **variables: object) -> None:
+        super().__init__(template.format(**variables))
+        self.template = template
+        self.variables = variables
 
 
 @dataclass(frozen=True)
 class PhoneList:
     numbers: list[str]
     invalid: list[str]  # "line 3: 'abc' is not a phone number"
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, text) for the console
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ def parse_phone_list(text: str) -> PhoneList:
     reported by its number. Duplicates count once."""
     numbers: dict[str, None] = {}
     invalid: list[str] = []
+    bad: list[tuple[int, str]] = []
     reader = csv.reader(io.StringIO(text.replace(";", ",")))
     for line_no, cells in enumerate(reader, start=1):
         cell = (cells[0] if cells else "").strip()
@@ -170,11 +178,14 @@ def parse_phone_list(text: str) -> PhoneList:
             numbers.setdefault(normalize_phone(cell), None)
         except InvalidPhoneNumber:
             invalid.append(f"line {line_no}: {cell[:40]!r} is not a phone number")
+            bad.append((line_no, cell[:40]))
     if len(numbers) > MAX_LIST_NUMBERS:
         raise SelectionRefused(
-            f"the list has {len(numbers)} numbers; at most {MAX_LIST_NUMBERS} per broadcast"
+            "the list has {count} numbers; at most {limit} per broadcast",
+            count=len(numbers),
+            limit=MAX_LIST_NUMBERS,
         )
-    return PhoneList(list(numbers), invalid)
+    return PhoneList(list(numbers), invalid, bad)
 
 
 def check_selection(selection: Selection) -> None:
@@ -195,7 +206,7 @@ def check_selection(selection: Selection) -> None:
             "or status, or upload a list of numbers"
         )
     if selection.place_code and Gazetteer.default().get(selection.place_code) is None:
-        raise SelectionRefused(f"unknown place code {selection.place_code!r}")
+        raise SelectionRefused("unknown place code {code}", code=selection.place_code)
 
 
 def clean_texts(texts: dict[str, str | None]) -> dict[Language, str]:
@@ -204,7 +215,10 @@ def clean_texts(texts: dict[str, str | None]) -> dict[Language, str]:
         value = (texts.get(language.value) or "").strip()
         if len(value) > MAX_TEXT_LENGTH:
             raise SelectionRefused(
-                f"the {language.value} text has {len(value)} characters; at most {MAX_TEXT_LENGTH}"
+                "the {language} text has {count} characters; at most {limit}",
+                language=language.value,
+                count=len(value),
+                limit=MAX_TEXT_LENGTH,
             )
         if value:
             found[language] = value
@@ -371,7 +385,12 @@ class _Measure:
                 _body, info, _ = prepare_body(text, channel)
             except BodyTooLong as exc:
                 raise SelectionRefused(
-                    f"the {key_language.value} text is too long: {exc}"
+                    "the {language} text needs {parts} SMS parts; channel {channel} allows "
+                    "at most {limit}",
+                    language=key_language.value,
+                    parts=exc.segments,
+                    channel=channel.name,
+                    limit=exc.limit,
                 ) from None
             self._memo[key] = (key_language, text, info.segments, info.encoding.value)
         return self._memo[key]
@@ -510,14 +529,16 @@ def prepare(
     return broadcast
 
 
-class NotAllowedNow(ValueError):
+class NotAllowedNow(SelectionRefused):
     """The broadcast's status does not allow this action."""
 
 
 def start(session: Session, broadcast: Broadcast, scheduled_at: datetime | None = None) -> None:
     """Send now (the next tick starts it), or at ``scheduled_at``."""
     if broadcast.status != BroadcastStatus.DRAFT:
-        raise NotAllowedNow(f"this broadcast is {broadcast.status.value}: only a draft can be sent")
+        raise NotAllowedNow(
+            "this broadcast is {status}: only a draft can be sent", status=broadcast.status.value
+        )
     now = utcnow()
     if scheduled_at is not None and scheduled_at > now:
         broadcast.status = BroadcastStatus.SCHEDULED
@@ -535,7 +556,7 @@ def cancel(session: Session, broadcast: Broadcast) -> int:
         BroadcastStatus.SCHEDULED,
         BroadcastStatus.SENDING,
     ):
-        raise NotAllowedNow(f"this broadcast is already {broadcast.status.value}")
+        raise NotAllowedNow("this broadcast is already {status}", status=broadcast.status.value)
     broadcast.status = BroadcastStatus.CANCELLED
     broadcast.finished_at = utcnow()
     result = session.execute(
