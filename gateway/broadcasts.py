@@ -520,13 +520,40 @@ def prepare(
                 "reason": None,
             }
         )
-    for start_at in range(0, len(values), 5000):
-        session.execute(insert(BroadcastRecipient), values[start_at : start_at + 5000])
+    _insert_recipients(session, values)
     broadcast.recipients_count = len(values) - skipped
     broadcast.skipped_count = skipped
     broadcast.parts_total = parts_total
     session.flush()
     return broadcast
+
+
+_RECIPIENT_COLUMNS = (
+    "broadcast_id",
+    "contact_id",
+    "channel_id",
+    "language",
+    "text",
+    "parts",
+    "status",
+    "reason",
+)
+
+
+def _insert_recipients(session: Session, values: list[dict[str, Any]]) -> None:
+    """One row per recipient, fast: PostgreSQL's COPY (psycopg sends an executemany one row
+    per statement: 4x slower at 100,000), SQLite's executemany (in-process, already fast)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        columns = ", ".join(_RECIPIENT_COLUMNS)
+        statement = f"COPY broadcast_recipients ({columns}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in values:
+                copy.write_row(tuple(getattr(row[c], "value", row[c]) for c in _RECIPIENT_COLUMNS))
+        return
+    for start_at in range(0, len(values), 5000):
+        session.execute(insert(BroadcastRecipient), values[start_at : start_at + 5000])
 
 
 class NotAllowedNow(SelectionRefused):
