@@ -375,3 +375,14 @@ def test_replies_are_tied_and_every_action_is_audited(
         )
     )
     assert actions == ["broadcast.created", "broadcast.sent", "broadcast.test_sent"]
+
+
+def test_the_broadcast_endpoints_are_documented(client: Any) -> None:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/broadcasts",
+        "/api/v1/broadcasts/preview",
+        "/api/v1/broadcasts/{broadcast_id}/send",
+        "/api/v1/broadcasts/{broadcast_id}/test",
+    ):
+        assert path in paths
