@@ -642,60 +642,37 @@ def delivery_counts(session: Session, broadcast_id: int) -> dict[str, int]:
     return {MessageStatus(status).value: int(n) for status, n in rows}
 
 
-def reply_clause(broadcast_id: int) -> ColumnElement[bool]:
-    """Inbound messages from a recipient after their broadcast SMS (``replies`` keeps those
-    within ``DEME_BROADCAST_REPLY_DAYS``, checked in Python: portable date arithmetic)."""
-    recipient = (
-        select(BroadcastRecipient.id)
-        .where(
-            BroadcastRecipient.broadcast_id == broadcast_id,
-            BroadcastRecipient.contact_id == Message.contact_id,
-            BroadcastRecipient.sent_at.is_not(None),
-            BroadcastRecipient.sent_at <= Message.created_at,
-        )
-        .correlate(Message)
-    )
-    return and_(Message.direction == MessageDirection.INBOUND, recipient.exists())
-
-
 def replies(
     session: Session, broadcast_id: int, *clauses: ColumnElement[bool], limit: int = 50
 ) -> tuple[int, list[Message]]:
-    """How many replies, and the latest ``limit`` of them that ``clauses`` let through."""
+    """The replies tied to a broadcast: inbound messages from a recipient after their
+    broadcast SMS and within ``DEME_BROADCAST_REPLY_DAYS`` of it (the window's end checked in
+    Python: portable date arithmetic). Returns how many, and the latest ``limit`` of them that
+    ``clauses`` (the viewer's rule for messages) let through."""
     days = timedelta(days=get_settings().broadcast_reply_days)
-    sent: dict[int, datetime] = {}
-    for contact_id, sent_at in session.execute(
-        select(BroadcastRecipient.contact_id, BroadcastRecipient.sent_at).where(
-            BroadcastRecipient.broadcast_id == broadcast_id,
-            BroadcastRecipient.sent_at.is_not(None),
-        )
-    ).tuples():
-        if contact_id is not None and sent_at is not None:
-            sent[contact_id] = sent_at
-    if not sent:
-        return 0, []
-    first = min(sent.values())
     candidates = session.execute(
-        select(Message.id, Message.contact_id, Message.created_at).where(
-            reply_clause(broadcast_id), Message.created_at >= first
+        select(Message.id, Message.created_at, BroadcastRecipient.sent_at)
+        .join(
+            BroadcastRecipient,
+            and_(
+                BroadcastRecipient.broadcast_id == broadcast_id,
+                BroadcastRecipient.contact_id == Message.contact_id,
+                BroadcastRecipient.sent_at.is_not(None),
+                BroadcastRecipient.sent_at <= Message.created_at,
+            ),
         )
+        .where(Message.direction == MessageDirection.INBOUND)
     ).all()
-    ids = [
-        mid
-        for mid, contact_id, created in candidates
-        if contact_id in sent and sent[contact_id] <= created <= sent[contact_id] + days
-    ]
-    shown = (
-        list(
-            session.scalars(
-                select(Message)
-                .where(Message.id.in_(ids), *clauses)
-                .order_by(Message.id.desc())
-                .limit(limit)
-            )
+    ids = [mid for mid, created, sent_at in candidates if created <= sent_at + days]
+    if not ids or limit <= 0:
+        return len(ids), []
+    shown = list(
+        session.scalars(
+            select(Message)
+            .where(Message.id.in_(ids), *clauses)
+            .order_by(Message.id.desc())
+            .limit(limit)
         )
-        if ids
-        else []
     )
     return len(ids), shown
 

@@ -354,6 +354,17 @@ def test_replies_are_tied_and_every_action_is_audited(
             created_at=utcnow() + timedelta(minutes=5),
         )
     )
+    for outside in (timedelta(hours=-1), timedelta(days=10)):  # before it, or days later
+        db.add(
+            Message(
+                channel_id=world.simulator_channel_id,
+                contact_id=people["en"].id,
+                direction=MessageDirection.INBOUND,
+                body="unrelated",
+                status=MessageStatus.HANDLED,
+                created_at=utcnow() + outside,
+            )
+        )
     db.commit()
     test = client.post(
         f"/api/v1/broadcasts/{created['id']}/test",
