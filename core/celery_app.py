@@ -53,6 +53,9 @@ TASK_QUEUES: dict[str, str] = {
     "gateway.replay_spool": PERIODIC_QUEUE,
     "gateway.sweep_outbound": PERIODIC_QUEUE,
     "gateway.send_due": PERIODIC_QUEUE,
+    # A short tick: hands each sending broadcast's next batch (the channel's rate times the
+    # tick) to the outbound path; the sends themselves are gateway.send_outbound's.
+    "gateway.broadcast_tick": PERIODIC_QUEUE,
     # Scheduled by beat, but its work is provider look-ups: with the provider's other calls,
     # so a provider that hangs never holds an intake slot.
     "gateway.reconcile_unknown": OUTBOUND_QUEUE,
@@ -103,6 +106,7 @@ TASK_MODULES = [
     "conversation.dispatch",
     "tickets.tasks",
     "gateway.tasks",
+    "gateway.broadcasts",
 ]
 
 
@@ -140,6 +144,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "gateway-send-due": {
             "task": "gateway.send_due",
             "schedule": timedelta(seconds=settings.outbound_due_seconds),
+        },
+        # Broadcasts: scheduled ones start, sending ones get their next batch.
+        "gateway-broadcast-tick": {
+            "task": "gateway.broadcast_tick",
+            "schedule": timedelta(seconds=settings.broadcast_tick_seconds),
         },
         "gateway-sweep-outbound": {
             "task": "gateway.sweep_outbound",

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     # Sends waiting for a backoff or a breaker are re-published by a sweep this often.
     outbound_due_seconds: float = Field(default=2.0, gt=0)
+    # Broadcasts (gateway.broadcasts): how often beat hands the next batch of each sending
+    # broadcast to the outbound path; replies within this many days are tied to it; the
+    # estimated price of one SMS part where a channel sets no ``cost_per_part``.
+    broadcast_tick_seconds: float = Field(default=2.0, gt=0)
+    broadcast_reply_days: int = Field(default=3, ge=1)
+    broadcast_cost_per_part: float = Field(default=0.0, ge=0)
+    broadcast_currency: str = "XOF"
     # Per-channel circuit breaker (gateway.breaker): this many consecutive transient provider
     # failures (5xx, timeout, refused connection, 429) open it; sends then wait in the
     # database for the cooldown, after which one probe send decides.

@@ -4,6 +4,7 @@ tables on ``Base.metadata`` (Alembic and the tests rely on that)."""
 from models.alerts import Alert, AlertAttempt, AlertChannel
 from models.audit import AuditLog
 from models.base import Base, utcnow
+from models.broadcasts import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientStatus
 from models.channels import Channel, ChannelBreaker
 from models.contacts import Contact, Household, HouseholdContact
 from models.enums import (
@@ -42,6 +43,9 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
+    "BroadcastStatus",
     "Call",
     "Channel",
     "ChannelBreaker",
@@ -66,6 +70,7 @@ __all__ = [
     "Place",
     "PlaceAlias",
     "PlaceKind",
+    "RecipientStatus",
     "Referral",
     "RoutingDecision",
     "RoutingRule",

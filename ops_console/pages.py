@@ -917,6 +917,7 @@ def ticket_reveal(reference: str, page: PostPage) -> Response:
 def _register_subrouters() -> None:
     from ops_console import (
         pages_admin,
+        pages_broadcasts,
         pages_calls,
         pages_delivery,
         pages_displacement,
@@ -929,6 +930,7 @@ def _register_subrouters() -> None:
     router.include_router(pages_calls.router)
     router.include_router(pages_displacement.router)
     router.include_router(pages_delivery.router)
+    router.include_router(pages_broadcasts.router)
     router.include_router(pages_reports.router)
     router.include_router(pages_admin.router)
     router.include_router(pages_referrals.router)

@@ -83,6 +83,7 @@ class Capability(StrEnum):
     PLACES_READ = "places.read"
     CONTACTS_BOT = "contacts.bot"  # the bot's per-sender endpoints (status, opt-out)
     CONTACTS_ERASE = "contacts.erase"
+    BROADCASTS = "broadcasts.send"  # create, preview, send and cancel SMS broadcasts
     CONSOLE = "console"  # may log in to the pages at all
     DIRECTORY_READ = "directory.read"  # the partner service directory
     DIRECTORY_MANAGE = "directory.manage"  # create and edit partners and their services
@@ -126,6 +127,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.HOUSEHOLDS_MERGE,
             Capability.DIRECTORY_MANAGE,
             Capability.ENUMERATORS_MANAGE,
+            Capability.BROADCASTS,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
@@ -136,6 +138,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.HOUSEHOLDS_MERGE,
             Capability.DIRECTORY_MANAGE,
             Capability.ENUMERATORS_MANAGE,
+            Capability.BROADCASTS,
         }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),

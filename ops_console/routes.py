@@ -16,6 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Scope
 
 from ops_console.api import router as api_router
+from ops_console.api_broadcasts import router as broadcasts_api_router
 from ops_console.api_referrals import router as api_referrals_router
 from ops_console.pages import router as pages_router
 from ops_console.web import STATIC_DIR, LoginRequired, render_error
@@ -26,6 +27,7 @@ GZIP_MINIMUM_SIZE = 500
 router = APIRouter()
 router.include_router(api_router)
 router.include_router(api_referrals_router)
+router.include_router(broadcasts_api_router)
 router.include_router(pages_router)
 
 

@@ -117,6 +117,11 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     # The partner page: no account opens it, only a signed link (tests/console/test_referrals.py).
     ("GET", "/partner/referral", (), 403),
     ("POST", "/partner/referral", (), 403),
+    ("GET", "/broadcasts", AUDITORS, 403),
+    ("GET", "/broadcasts/new", AUDITORS, 403),
+    ("POST", "/broadcasts/new", AUDITORS, 403),
+    ("GET", "/broadcasts/999999", AUDITORS, 403),
+    ("POST", "/broadcasts/999999/{action}", AUDITORS, 403),
 ]
 
 API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
@@ -161,6 +166,14 @@ API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/api/v1/tickets/{health}/referrals", HUMANS, 403),
     ("GET", "/api/v1/referrals", HUMANS, 403),
     ("GET", "/api/v1/referrals/{referral}", HUMANS, 403),
+    ("GET", "/api/v1/broadcasts", AUDITORS, 403),
+    ("POST", "/api/v1/broadcasts/preview", AUDITORS, 403),
+    ("POST", "/api/v1/broadcasts", AUDITORS, 403),
+    # An unknown broadcast: 404 for those who may see broadcasts, 403 for everyone else.
+    ("GET", "/api/v1/broadcasts/999999", AUDITORS, 403),
+    ("POST", "/api/v1/broadcasts/999999/send", AUDITORS, 403),
+    ("POST", "/api/v1/broadcasts/999999/cancel", AUDITORS, 403),
+    ("POST", "/api/v1/broadcasts/999999/test", AUDITORS, 403),
 ]
 
 
@@ -196,7 +209,7 @@ def _template(path: str) -> str:
 
 ID_PARAMS = (
     "call_id|user_id|token_id|team_id|rule_id|channel_id|message_id|view_id"
-    "|organisation_id|service_id|referral_id"
+    "|organisation_id|service_id|referral_id|broadcast_id"
 )
 
 
@@ -282,6 +295,7 @@ def _setup(db: Any, world: World) -> dict[str, str]:
         "household": str(households[0]),
         "duplicate": str(households[1]),
         "code": "ML07",
+        "action": "cancel",
     }
 
 
@@ -325,6 +339,17 @@ _API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "source": "sms",
     },
     ("POST", "/api/v1/tickets/{health}/referrals"): {"service_id": "{partner_service}"},
+    ("POST", "/api/v1/broadcasts/preview"): {
+        "selection": {"languages": ["fr"]},
+        "texts": {"fr": "Distribution demain"},
+    },
+    ("POST", "/api/v1/broadcasts"): {
+        "name": "Distribution",
+        "selection": {"languages": ["fr"]},
+        "texts": {"fr": "Distribution demain"},
+    },
+    ("POST", "/api/v1/broadcasts/999999/send"): {},
+    ("POST", "/api/v1/broadcasts/999999/test"): {"phone": "+22376555000"},
     ("POST", "/api/v1/flows"): {
         "date": (date.today() - timedelta(days=1)).isoformat(),
         "point_place": "Gao",
@@ -359,7 +384,7 @@ def test_api_routes_by_role(role: str | None, client: Any, world: World, db: Any
         if role is None:
             expected = {401}
         elif role in allowed:
-            expected = {200, 201, 202}
+            expected = {404} if "999999" in path else {200, 201, 202}
         elif role == "service" and path.endswith("/messages"):
             expected = {403}
         else:

@@ -1,7 +1,7 @@
 """Flow monitoring by SMS: enumerators' registered phones, and how each movement was entered.
 
 Revision ID: 0015_dtm
-Revises: 0013_console_views
+Revises: 0014_broadcasts
 Create Date: 2026-12-02
 
 ``enumerator_phones``: a console user's phone, as the contact that number belongs to (numbers
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_dtm"
-down_revision: str | None = "0013_console_views"
+down_revision: str | None = "0014_broadcasts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
