@@ -73,6 +73,7 @@ class Capability(StrEnum):
     SIMULATOR = "simulator"
     ADMIN = "admin"
     AUDIT_LOG = "audit.view"
+    CANNED_MANAGE = "canned.manage"  # canned replies and macros (the leads of a shift)
     MESSAGES_READ = "messages.read"
     HOUSEHOLDS_READ = "households.read"
     HOUSEHOLDS_WRITE = "households.write"
@@ -114,12 +115,19 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.EXPORT,
             Capability.ADMIN,
             Capability.AUDIT_LOG,
+            Capability.CANNED_MANAGE,
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
         }
     ),
     UserRole.SUPERVISOR: frozenset(
-        _HOTLINE | {Capability.EXPORT, Capability.AUDIT_LOG, Capability.HOUSEHOLDS_MERGE}
+        _HOTLINE
+        | {
+            Capability.EXPORT,
+            Capability.AUDIT_LOG,
+            Capability.HOUSEHOLDS_MERGE,
+            Capability.CANNED_MANAGE,
+        }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),
     UserRole.PROTECTION_OFFICER: frozenset(_HOTLINE | {Capability.EXPORT}),
