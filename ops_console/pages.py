@@ -705,9 +705,12 @@ def _macro_plan(page: Page, ticket: Ticket, key: str) -> dict[str, Any] | None:
         status = None  # nothing to change (and nothing to say about it)
     from tickets.workflow import CLOSING_STATUSES, needs_closure_approval
 
+    sent, too_long = _as_sent(page.session, ticket, text) if text else ("", False)
     return {
         "macro": macro,
         "text": text,
+        "sent": sent,  # what the phone receives (letters it may not show replaced)
+        "too_long": too_long,
         "language": used,
         "language_known": language is not None,
         "status": status,
@@ -892,6 +895,25 @@ async def ticket_details(request: Request, reference: str, page: PostPage) -> Re
     return _after_action(page, ticket, errors, N_("Saved."))
 
 
+def _as_sent(session: Session, ticket: Ticket, text: str) -> tuple[str, bool]:
+    """``text`` as the gateway will send it to the ticket's sender (their channel's
+    transliteration: gateway.outbound.prepare_body, the one home of that rule), and whether
+    it is too long for that channel."""
+    from gateway.gsm7 import to_gsm7
+    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    sent, too_long = to_gsm7(text), False
+    try:
+        if contact is not None and contact.phone:
+            sent, _info, _changed = prepare_body(text, pick_channel(session, contact))
+    except BodyTooLong:
+        too_long = True
+    except NoChannel:
+        pass
+    return sent, too_long
+
+
 @router.post("/tickets/{reference}/sms-preview")
 async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -> Response:
     """The reply exactly as the gateway will send it to this person (the channel they write
@@ -902,18 +924,9 @@ async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -
         raise HTTPException(403)
     form = await request.form()
     text = form_text(form, "body", 2000)
-    from gateway.gsm7 import measure, to_gsm7
-    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+    from gateway.gsm7 import measure
 
-    contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-    sent, too_long = to_gsm7(text), None
-    try:
-        if contact is not None and contact.phone:
-            sent, _info, _changed = prepare_body(text, pick_channel(page.session, contact))
-    except BodyTooLong as exc:
-        too_long = exc
-    except NoChannel:
-        pass
+    sent, too_long = _as_sent(page.session, ticket, text)
     info = measure(sent)
     return render(
         page,
@@ -925,7 +938,7 @@ async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -
                 "segments": info.segments if text else 0,
                 "length": info.length,
                 "encoding": info.encoding.value,
-                "too_long": too_long is not None,
+                "too_long": too_long,
             }
         },
         block="sms_preview",
