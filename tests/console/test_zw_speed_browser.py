@@ -122,7 +122,10 @@ def test_supervisor_manages_macros_operator_applies_one_after_confirmation(
     assert notes == ["Visite annoncée à la personne."]
     conversation = page.inner_text("#conversation")
     assert as_sent in conversation
-    assert "Visite annoncée à la personne." in page.inner_text("ol.timeline")
+    timeline = page.inner_text("ol.timeline")
+    assert "Visite annoncée à la personne." in timeline
+    # Words, not codes: the machine steps are named ("routing", "system" were shown raw).
+    assert "orientation automatique" in timeline and "routing:" not in timeline
     page.context.close()
 
 
