@@ -30,6 +30,7 @@ FILTER_KEYS = (
     "team",
     "assignee",
     "sla",
+    "awaiting",
     "from",
     "to",
     "q",
@@ -129,6 +130,12 @@ def parse_filters(
             filters.assignee = assignee
         else:
             errors["assignee"] = N_("Unknown value.")
+    awaiting = params.get("awaiting") or ""
+    if awaiting:
+        if awaiting == "me":
+            filters.awaiting = awaiting
+        else:
+            errors["awaiting"] = N_("Unknown value.")
     sla = params.get("sla") or ""
     if sla:
         if sla in SLA_STATES:

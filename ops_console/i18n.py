@@ -1,5 +1,9 @@
 """The console's languages: Babel catalogs under ops_console/translations (msgids in English,
-French is the default language of the console, English switchable).
+French is the default language of the console, English and Bambara switchable).
+
+The Bambara catalog is partial (the words an operator sees most: queue, ticket page,
+buttons, statuses); every string it does not translate is shown in French, the hotline's
+working language — never as a code or an English msgid.
 
 ``.po`` files are the source; ``.mo`` files are compiled from them (``make translations``,
 or lazily here when a ``.mo`` is missing or older than its ``.po``), so a fresh checkout works.
@@ -17,7 +21,9 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
-CONSOLE_LANGUAGES = ("fr", "en")
+CONSOLE_LANGUAGES = ("fr", "en", "bm")
+# A language whose catalog is partial, and the language shown for what it leaves out.
+PARTIAL_FALLBACK = {"bm": "fr"}
 DEFAULT_LANGUAGE = "fr"
 
 
@@ -38,6 +44,11 @@ def _compile_if_needed(language: str) -> None:
 
     with po_path.open("rb") as source:
         catalog = read_po(source, locale=language)
+    # write_mo leaves out an untranslated message, but not an untranslated plural (its
+    # msgstr is a tuple of empty strings): drop those too, so they fall back as well.
+    for message in list(catalog):
+        if message.id and isinstance(message.string, tuple) and not any(message.string):
+            catalog.delete(message.id, message.context)
     try:
         with mo_path.open("wb") as target:
             write_mo(target, catalog)
@@ -51,6 +62,10 @@ def translations_for(language: str) -> NullTranslations:
         language = DEFAULT_LANGUAGE
     _compile_if_needed(language)
     loaded = Translations.load(str(TRANSLATIONS_DIR), [language], domain="messages")
+    fallback = PARTIAL_FALLBACK.get(language)
+    if fallback is not None:
+        # Untranslated messages are left out of the compiled .mo: they fall through to French.
+        loaded.add_fallback(translations_for(fallback))
     return loaded
 
 

@@ -32,7 +32,7 @@ from models.teams import Team, TeamMember
 from models.tickets import Incident, Ticket, TicketEvent, TicketViewer
 from models.users import User
 from ops_console import actions, auth
-from ops_console.canned import canned_replies
+from ops_console.canned import canned_replies, macro_by_key, macros, reply_in
 from ops_console.forms import (
     DEFAULT_VIEW_SORT,
     default_view_filters,
@@ -71,6 +71,7 @@ from ops_console.web import (
 from tickets.conversation import ticket_conversation
 from tickets.notifications import STATUS_NOTIFICATIONS, held_for_safety
 from tickets.references import normalize_reference
+from tickets.workflow import awaiting_approval_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -316,6 +317,14 @@ def queue(request: Request, page: PageCtx, cursor: str | None = None) -> Respons
         "total": total,
         "default_view": default_view,
         "saved_views": saved_views_of(session, viewer),
+        # Closing a protection or PSEA case waits for a lead's approval: those who may see
+        # such cases get a tab listing the ones awaiting theirs (the default view, mine and
+        # unassigned, would hide a case assigned to a colleague).
+        "awaiting_total": (
+            len(awaiting_approval_of(session, viewer.user.id, viewer.ticket_clause()))
+            if viewer.sees_sensitive
+            else None
+        ),
         "newest_id": latest_ticket_id(session),
         "hidden_total": hidden_protection_total(session, viewer),
         "first_page": cursor is None,
@@ -439,6 +448,8 @@ def _ticket_context(page: Page, ticket: Ticket, **extra: Any) -> dict[str, Any]:
             else []
         ),
         "canned": canned_replies(),
+        "macros": macros(),
+        "macro_plan": extra.pop("macro_plan", None),
         "reply_languages": [language.value for language in Language],
         # Canned replies in the person's language when it is known, else in every language.
         "canned_languages": (
@@ -681,6 +692,110 @@ async def ticket_reply(request: Request, reference: str, page: PostPage) -> Resp
     )
 
 
+# --- macros: a reply + a status + a note in one step, after a confirmation -----------------
+
+
+def _macro_plan(page: Page, ticket: Ticket, key: str) -> dict[str, Any] | None:
+    """What applying macro ``key`` to ``ticket`` would do, as the confirmation shows it and
+    the apply step does it (None: no such macro)."""
+    macro = macro_by_key(key)
+    if macro is None:
+        return None
+    language = ticket.language.value if ticket.language is not None else None
+    text, used = reply_in(macro, language, ticket.reference)
+    status = TicketStatus(macro["status"]) if macro["status"] else None
+    if status == ticket.status:
+        status = None  # nothing to change (and nothing to say about it)
+    from tickets.workflow import CLOSING_STATUSES, needs_closure_approval
+
+    sent, too_long = _as_sent(page.session, ticket, text) if text else ("", False)
+    return {
+        "macro": macro,
+        "text": text,
+        "sent": sent,  # what the phone receives (letters it may not show replaced)
+        "too_long": too_long,
+        "language": used,
+        "language_known": language is not None,
+        "status": status,
+        "closure": status in CLOSING_STATUSES and needs_closure_approval(ticket),
+        "note": macro["note"],
+    }
+
+
+@router.post("/tickets/{reference}/macro")
+async def ticket_macro(request: Request, reference: str, page: PostPage) -> Response:
+    """The confirmation of a macro: the SMS it sends (in the person's language), the status
+    and the note, before anything happens."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    plan = _macro_plan(page, ticket, form_text(form, "macro", 40))
+    if plan is None:
+        return _after_action(page, ticket, {"macro": N_("Choose a macro from the list.")}, None)
+    context = _ticket_context(page, ticket, macro_plan=plan)
+    block = "main" if is_htmx(request) else None
+    return render(page, "ticket.html", context, block=block)
+
+
+@router.post("/tickets/{reference}/macro/apply")
+async def ticket_macro_apply(request: Request, reference: str, page: PostPage) -> Response:
+    """Apply a confirmed macro: all of it or nothing (one transaction), from the version the
+    confirmation showed (a change since is refused like a stale work form). The status change
+    sends no SMS of its own: the macro's reply is the message to the person."""
+    viewer, ticket = _load_ticket(page, reference)
+    if not viewer.can(Capability.TICKETS_UPDATE):
+        raise HTTPException(403)
+    form = await request.form()
+    session = page.session
+    plan = _macro_plan(page, ticket, form_text(form, "macro", 40))
+    if plan is None:
+        return _after_action(page, ticket, {"macro": N_("Choose a macro from the list.")}, None)
+    if plan["text"] and not viewer.can(Capability.TICKETS_REPLY):
+        raise HTTPException(403)
+    stale = _claim_version(session, ticket, form)
+    if stale is not None:
+        return _after_action(
+            page,
+            ticket,
+            {
+                "form": N_(
+                    "Someone else changed this ticket after you opened it, so nothing was saved. "
+                    "Here is what changed; the form now shows the current values: save again if "
+                    "your change is still needed."
+                )
+            },
+            None,
+            status_code=409,
+            changes=stale,
+        )
+    errors: dict[str, str] = {}
+    try:
+        if plan["text"]:
+            actions.reply_by_sms(session, ticket, viewer, plan["text"])
+        if plan["status"] is not None:
+            actions.change_status(session, ticket, viewer, plan["status"], notify=False)
+        if plan["note"]:
+            actions.add_note(session, ticket, viewer, plan["note"])
+    except actions.ActionError as exc:
+        errors["macro"] = exc.detail
+    if not errors:
+        record_audit(
+            session,
+            action="ticket.macro_applied",
+            actor_label=viewer.user.username,
+            actor_user_id=viewer.user.id,
+            object_type="ticket",
+            object_id=ticket.id,
+            ticket_id=ticket.id,
+            macro=plan["macro"]["key"],
+            replied=bool(plan["text"]),
+            status=plan["status"].value if plan["status"] is not None else None,
+            noted=bool(plan["note"]),
+        )
+    return _after_action(page, ticket, errors, N_("Macro applied."))
+
+
 @router.post("/tickets/{reference}/merge")
 async def ticket_merge(request: Request, reference: str, page: PostPage) -> Response:
     viewer, ticket = _load_ticket(page, reference)
@@ -783,6 +898,25 @@ async def ticket_details(request: Request, reference: str, page: PostPage) -> Re
     return _after_action(page, ticket, errors, N_("Saved."))
 
 
+def _as_sent(session: Session, ticket: Ticket, text: str) -> tuple[str, bool]:
+    """``text`` as the gateway will send it to the ticket's sender (their channel's
+    transliteration: gateway.outbound.prepare_body, the one home of that rule), and whether
+    it is too long for that channel."""
+    from gateway.gsm7 import to_gsm7
+    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    sent, too_long = to_gsm7(text), False
+    try:
+        if contact is not None and contact.phone:
+            sent, _info, _changed = prepare_body(text, pick_channel(session, contact))
+    except BodyTooLong:
+        too_long = True
+    except NoChannel:
+        pass
+    return sent, too_long
+
+
 @router.post("/tickets/{reference}/sms-preview")
 async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -> Response:
     """The reply exactly as the gateway will send it to this person (the channel they write
@@ -793,18 +927,9 @@ async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -
         raise HTTPException(403)
     form = await request.form()
     text = form_text(form, "body", 2000)
-    from gateway.gsm7 import measure, to_gsm7
-    from gateway.outbound import BodyTooLong, NoChannel, pick_channel, prepare_body
+    from gateway.gsm7 import measure
 
-    contact = page.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-    sent, too_long = to_gsm7(text), None
-    try:
-        if contact is not None and contact.phone:
-            sent, _info, _changed = prepare_body(text, pick_channel(page.session, contact))
-    except BodyTooLong as exc:
-        too_long = exc
-    except NoChannel:
-        pass
+    sent, too_long = _as_sent(page.session, ticket, text)
     info = measure(sent)
     return render(
         page,
@@ -816,7 +941,7 @@ async def ticket_sms_preview(request: Request, reference: str, page: PostPage) -
                 "segments": info.segments if text else 0,
                 "length": info.length,
                 "encoding": info.encoding.value,
-                "too_long": too_long is not None,
+                "too_long": too_long,
             }
         },
         block="sms_preview",

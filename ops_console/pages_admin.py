@@ -1,6 +1,7 @@
 """Administration: users and API tokens, teams and members, routing rules, SLA targets, alert
-channels, provider channels, canned replies, and the audit log. Admins only (supervisors may
-read the audit log). Every change is audited with ids, never personal data."""
+channels, provider channels, canned replies and macros, and the audit log. Admins only
+(supervisors may read the audit log and manage canned replies and macros). Every change is
+audited with ids, never personal data."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from models.enums import (
     Language,
     TicketCategory,
     TicketPriority,
+    TicketStatus,
     UserRole,
 )
 from models.places import Place
@@ -28,7 +30,15 @@ from models.routing import RoutingRule, SlaTarget
 from models.teams import Team, TeamMember
 from models.users import ApiToken, User
 from ops_console import auth
-from ops_console.canned import LANGUAGES, CannedReply, canned_replies, save_canned_replies
+from ops_console.canned import (
+    LANGUAGES,
+    CannedReply,
+    Macro,
+    canned_replies,
+    macros,
+    save_canned_replies,
+    save_macros,
+)
 from ops_console.deps import PathId
 from ops_console.forms import form_password, form_text
 from ops_console.i18n import N_
@@ -37,7 +47,25 @@ from ops_console.web import Page, PageCtx, PostPage, redirect, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-SECTIONS = ("users", "teams", "routing", "sla", "alerts", "channels", "canned", "audit")
+SECTIONS = (
+    "users",
+    "teams",
+    "routing",
+    "sla",
+    "alerts",
+    "channels",
+    "canned",
+    "macros",
+    "audit",
+)
+# The sections a role other than admin may open, and the capability each needs.
+SECTION_CAPABILITY = {
+    "canned": Capability.CANNED_MANAGE,
+    "macros": Capability.CANNED_MANAGE,
+    "audit": Capability.AUDIT_LOG,
+}
+# A macro may move a ticket to these statuses (awaiting approval is never chosen directly).
+MACRO_STATUSES = tuple(s for s in TicketStatus if s != TicketStatus.AWAITING_APPROVAL)
 
 
 def _audit(page: Page, action: str, object_type: str, object_id: object, **details: Any) -> None:
@@ -55,7 +83,17 @@ def _audit(page: Page, action: str, object_type: str, object_id: object, **detai
 
 def _section_context(page: Page, section: str) -> dict[str, Any]:
     session = page.session
-    context: dict[str, Any] = {"section": section, "sections": SECTIONS, "errors": {}}
+    viewer = page.user_viewer
+    context: dict[str, Any] = {
+        "section": section,
+        "sections": [
+            s
+            for s in SECTIONS
+            if viewer.can(Capability.ADMIN)
+            or viewer.can(SECTION_CAPABILITY.get(s, Capability.ADMIN))
+        ],
+        "errors": {},
+    }
     if section == "users":
         users = list(session.scalars(select(User).order_by(User.username)))
         memberships: dict[int, list[int]] = {}
@@ -113,6 +151,8 @@ def _section_context(page: Page, section: str) -> dict[str, Any]:
         )
     elif section == "canned":
         context.update(canned=canned_replies(), canned_languages=LANGUAGES)
+    elif section == "macros":
+        context.update(macros=macros(), canned_languages=LANGUAGES, macro_statuses=MACRO_STATUSES)
     elif section == "audit":
         context.update(
             entries=page.user_viewer.without_legacy_references(
@@ -144,10 +184,7 @@ def admin_home(page: PageCtx) -> Response:
 def admin_section(section: str, page: PageCtx) -> Response:
     if section not in SECTIONS:
         raise HTTPException(404)
-    if section == "audit":
-        page.require(Capability.AUDIT_LOG)
-    else:
-        _admin(page)
+    page.require(SECTION_CAPABILITY.get(section, Capability.ADMIN))
     return render(page, "admin.html", _section_context(page, section))
 
 
@@ -562,7 +599,7 @@ def toggle_channel(channel_id: PathId, page: PostPage) -> Response:
 
 @router.post("/canned")
 async def save_canned(request: Request, page: PostPage) -> Response:
-    _admin(page)
+    page.require(Capability.CANNED_MANAGE)
     form = await request.form()
     replies: list[CannedReply] = []
     keys = form.getlist("key")
@@ -590,3 +627,56 @@ async def save_canned(request: Request, page: PostPage) -> Response:
     save_canned_replies(replies)
     _audit(page, "canned_replies.saved", "canned_replies", None, count=len(replies))
     return _done(page, "canned")
+
+
+# --- macros ----------------------------------------------------------------------------------
+
+
+@router.post("/macros")
+async def save_macros_form(request: Request, page: PostPage) -> Response:
+    page.require(Capability.CANNED_MANAGE)
+    form = await request.form()
+    items: list[Macro] = []
+    errors: dict[str, str] = {}
+    seen: set[str] = set()
+    keys = form.getlist("key")
+    for index, key in enumerate(keys):
+        if not isinstance(key, str) or not key.strip():
+            continue  # an empty key deletes the macro (or leaves the "new" card unused)
+
+        def value(field: str, position: int = index, limit: int = 480) -> str:
+            values = form.getlist(field)
+            item = values[position] if position < len(values) else ""
+            return item.strip()[:limit] if isinstance(item, str) else ""
+
+        status = value("status", limit=24)
+        if status and status not in {s.value for s in MACRO_STATUSES}:
+            errors["status"] = N_("Unknown value.")
+            continue
+        name = key.strip()[:40]
+        if name in seen:
+            errors["key"] = N_("Two macros have the same key: keep each key once.")
+            continue
+        seen.add(name)
+        macro = Macro(
+            key=name,
+            title=value("title") or name,
+            fr=value("fr"),
+            bm=value("bm"),
+            en=value("en"),
+            status=status,
+            note=value("note", limit=2000),
+        )
+        if not (macro["fr"] or macro["bm"] or macro["en"] or macro["status"] or macro["note"]):
+            errors["key"] = N_("A macro must send a reply, change the status or add a note.")
+            continue
+        if (macro["bm"] or macro["en"]) and not macro["fr"]:
+            # French is the reply used when the person's language has no text.
+            errors["fr"] = N_("Write the reply in French too: it is used when a language is empty.")
+            continue
+        items.append(macro)
+    if errors:
+        return _fail(page, "macros", errors)
+    save_macros(items)
+    _audit(page, "macros.saved", "macros", None, count=len(items))
+    return _done(page, "macros")

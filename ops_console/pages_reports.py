@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session
 
 from core.sanitize import spreadsheet_cell
 from core.sqldialect import utc_day
+from core.textfold import fold
 from models.audit import record_audit
 from models.base import utcnow
 from models.contacts import Household
-from models.enums import TicketCategory, TicketKind
+from models.enums import PlaceKind, TicketCategory, TicketKind
+from models.places import Place
 from models.tickets import Ticket
 from ops_console.forms import filter_query, parse_filters
 from ops_console.permissions import Capability, Viewer, psea_clause
@@ -76,19 +78,50 @@ def _map_data() -> tuple[tuple[MapShape, ...], dict[str, str]]:
     return tuple(shapes), dict(raw.get("fold", {}))
 
 
-def map_shading(open_by_region: dict[str, int]) -> list[dict[str, Any]]:
+def map_shading(
+    open_by_region: dict[str, int], names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One item per outline: its region's name, its count (the regions created in 2023
+    folded into the one they came from, each named in ``parts`` with its own count, so the
+    map's numbers add up to the table's rows) and its shade."""
     shapes, fold = _map_data()
+    names = names or {}
     totals: dict[str, int] = defaultdict(int)
+    parts: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for code, count in open_by_region.items():
-        totals[fold.get(code, code)] += count
+        if not code:
+            continue  # no place yet: on no outline (the legend says how many)
+        shape_code = fold.get(code, code)
+        totals[shape_code] += count
+        if count:
+            parts[shape_code].append((names.get(code, code), count))
     peak = max(totals.values(), default=0)
     result = []
     for shape in shapes:
         count = totals.get(shape.code, 0)
         # Five steps of one hue: readable in grey print and for colour-blind readers.
         step = 0 if peak == 0 or count == 0 else 1 + min(4, int(4 * count / peak))
-        result.append({"shape": shape, "count": count, "step": step})
+        result.append(
+            {
+                "shape": shape,
+                "name": names.get(shape.code, shape.code),
+                "count": count,
+                "step": step,
+                "parts": sorted(parts.get(shape.code, []), key=lambda part: part[0]),
+            }
+        )
     return result
+
+
+def map_legend(shading: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """The shades in use and the counts each stands for (from the regions shown)."""
+    steps: dict[int, list[int]] = defaultdict(list)
+    for item in shading:
+        steps[item["step"]].append(item["count"])
+    return [
+        {"step": step, "low": min(counts), "high": max(counts)}
+        for step, counts in sorted(steps.items())
+    ]
 
 
 # --- dashboard -------------------------------------------------------------------------------
@@ -125,6 +158,12 @@ def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
     categories = [
         c for c in TicketCategory if c != TicketCategory.PROTECTION or viewer.sees_protection
     ]
+    every_region = dict(
+        session.execute(select(Place.code, Place.name).where(Place.kind == PlaceKind.REGION))
+        .tuples()
+        .all()
+    )
+    shading = map_shading(open_by_region, {**every_region, **region_names})
     rows = sorted(matrix.items(), key=lambda item: (item[0] == "", region_names.get(item[0], "")))
     breaches = session.execute(
         select(Ticket.category, func.count())
@@ -178,7 +217,11 @@ def dashboard_data(session: Session, viewer: Viewer) -> dict[str, Any]:
         "trend": trend,
         "trend_peak": peak,
         "open_total": sum(open_by_region.values()),
-        "map": map_shading(open_by_region),
+        "map": shading,
+        "map_legend": map_legend(shading),
+        # The legend's regions in reading order (accents folded: Ségou before Sikasso).
+        "map_rows": sorted((i for i in shading if i["count"]), key=lambda i: fold(i["name"])),
+        "unplaced_total": open_by_region.get("", 0),
         "hidden_total": hidden_protection_total(session, viewer),
     }
 

@@ -74,6 +74,7 @@ class Capability(StrEnum):
     SIMULATOR = "simulator"
     ADMIN = "admin"
     AUDIT_LOG = "audit.view"
+    CANNED_MANAGE = "canned.manage"  # canned replies and macros (the leads of a shift)
     MESSAGES_READ = "messages.read"
     HOUSEHOLDS_READ = "households.read"
     HOUSEHOLDS_WRITE = "households.write"
@@ -123,6 +124,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.EXPORT,
             Capability.ADMIN,
             Capability.AUDIT_LOG,
+            Capability.CANNED_MANAGE,
             Capability.CONTACTS_ERASE,
             Capability.HOUSEHOLDS_MERGE,
             Capability.DIRECTORY_MANAGE,
@@ -139,6 +141,7 @@ ROLE_CAPABILITIES: dict[UserRole, frozenset[Capability]] = {
             Capability.DIRECTORY_MANAGE,
             Capability.ENUMERATORS_MANAGE,
             Capability.BROADCASTS,
+            Capability.CANNED_MANAGE,
         }
     ),
     UserRole.OPERATOR: frozenset(_HOTLINE),

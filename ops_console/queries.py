@@ -94,6 +94,7 @@ class TicketFilter:
     phone: str | None = None  # the sender's number, any format people type
     sender: str | None = None  # the sender's opaque id (Contact.public_id)
     open_only: bool = False  # status "open": any of OPEN_STATUSES (the default view)
+    awaiting: str | None = None  # "me": cases awaiting the viewer's closure approval
 
     def is_empty(self) -> bool:
         return not any(
@@ -113,6 +114,7 @@ class TicketFilter:
                 self.phone,
                 self.sender,
                 self.open_only,
+                self.awaiting,
             )
         )
 
@@ -212,6 +214,15 @@ def text_search_clause(
     return or_(indexed, Ticket.id.in_(found)) if found else indexed
 
 
+def awaiting_my_approval_clause(session: Session, viewer: Viewer) -> ColumnElement[bool]:
+    """Cases whose closure awaits this viewer's approval (``tickets.workflow``'s one rule,
+    among the tickets the viewer may see)."""
+    from tickets.workflow import awaiting_approval_of
+
+    ids = awaiting_approval_of(session, viewer.user.id, viewer.ticket_clause())
+    return Ticket.id.in_(ids) if ids else false()
+
+
 def contact_id_for_phone(session: Session, phone: str) -> int | None:
     """The contact id of a number typed in any format people use (None: nobody has it);
     FilterError("phone") when it is not a phone number. Numbers are encrypted: the keyed
@@ -272,6 +283,11 @@ def filter_conditions(
             conditions.append(Ticket.assignee_id == assignee_id)
         else:
             problems["assignee"] = "must be a user id, 'me', 'none' or 'mine_or_none'"
+    if filters.awaiting:
+        if filters.awaiting == "me":
+            conditions.append(awaiting_my_approval_clause(session, viewer))
+        else:
+            problems["awaiting"] = "must be 'me'"
     if filters.sla:
         try:
             conditions.append(sla_clause(filters.sla, utcnow()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -390,6 +390,29 @@ def pending_closure(session: Session, ticket: Ticket) -> TicketEvent | None:
         .order_by(TicketEvent.id.desc())
         .limit(1)
     )
+
+
+AWAITING_APPROVAL_SCAN = 500  # cases awaiting approval are few; a bound keeps it so
+
+
+def awaiting_approval_of(
+    session: Session, user_id: int, visible: ColumnElement[bool] | None = None
+) -> list[int]:
+    """The ids of the tickets awaiting closure approval that ``user_id`` may approve (the
+    rule of ``closure_approvers``; never the person who asked), oldest request first.
+    ``visible``: the viewer's own visibility clause, so nothing unseen is ever listed."""
+    query = select(Ticket).where(Ticket.status == TicketStatus.AWAITING_APPROVAL)
+    if visible is not None:
+        query = query.where(visible)
+    waiting = list(session.scalars(query.order_by(Ticket.id).limit(AWAITING_APPROVAL_SCAN)))
+    found: list[int] = []
+    for ticket in waiting:
+        pending = pending_closure(session, ticket)
+        if pending is None or pending.actor_user_id == user_id:
+            continue
+        if user_id in closure_approvers(session, ticket):
+            found.append(ticket.id)
+    return found
 
 
 class ClosureRefused(ValueError):

@@ -313,6 +313,8 @@
     } else if (key === "r") { handled = focusField("reply-body"); }
     else if (key === "n") { handled = focusField("note"); }
     else if (key === "s") { handled = focusField("status"); }
+    else if (key === "m") { handled = focusField("macro-apply") || focusField("macro"); }
+    else if (key === "g" && !document.getElementById("queue-search")) { location.href = "/queue"; }
     else { handled = false; }
     if (handled) { event.preventDefault(); }
   });

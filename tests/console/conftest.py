@@ -70,6 +70,7 @@ def make_world(session: Session) -> World:
 
     # Canned replies edited by an earlier test live in the var dir: start from the defaults.
     (get_settings().var_dir / "canned_replies.json").unlink(missing_ok=True)
+    (get_settings().var_dir / "macros.json").unlink(missing_ok=True)
     teams, channel_id = _seed(session)
     actors: dict[str, Actor] = {}
     health_team = next((tid for slug, tid in teams.items() if "health" in slug), None)

@@ -16,6 +16,7 @@ HOTLINE = ("admin", "supervisor", "operator", "protection_officer")
 EXPORTERS = ("admin", "supervisor", "protection_officer")
 ADMIN = ("admin",)
 AUDITORS = ("admin", "supervisor")
+CANNED_MANAGERS = ("admin", "supervisor")
 BOT_AND_ADMIN = ("admin", "service")
 API_CREATORS = (*HOTLINE, "service")
 EVERYONE = (*HUMANS, "service")
@@ -57,6 +58,10 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/tickets/{health}/sms-preview", HUMANS, 404),
     ("POST", "/tickets/{protection}/sms-preview", PROTECTION, 404),
     ("POST", "/tickets/{health}/reveal", HUMANS, 404),
+    ("POST", "/tickets/{health}/macro", HUMANS, 404),
+    ("POST", "/tickets/{protection}/macro", PROTECTION, 404),
+    ("POST", "/tickets/{health}/macro/apply", HUMANS, 404),
+    ("POST", "/tickets/{protection}/macro/apply", PROTECTION, 404),
     ("POST", "/tickets/{protection}/reveal", PROTECTION, 404),
     ("GET", "/bot-status", HUMANS, 403),
     ("GET", "/calls", HOTLINE, 403),
@@ -84,7 +89,8 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("GET", "/admin/sla", ADMIN, 403),
     ("GET", "/admin/alerts", ADMIN, 403),
     ("GET", "/admin/channels", ADMIN, 403),
-    ("GET", "/admin/canned", ADMIN, 403),
+    ("GET", "/admin/canned", CANNED_MANAGERS, 403),
+    ("GET", "/admin/macros", CANNED_MANAGERS, 403),
     ("GET", "/admin/audit", AUDITORS, 403),
     ("GET", "/delivery-unknown", DELIVERY, 403),
     ("POST", "/delivery-unknown/999999/resend", DELIVERY, 403),
@@ -101,7 +107,6 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/admin/alerts/999999/toggle", ADMIN, 403),
     ("POST", "/admin/channels", ADMIN, 403),
     ("POST", "/admin/channels/999999/toggle", ADMIN, 403),
-    ("POST", "/admin/canned", ADMIN, 403),
     ("GET", "/directory", HUMANS, 403),
     ("POST", "/directory/organisations", AUDITORS, 403),
     ("GET", "/directory/organisations/999999", AUDITORS, 403),
@@ -122,6 +127,8 @@ PAGE_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("POST", "/broadcasts/new", AUDITORS, 403),
     ("GET", "/broadcasts/999999", AUDITORS, 403),
     ("POST", "/broadcasts/999999/{action}", AUDITORS, 403),
+    ("POST", "/admin/canned", CANNED_MANAGERS, 403),
+    ("POST", "/admin/macros", CANNED_MANAGERS, 403),
 ]
 
 API_ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
