@@ -539,20 +539,7 @@ async def ticket_work(request: Request, reference: str, page: PostPage) -> Respo
     errors: dict[str, str] = {}
     stale = _claim_version(session, ticket, form)
     if stale is not None:
-        return _after_action(
-            page,
-            ticket,
-            {
-                "form": N_(
-                    "Someone else changed this ticket after you opened it, so nothing was saved. "
-                    "Here is what changed; the form now shows the current values: save again if "
-                    "your change is still needed."
-                )
-            },
-            None,
-            status_code=409,
-            changes=stale,
-        )
+        return _stale_answer(page, ticket, stale)
     # The form says which changes text the person and lets the operator choose; a form
     # without the choice (an older page) keeps the default: the person is told.
     notify = "notify_choice" not in form or form.get("notify_sender") == "1"
@@ -622,6 +609,24 @@ WORK_EVENT_KINDS = (
     "team_changed",
     "assigned",
 )
+
+
+def _stale_answer(page: Page, ticket: Ticket, stale: list[TicketEvent]) -> Response:
+    """409: the form was opened on an older version of the ticket; nothing was saved."""
+    return _after_action(
+        page,
+        ticket,
+        {
+            "form": N_(
+                "Someone else changed this ticket after you opened it, so nothing was saved. "
+                "Here is what changed; the form now shows the current values: save again if "
+                "your change is still needed."
+            )
+        },
+        None,
+        status_code=409,
+        changes=stale,
+    )
 
 
 def _claim_version(
@@ -755,20 +760,7 @@ async def ticket_macro_apply(request: Request, reference: str, page: PostPage) -
         raise HTTPException(403)
     stale = _claim_version(session, ticket, form)
     if stale is not None:
-        return _after_action(
-            page,
-            ticket,
-            {
-                "form": N_(
-                    "Someone else changed this ticket after you opened it, so nothing was saved. "
-                    "Here is what changed; the form now shows the current values: save again if "
-                    "your change is still needed."
-                )
-            },
-            None,
-            status_code=409,
-            changes=stale,
-        )
+        return _stale_answer(page, ticket, stale)
     errors: dict[str, str] = {}
     try:
         if plan["text"]:
